@@ -1,0 +1,77 @@
+"""The JSON message that travels between stages.
+
+One product moves through the stages as one message; each stage fills the fields it
+produces and hands the message on. Messages are small (keys and metadata, never pixels).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from earthsignature.storage import layout
+
+
+class ProductMessage(BaseModel):
+    """Identity of a product in one pipeline run, plus what earlier stages produced."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    product_id: str
+    date: str = Field(description="Acquisition date, YYYY-MM-DD (the partition date).")
+    tile: str = Field(description="MGRS tile, e.g. 29RKH.")
+    model: str
+    version: int
+    run: str = Field(description="Run id: names the work/ folder of this attempt.")
+    item: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Product reference from discover (ProductRef.to_dict()).",
+    )
+    bands: dict[str, str] = Field(
+        default_factory=dict, description="Band name -> raw/ key, set by fetch."
+    )
+    cloud_mask: str | None = Field(default=None, description="masks/ key, set by cloud.")
+    cloud_fraction: float | None = Field(
+        default=None, description="Cloud percent of valid pixels in the AOI, set by cloud."
+    )
+    n_shards: int | None = Field(default=None, description="Number of shards, set by split.")
+    shard: int | None = Field(default=None, description="Shard index of an infer job.")
+    extra: dict[str, Any] = Field(default_factory=dict, description="Stage-specific data.")
+
+    @field_validator("product_id")
+    @classmethod
+    def _product_id(cls, value: str) -> str:
+        return layout.product_id(value)
+
+    @field_validator("date")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        return layout.acquisition_date(value).isoformat()
+
+    @field_validator("tile")
+    @classmethod
+    def _tile(cls, value: str) -> str:
+        return layout.tile_id(value)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        return layout.model_name(value)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        return layout.model_version(value)
+
+    @field_validator("run")
+    @classmethod
+    def _run(cls, value: str) -> str:
+        return layout.run_id(value)
+
+    @property
+    def work_prefix(self) -> str:
+        return layout.work_prefix(self.product_id, self.run)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

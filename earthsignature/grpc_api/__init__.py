@@ -1,0 +1,1 @@
+"""gRPC servers for the SnapEarth API (V1 rasters, V2 geobuf polygons)."""

@@ -1,0 +1,1 @@
+"""Model repository (Triton layout), inference runners (Triton, embedded onnxruntime), U-Net."""

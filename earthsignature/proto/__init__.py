@@ -1,0 +1,1 @@
+"""Protocol Buffers sources of the SnapEarth API and their generated Python code."""

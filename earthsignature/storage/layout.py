@@ -1,0 +1,200 @@
+"""The object-store layout of ARCHITECTURE.md, in one place.
+
+Hive-style partitions (``model=<name>/version=<v>/date=YYYY-MM-DD``) that GDAL, DuckDB and QGIS
+read directly. Every part that comes from outside (product ids, model names, tiles, bands,
+dates) is validated here, so no key can escape its prefix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from earthsignature.storage.errors import InvalidKey
+
+_PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+_MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_TILE = re.compile(r"^[0-9]{1,2}[C-HJ-NP-X][A-HJ-NP-Z]{2}$")
+_BAND = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+_RUN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+RAW = "raw"
+MASKS = "masks"
+SEGMENTATIONS = "segmentations"
+POLYGONS = "polygons"
+TILES = "tiles"
+CATALOG = "catalog"
+RECORDS = "records"
+WORK = "work"
+
+
+def product_id(value: str) -> str:
+    """A Sentinel-2 product id: letters, digits, ``_ . -``; no slashes, no ``..``."""
+    if not isinstance(value, str) or not _PRODUCT_ID.match(value) or ".." in value:
+        raise InvalidKey(str(value), "product ids are 1-200 of [A-Za-z0-9_.-], no '..'")
+    return value
+
+
+def model_name(value: str) -> str:
+    """A model name as Triton accepts it, restricted to lower-case [a-z0-9_.-]."""
+    if not isinstance(value, str) or not _MODEL_NAME.match(value) or ".." in value:
+        raise InvalidKey(str(value), "model names are 1-64 of [a-z0-9_.-], no '..'")
+    return value
+
+
+def model_version(value: int | str) -> int:
+    """A Triton model version: a positive integer."""
+    try:
+        version = int(value)
+    except (TypeError, ValueError):
+        raise InvalidKey(str(value), "model versions are positive integers") from None
+    if version < 1 or str(value).strip() != str(version):
+        raise InvalidKey(str(value), "model versions are positive integers")
+    return version
+
+
+def tile_id(value: str) -> str:
+    """An MGRS tile id such as ``29RKH`` (a leading ``T`` is dropped)."""
+    if isinstance(value, str) and value.startswith("T") and len(value) == 6:
+        value = value[1:]
+    if not isinstance(value, str) or not _TILE.match(value):
+        raise InvalidKey(str(value), "MGRS tiles look like 29RKH")
+    return value
+
+
+def band_name(value: str) -> str:
+    """An asset/band name such as ``B04`` or ``scl``."""
+    if not isinstance(value, str) or not _BAND.match(value):
+        raise InvalidKey(str(value), "band names are 1-32 of [A-Za-z0-9_]")
+    return value
+
+
+def run_id(value: str) -> str:
+    """A pipeline run id used under ``work/``."""
+    if not isinstance(value, str) or not _RUN.match(value):
+        raise InvalidKey(str(value), "run ids are 1-64 of [A-Za-z0-9_-]")
+    return value
+
+
+def acquisition_date(value: dt.date | dt.datetime | str) -> dt.date:
+    """The partition date: a date, a datetime (its UTC date), or ``YYYY-MM-DD``."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value)[:10]) if len(str(value)) >= 10 else _bad(value)
+    except ValueError:
+        return _bad(value)
+
+
+def _bad(value: object) -> dt.date:
+    raise InvalidKey(str(value), "dates are YYYY-MM-DD")
+
+
+def _partition(model: str, version: int | str, date: dt.date | str) -> str:
+    return (
+        f"model={model_name(model)}/version={model_version(version)}"
+        f"/date={acquisition_date(date).isoformat()}"
+    )
+
+
+def raw_prefix(date: dt.date | str, tile: str, product: str) -> str:
+    """Folder of a product's fetched bands."""
+    return (
+        f"{RAW}/date={acquisition_date(date).isoformat()}/tile={tile_id(tile)}"
+        f"/{product_id(product)}/"
+    )
+
+
+def raw_key(date: dt.date | str, tile: str, product: str, band: str) -> str:
+    """``raw/date=.../tile=.../<product_id>/<band>.tif``"""
+    return f"{raw_prefix(date, tile, product)}{band_name(band)}.tif"
+
+
+def mask_key(date: dt.date | str, tile: str, product: str) -> str:
+    """``masks/date=.../tile=.../<product_id>/cloud.tif`` (1-bit COG)."""
+    return (
+        f"{MASKS}/date={acquisition_date(date).isoformat()}/tile={tile_id(tile)}"
+        f"/{product_id(product)}/cloud.tif"
+    )
+
+
+def segmentation_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
+    """``segmentations/model=.../version=.../date=.../<product_id>.tif`` (uint16 COG)."""
+    return f"{SEGMENTATIONS}/{_partition(model, version, date)}/{product_id(product)}.tif"
+
+
+def polygons_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
+    """``polygons/model=.../version=.../date=.../<product_id>.fgb`` (FlatGeobuf, EPSG:4326)."""
+    return f"{POLYGONS}/{_partition(model, version, date)}/{product_id(product)}.fgb"
+
+
+def tiles_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
+    """``tiles/model=.../version=.../date=.../<product_id>.pmtiles``"""
+    return f"{TILES}/{_partition(model, version, date)}/{product_id(product)}.pmtiles"
+
+
+def catalog_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
+    """``catalog/model=.../version=.../date=.../<product_id>.json``: the commit record."""
+    return f"{CATALOG}/{_partition(model, version, date)}/{product_id(product)}.json"
+
+
+def catalog_prefix(
+    model: str | None = None, version: int | str | None = None, date: dt.date | str | None = None
+) -> str:
+    """The narrowest catalog prefix for what is known (model, then version, then date)."""
+    prefix = f"{CATALOG}/"
+    if model is None:
+        return prefix
+    prefix += f"model={model_name(model)}/"
+    if version is None:
+        return prefix
+    prefix += f"version={model_version(version)}/"
+    if date is None:
+        return prefix
+    return prefix + f"date={acquisition_date(date).isoformat()}/"
+
+
+def record_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
+    """``records/model=.../version=.../date=.../<product_id>.json``: skipped/failed outcomes."""
+    return f"{RECORDS}/{_partition(model, version, date)}/{product_id(product)}.json"
+
+
+def work_prefix(product: str, run: str) -> str:
+    """``work/<product_id>/<run>/``: intermediate chips and shard predictions."""
+    return f"{WORK}/{product_id(product)}/{run_id(run)}/"
+
+
+@dataclass(frozen=True)
+class PartitionedKey:
+    """The parts of a ``<kind>/model=/version=/date=/<product_id>.<ext>`` key."""
+
+    kind: str
+    model: str
+    version: int
+    date: dt.date
+    product_id: str
+
+
+_PARTITIONED = re.compile(
+    r"^(?P<kind>[a-z]+)/model=(?P<model>[^/]+)/version=(?P<version>[^/]+)"
+    r"/date=(?P<date>[^/]+)/(?P<product>[^/]+)\.(?:tif|fgb|pmtiles|json)$"
+)
+
+
+def parse_partitioned_key(key: str) -> PartitionedKey:
+    """Split a segmentation/polygons/tiles/catalog/records key back into its parts."""
+    match = _PARTITIONED.match(key)
+    if not match:
+        raise InvalidKey(key, "not a model/version/date partitioned key")
+    return PartitionedKey(
+        kind=match["kind"],
+        model=model_name(match["model"]),
+        version=model_version(match["version"]),
+        date=acquisition_date(match["date"]),
+        product_id=product_id(match["product"]),
+    )

@@ -1,0 +1,74 @@
+"""Shared fixtures: real servers (S3, Redis) on loopback, stores, the shared sample data."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from earthsignature.queue import EmbeddedRedis
+from earthsignature.storage import LocalStore, ObjectStore, S3Store
+from earthsignature.testing.seaweed import SeaweedS3
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+TEST_BUCKET = "earthsig-test"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the project; tests that need it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared sample data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS weed mini) for the whole session, on free loopback ports."""
+    server = SeaweedS3()
+    try:
+        server.create_bucket(TEST_BUCKET)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_store(s3_server: SeaweedS3) -> S3Store:
+    """An S3Store under a fresh prefix of the session bucket, so tests never see each other."""
+    return S3Store(
+        TEST_BUCKET,
+        f"t-{uuid.uuid4().hex[:12]}",
+        endpoint_url=s3_server.endpoint_url,
+        access_key=s3_server.access_key,
+        secret_key=s3_server.secret_key,
+    )
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "store")
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest) -> ObjectStore:
+    """Each test using it runs once on the local backend and once on the S3 server."""
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_conn(redis_server: EmbeddedRedis):  # type: ignore[no-untyped-def]
+    """A connection to the session's embedded Redis, emptied before each test."""
+    conn = redis_server.connection()
+    conn.flushall()
+    yield conn
+    conn.close()
