@@ -1,0 +1,63 @@
+"""Cloud-optimised GeoTIFFs: turn a locally written GeoTIFF into a valid COG.
+
+Stages write their raster window by window into a tiled GeoTIFF on local disk, then call
+:func:`to_cog`, which adds overviews and lays the file out for range reads (rio-cogeo), and
+publish the result with ``store.staged_file``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import rasterio
+from rio_cogeo.cogeo import cog_translate, cog_validate
+
+Resampling = Literal["nearest", "mode", "average", "bilinear"]
+
+
+def to_cog(
+    src: Path,
+    dst: Path,
+    *,
+    overview_resampling: Resampling = "nearest",
+    nbits: int | None = None,
+    colormap: dict[int, tuple[int, int, int, int]] | None = None,
+    blocksize: int = 512,
+    in_memory: bool = False,
+) -> None:
+    """Write ``src`` as a DEFLATE-compressed COG at ``dst`` (predictor 2 for integers).
+
+    ``nbits=1`` packs a 0/1 band into one bit per pixel (the cloud mask).
+    """
+    with rasterio.open(src) as ds:
+        integer = ds.dtypes[0].startswith(("uint", "int"))
+    profile = {
+        "driver": "GTiff",
+        "interleave": "pixel",
+        "tiled": True,
+        "blockxsize": blocksize,
+        "blockysize": blocksize,
+        "compress": "DEFLATE",
+        "zlevel": 6,
+    }
+    if integer and nbits is None:
+        profile["predictor"] = 2
+    if nbits is not None:
+        profile["nbits"] = nbits
+    cog_translate(
+        str(src),
+        str(dst),
+        profile,
+        overview_resampling=overview_resampling,
+        colormap=colormap,
+        in_memory=in_memory,
+        quiet=True,
+        config={"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_TIFF_INTERNAL_MASK": True},
+    )
+
+
+def is_valid_cog(path: Path | str) -> bool:
+    """rio-cogeo's validator, quietly."""
+    valid, _errors, _warnings = cog_validate(str(path), quiet=True)
+    return bool(valid)
