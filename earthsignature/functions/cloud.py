@@ -1,0 +1,115 @@
+"""Stage cloud: a 1-bit cloud-mask COG on the 10 m grid from SCL, and the cloud fraction.
+
+SCL (20 m) is read window by window, upsampled to the 10 m grid by nearest neighbour, and
+classified (3, 8, 9, 10 cloud; 0, 1 invalid). The fraction is the cloud share of valid pixels
+inside the area of interest (``settings.aoi_wkt``, reprojected to the tile's CRS). Products
+over ``settings.cloud_threshold`` (or entirely cloudy) are skipped after the mask is published;
+products outside the area are skipped and all-no-data products fail, with nothing published.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import rasterio
+from rasterio.features import geometry_mask
+from rasterio.warp import transform_geom
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+from shapely import wkt
+from shapely.geometry import box, mapping, shape
+
+from earthsignature.functions import cloudmask
+from earthsignature.functions.cog import to_cog
+from earthsignature.functions.errors import BadInput, ProductSkipped
+from earthsignature.functions.messages import ProductMessage
+from earthsignature.runtime import Runtime
+from earthsignature.storage import layout
+
+WINDOW_ROWS = 1024
+TEN_METRE_BANDS = ("B02", "B03", "B04", "B08")
+
+
+def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
+    """Publish the mask, set ``cloud_mask`` and ``cloud_fraction``; skip cloudy products."""
+    if "SCL" not in msg.bands:
+        raise BadInput(f"product {msg.product_id} has no SCL band in raw/")
+    store = rt.store
+    ref_band = next((b for b in TEN_METRE_BANDS if b in msg.bands), None)
+    with store.gdal_env(), rasterio.open(store.gdal_path(msg.bands["SCL"])) as scl:
+        if ref_band is None:
+            factor = 2
+        else:
+            with rasterio.open(store.gdal_path(msg.bands[ref_band])) as ref:
+                factor = round(scl.res[0] / ref.res[0])
+        width, height = scl.width * factor, scl.height * factor
+        a, b, c, d, e, f = tuple(scl.transform)[:6]
+        transform = rasterio.Affine(a / factor, b, c, d, e / factor, f)
+        aoi = shape(transform_geom("EPSG:4326", scl.crs, mapping(wkt.loads(rt.settings.aoi_wkt))))
+        bounds = box(c, f + e * scl.height, c + a * scl.width, f)
+        if not aoi.intersects(bounds):
+            raise ProductSkipped(
+                f"product {msg.product_id} lies outside the area of interest", cloud_fraction=None
+            )
+        whole = aoi.contains(bounds)
+        cloud = valid = valid_anywhere = 0
+        profile = {
+            "driver": "GTiff",
+            "width": width,
+            "height": height,
+            "count": 1,
+            "dtype": "uint8",
+            "crs": scl.crs,
+            "transform": transform,
+            "tiled": True,
+            "blockxsize": 512,
+            "blockysize": 512,
+            "compress": "DEFLATE",
+        }
+        with tempfile.TemporaryDirectory(prefix="earthsig-cloud-") as tmpdir:
+            plain = Path(tmpdir) / "mask.tif"
+            with rasterio.open(plain, "w", **profile) as out:
+                for row in range(0, scl.height, WINDOW_ROWS // factor):
+                    rows = min(WINDOW_ROWS // factor, scl.height - row)
+                    window = cloudmask.upsample(
+                        scl.read(1, window=Window(0, row, scl.width, rows)), factor
+                    )
+                    out_window = Window(0, row * factor, width, rows * factor)
+                    inside = None
+                    if not whole:
+                        inside = geometry_mask(
+                            [mapping(aoi)],
+                            out_shape=window.shape,
+                            transform=window_transform(out_window, transform),
+                            invert=True,
+                        )
+                    n_cloud, n_valid, n_any = cloudmask.counts(window, inside)
+                    cloud, valid, valid_anywhere = (
+                        cloud + n_cloud,
+                        valid + n_valid,
+                        (valid_anywhere + n_any),
+                    )
+                    out.write(cloudmask.cloud_mask(window), 1, window=out_window)
+            if valid_anywhere == 0:
+                raise BadInput(f"product {msg.product_id} has no valid pixel (SCL all no data)")
+            if valid == 0:
+                raise ProductSkipped(
+                    f"product {msg.product_id} has no valid pixel inside the area of interest",
+                    cloud_fraction=None,
+                )
+            key = layout.mask_key(msg.date, msg.tile, msg.product_id)
+            with store.staged_file(key) as staged:
+                to_cog(plain, staged, nbits=1)
+    fraction = cloudmask.cloud_percent(cloud, valid)
+    msg.cloud_mask = key
+    msg.cloud_fraction = fraction
+    threshold = rt.settings.cloud_threshold
+    if fraction >= 100.0 or fraction > threshold:
+        raise ProductSkipped(
+            f"cloud fraction {fraction:.2f} % is over the threshold of {threshold:.1f} %",
+            cloud_fraction=fraction,
+            threshold=threshold,
+            cloud_mask=key,
+        )
+    return [msg]

@@ -1,0 +1,109 @@
+"""Stage discover: search the STAC API for new products and make one message per product.
+
+Products already committed for the target model version are left out; products whose scene
+cloud cover (from the catalogue) is over the threshold are recorded as skipped, with the
+reason, and not fetched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from pystac_client import Client
+from shapely import wkt
+from shapely.geometry import mapping
+
+from earthsignature.functions.errors import BadInput
+from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.stac import ProductRef, from_stac_item
+from earthsignature.runtime import Runtime
+from earthsignature.storage import catalog
+from earthsignature.storage.records import OutcomeRecord, write_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DiscoverResult:
+    """Messages to fetch, products skipped (with reason), ids already committed or invalid."""
+
+    products: list[ProductMessage] = field(default_factory=list)
+    skipped: list[tuple[ProductRef, str]] = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)
+    invalid: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _bound(value: dt.date | dt.datetime, *, end: bool) -> str:
+    """ISO 8601 UTC; a plain date covers its whole day (so start == end is one day)."""
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time.max if end else dt.time.min)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def discover(
+    rt: Runtime,
+    *,
+    start: dt.date | dt.datetime,
+    end: dt.date | dt.datetime,
+    aoi_wkt: str | None = None,
+    max_cloud: float | None = None,
+    run: str,
+) -> DiscoverResult:
+    """Search ``settings.stac_api_url`` over the area and window; see the module docstring."""
+    settings = rt.settings
+    area = wkt.loads(aoi_wkt or settings.aoi_wkt)
+    limit = settings.cloud_threshold if max_cloud is None else max_cloud
+    model, version = settings.model_name, settings.model_version
+    search = Client.open(settings.stac_api_url).search(
+        collections=[settings.stac_collection],
+        intersects=mapping(area),
+        datetime=f"{_bound(start, end=False)}/{_bound(end, end=True)}",
+        limit=100,
+    )
+    result = DiscoverResult()
+    seen: set[str] = set()
+    for raw in search.items_as_dicts():
+        try:
+            ref = from_stac_item(raw)
+        except BadInput as exc:
+            result.invalid.append((str(raw.get("id")), exc.reason))
+            continue
+        if ref.id in seen:
+            continue
+        seen.add(ref.id)
+        if catalog.is_committed(rt.store, model, version, ref.date, ref.id):
+            result.committed.append(ref.id)
+            continue
+        if ref.cloud_cover is not None and ref.cloud_cover > limit:
+            reason = f"scene cloud cover {ref.cloud_cover:.1f} % is over {limit:.1f} %"
+            write_record(
+                rt.store,
+                OutcomeRecord(
+                    product_id=ref.id,
+                    date=ref.date,
+                    model=model,
+                    version=version,
+                    status="skipped",
+                    stage="discover",
+                    reason=reason,
+                    details={"cloud_cover": ref.cloud_cover, "threshold": limit},
+                ),
+            )
+            result.skipped.append((ref, reason))
+            continue
+        result.products.append(
+            ProductMessage(
+                product_id=ref.id,
+                date=ref.date,
+                tile=ref.tile,
+                model=model,
+                version=version,
+                run=run,
+                item=ref.to_dict(),
+            )
+        )
+    return result
