@@ -1,0 +1,46 @@
+"""``earthsig models``: list, show and register models of the repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from earthsignature.settings import load_settings
+
+
+def _repo():  # type: ignore[no-untyped-def]
+    from earthsignature.models.repository import repository_for
+
+    return repository_for(load_settings().model_repository)
+
+
+@click.group("models")
+def command() -> None:
+    """The Triton-layout model repository (EARTHSIG_MODEL_REPOSITORY or the shipped one)."""
+
+
+@command.command("list")
+def list_models() -> None:
+    """Every model and its versions."""
+    repo = _repo()
+    for name in repo.names():
+        click.echo(f"{name}\t{','.join(str(v) for v in repo.versions(name))}")
+
+
+@command.command("show")
+@click.argument("name")
+@click.argument("version", type=int)
+def show(name: str, version: int) -> None:
+    """The metadata of one version, as JSON."""
+    click.echo(json.dumps(_repo().spec(name, version).model_dump(), indent=2))
+
+
+@command.command("register")
+@click.argument("onnx_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("metadata", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def register(onnx_file: Path, metadata: Path) -> None:
+    """Add ONNX_FILE with METADATA (ModelSpec JSON without version) as the next version."""
+    spec = _repo().register(onnx_file, json.loads(metadata.read_text()))
+    click.echo(f"registered {spec.name} version {spec.version}")

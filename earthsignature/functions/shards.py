@@ -1,0 +1,43 @@
+"""Shard and prediction files under ``work/``: compressed ``.npz`` archives.
+
+A shard holds consecutive chips (row-major) of one product: ``chips`` float16 normalised input
+``[N, bands, C, C]``, ``valid`` bool ``[N, C, C]`` and ``origins`` int32 ``[N, 2]`` (row, col of
+each chip's top-left pixel). A prediction holds only what stitch keeps: ``classes`` uint8
+``[N, step, step]``
+(chip centres), ``valid`` bool of the same shape, and ``origins`` of the centres.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+
+from earthsignature.functions.messages import ProductMessage
+
+
+def shard_key(msg: ProductMessage, index: int) -> str:
+    """``work/<product_id>/<run>/shards/00003.npz``"""
+    return f"{msg.work_prefix}shards/{index:05d}.npz"
+
+
+def prediction_key(msg: ProductMessage, index: int) -> str:
+    """``work/<product_id>/<run>/pred/00003.npz``"""
+    return f"{msg.work_prefix}pred/{index:05d}.npz"
+
+
+def encode(arrays: dict[str, np.ndarray], level: int = 1) -> bytes:
+    """An .npz archive, DEFLATE at a fast level (shards are written once and read once)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def decode(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an archive written by :func:`encode`."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}

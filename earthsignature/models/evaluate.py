@@ -1,0 +1,116 @@
+"""Evaluate a model on Sentinel-2 image + CORINE label rasters: per-class precision, recall,
+IoU, a confusion matrix in CORINE codes, and a validation panel (true colour, truth,
+prediction in CLC colours)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earthsignature import corine
+from earthsignature.functions.chips import ChipGrid, predict_tiled
+from earthsignature.models.spec import ModelSpec
+
+
+def predict_codes(
+    predict: Callable[[np.ndarray], np.ndarray], spec: ModelSpec, reflectance: np.ndarray
+) -> np.ndarray:
+    """Overlap-tiled prediction of an in-memory reflectance image ``[bands, H, W]`` as codes."""
+    _, h, w = reflectance.shape
+    valid = (reflectance > 0).all(axis=0)
+    image = spec.normalise(reflectance)
+    image[:, ~valid] = 0.0
+    classes = predict_tiled(predict, image, ChipGrid.for_spec(spec, h, w))
+    return np.where(valid, spec.code_lut()[classes], np.uint16(corine.NODATA))
+
+
+def confusion(truth: np.ndarray, pred: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Codes present (truth or prediction, 0 excluded) and the matrix [truth, prediction]."""
+    keep = (truth != corine.NODATA) & (pred != corine.NODATA)
+    codes = sorted(
+        {int(c) for c in np.unique(truth[keep])} | {int(c) for c in np.unique(pred[keep])}
+    )
+    index = {c: i for i, c in enumerate(codes)}
+    lut = np.zeros(65536, dtype=np.int64)
+    for c, i in index.items():
+        lut[c] = i
+    flat = lut[truth[keep]] * len(codes) + lut[pred[keep]]
+    matrix = np.bincount(flat, minlength=len(codes) ** 2).reshape(len(codes), len(codes))
+    return codes, matrix
+
+
+def scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    """Per-class precision, recall and IoU plus the confusion matrix (rows: truth)."""
+    codes, matrix = confusion(truth, pred)
+    tp = np.diag(matrix).astype(float)
+    per_class = {}
+    for i, code in enumerate(codes):
+        fp, fn = matrix[:, i].sum() - tp[i], matrix[i, :].sum() - tp[i]
+        per_class[code] = {
+            "label": corine.clc_class(code).label,
+            "precision": tp[i] / (tp[i] + fp) if tp[i] + fp else 0.0,
+            "recall": tp[i] / (tp[i] + fn) if tp[i] + fn else 0.0,
+            "iou": tp[i] / (tp[i] + fp + fn) if tp[i] + fp + fn else 0.0,
+            "pixels": int(matrix[i, :].sum()),
+        }
+    accuracy = float(tp.sum() / matrix.sum()) if matrix.sum() else 0.0
+    return {
+        "codes": codes,
+        "confusion": matrix.tolist(),
+        "classes": per_class,
+        "accuracy": accuracy,
+    }
+
+
+def clc_rgb(codes: np.ndarray) -> np.ndarray:
+    """CORINE codes -> RGB uint8 in the official CLC colours (no data white)."""
+    palette = np.full((65536, 3), 255, dtype=np.uint8)
+    for code, cls in corine.CLASSES.items():
+        palette[code] = cls.rgb
+    return palette[codes]
+
+
+def panel(
+    true_colour: np.ndarray, truth: np.ndarray, pred: np.ndarray, path: Path, title: str = ""
+) -> None:
+    """PNG: true colour input, ground truth and prediction side by side, with a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.5))
+    for ax, img, name in zip(
+        axes,
+        (true_colour, clc_rgb(truth), clc_rgb(pred)),
+        ("Sentinel-2 (true colour)", "Ground truth", "Prediction"),
+        strict=True,
+    ):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(name)
+        ax.axis("off")
+    present = sorted(
+        {int(c) for c in np.unique(np.concatenate([truth.ravel(), pred.ravel()]))} - {0}
+    )
+    handles = [
+        Patch(
+            color=np.array(corine.clc_class(c).rgb) / 255,
+            label=f"{c} {corine.clc_class(c).label[:40]}",
+        )
+        for c in present
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def true_colour(reflectance: np.ndarray, band_ids: list[str]) -> np.ndarray:
+    """RGB uint8 from B04/B03/B02 reflectance, stretched to 0..0.3."""
+    rgb = np.stack([reflectance[band_ids.index(b)] for b in ("B04", "B03", "B02")], axis=-1)
+    return (np.clip(rgb / 0.3, 0, 1) * 255).astype(np.uint8)

@@ -1,0 +1,110 @@
+"""What the pipeline needs to know about a model besides its ONNX graph.
+
+Stored as ``<repo>/<name>/<version>/earthsig.json`` beside ``model.onnx`` (per version: a
+new version may change bands, normalisation or classes). The ONNX graph takes ``input``
+float32 ``[N, len(bands), H, W]`` (normalised reflectance) and returns ``classes`` uint8
+``[N, H, W]``: indices into :attr:`ModelSpec.classes`, so class maps, not logits, cross the wire.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from earthsignature import corine
+
+METADATA_FILE = "earthsig.json"
+INPUT_NAME = "input"
+OUTPUT_NAME = "classes"
+CANONICAL_BANDS = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B11",
+    "B12",
+)
+
+
+class ModelSpec(BaseModel):
+    """Bands, normalisation, chip geometry and classes of one model version."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), frozen=True)
+
+    name: str
+    version: int = Field(ge=1)
+    description: str = ""
+    bands: list[str] = Field(description="Canonical ESA band ids, in input channel order.")
+    mean: list[float] = Field(description="Per band, subtracted from reflectance (0..1).")
+    std: list[float] = Field(description="Per band, divides (reflectance - mean).")
+    chip_size: int = Field(ge=16, description="Side of the square chips the model is run on.")
+    receptive_field: int = Field(ge=1, description="Pixels one output pixel depends on (side).")
+    stride_multiple: int = Field(
+        default=1, ge=1, description="Chip origins must be multiples of this (2**pooling levels)."
+    )
+    classes: list[int] = Field(description="Output index -> CORINE level-3 code.")
+    max_batch_size: int = Field(default=16, ge=1)
+
+    @field_validator("bands")
+    @classmethod
+    def _bands(cls, value: list[str]) -> list[str]:
+        unknown = [b for b in value if b not in CANONICAL_BANDS]
+        if unknown or not value or len(set(value)) != len(value):
+            raise ValueError(f"bands must be distinct ESA ids {CANONICAL_BANDS}, got {value}")
+        return value
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, value: list[int]) -> list[int]:
+        bad = [c for c in value if not corine.is_code(c)]
+        if bad or not value or len(value) > 255:
+            raise ValueError(f"classes must be 1..255 CORINE level-3 codes, bad: {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _geometry(self) -> ModelSpec:
+        if len(self.mean) != len(self.bands) or len(self.std) != len(self.bands):
+            raise ValueError("mean and std need one value per band")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be positive")
+        if self.chip_size % self.stride_multiple:
+            raise ValueError("chip_size must be a multiple of stride_multiple")
+        if self.step <= 0:
+            raise ValueError(f"chip_size {self.chip_size} leaves no centre after margins")
+        return self
+
+    @property
+    def margin(self) -> int:
+        """Pixels dropped on each side of a chip: half the receptive field, rounded up to
+        :attr:`stride_multiple`, so kept centres never see the chip border."""
+        half = self.receptive_field // 2
+        return math.ceil(half / self.stride_multiple) * self.stride_multiple
+
+    @property
+    def step(self) -> int:
+        """Distance between chip origins (chips overlap by ``2 * margin``)."""
+        return self.chip_size - 2 * self.margin
+
+    def normalise(self, reflectance: np.ndarray) -> np.ndarray:
+        """``(reflectance - mean) / std`` per band; reflectance is ``[bands, H, W]``."""
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        return (reflectance.astype(np.float32) - mean) / std
+
+    def code_lut(self) -> np.ndarray:
+        """uint16 lookup table: class index -> CORINE code (256 entries, unused ones 0)."""
+        lut = np.zeros(256, dtype=np.uint16)
+        lut[: len(self.classes)] = self.classes
+        return lut
+
+    def legend(self) -> list[corine.ClcClass]:
+        """The CORINE classes this model can output, in index order."""
+        return [corine.clc_class(code) for code in self.classes]
