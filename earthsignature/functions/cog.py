@@ -25,10 +25,12 @@ def to_cog(
     colormap: dict[int, tuple[int, int, int, int]] | None = None,
     blocksize: int = 512,
     in_memory: bool = False,
+    nodata: float | None = None,
 ) -> None:
     """Write ``src`` as a DEFLATE-compressed COG at ``dst`` (predictor 2 for integers).
 
-    ``nbits=1`` packs a 0/1 band into one bit per pixel (the cloud mask).
+    ``nbits=1`` packs a 0/1 band into one bit per pixel (the cloud mask); ``nodata`` sets
+    the no-data value when ``src`` does not declare it (overviews then ignore it).
     """
     with rasterio.open(src) as ds:
         integer = ds.dtypes[0].startswith(("uint", "int"))
@@ -51,6 +53,7 @@ def to_cog(
         profile,
         overview_resampling=overview_resampling,
         colormap=colormap,
+        nodata=nodata,
         in_memory=in_memory,
         quiet=True,
         config={"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_TIFF_INTERNAL_MASK": True},

@@ -1,0 +1,250 @@
+"""Raster classes to polygons in bounded strips: sieve, polygonize, merge, simplify, reproject.
+
+A full Sentinel-2 tile (10980 x 10980 px) is never held as one array or as one set of
+polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
+
+1. Sieve: each strip is read with a halo of ``mmu_px`` rows above and below and sieved with
+   GDAL (4-connectivity, no-data never filled). A region smaller than ``mmu_px`` pixels spans
+   fewer than ``mmu_px`` rows, so whether a region is removed is decided exactly as on the
+   whole raster; only which neighbour absorbs it may differ when that neighbour is cut by
+   the halo.
+2. Polygonize the strip's own rows with GDAL in pixel coordinates (integers, so edges on
+   both sides of a strip border are bit-identical), then segmentize to one vertex per pixel
+   corner so the polygons form an exact coverage.
+3. Merge: polygons touching the border with the previous strip are unioned with the
+   same-code pending polygons they share an edge with (4-connectivity). A merged polygon
+   that still touches the next border stays pending; every other polygon is complete, so
+   only border-touching polygons are ever kept between strips.
+4. Simplify each batch of complete polygons together with ``shapely.coverage_simplify``
+   (Visvalingam-Whyatt on shared edges, topology kept). Edges shared with polygons of other
+   batches are kept as they are (``simplify_boundary=False``) so batches still fit exactly.
+5. Map pixel coordinates to the raster CRS (area in m² is measured there) and reproject to
+   EPSG:4326. No-data (code 0) regions take part in steps 2-4, so edges along clouds are
+   simplified too, and are dropped before output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from affine import Affine
+from pyproj import CRS, Transformer
+from rasterio.features import shapes, sieve
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from earthsignature.corine import NODATA
+
+#: Rows polygonized at a time: bounds memory to a strip of the tile (plus its halo). On a
+#: speckled 5490 px wide map (benchmarks/vectorize.py) the whole publish-path vectorization
+#: peaked at 0.5 / 0.6 / 0.8 GiB RSS with 256 / 512 / 1024 rows, taking 47 / 37 / 33 s.
+DEFAULT_STRIP_ROWS = 512
+CONNECTIVITY = 4
+WGS84 = CRS.from_epsg(4326)
+
+
+@dataclass(frozen=True)
+class PolygonBatch:
+    """Complete polygons of one or more strips, ready to write."""
+
+    geometries: np.ndarray  # shapely polygons, EPSG:4326
+    codes: np.ndarray  # CORINE code per polygon (int)
+    areas_m2: np.ndarray  # area in the raster's projected CRS, after simplification
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def mmu_pixels(mmu_m2: float, transform: Affine) -> int:
+    """The minimum mapping unit in whole pixels (at least 1: no sieving)."""
+    pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
+    return max(1, math.ceil(mmu_m2 / pixel_area - 1e-9))
+
+
+def iter_polygon_batches(
+    src: DatasetReader,
+    *,
+    mmu_px: int,
+    tolerance_px: float,
+    strip_rows: int = DEFAULT_STRIP_ROWS,
+) -> Iterator[PolygonBatch]:
+    """Polygons of band 1 of src (nonzero codes), strip by strip, merged across strip borders."""
+    if strip_rows < 1:
+        raise ValueError("strip_rows must be positive")
+    height = src.height
+    to_crs = src.transform
+    to_wgs84 = Transformer.from_crs(src.crs, WGS84, always_xy=True)
+    pending_geoms: list[shapely.Geometry] = []
+    pending_codes: list[int] = []
+    for row0 in range(0, height, strip_rows):
+        row1 = min(height, row0 + strip_rows)
+        strip = _sieved_strip(src, row0, row1, mmu_px)
+        geoms, codes = _polygonize(strip, row0)
+        minys = shapely.bounds(geoms)[:, 1] if len(geoms) else np.empty(0)
+        maxys = shapely.bounds(geoms)[:, 3] if len(geoms) else np.empty(0)
+        touches_top = (minys == row0) & (row0 > 0)
+        touches_bottom = (maxys == row1) & (row1 < height)
+        merged, merged_codes, merged_bottom = _merge_across_border(
+            pending_geoms, pending_codes, geoms, codes, touches_top, touches_bottom
+        )
+        done = ~merged_bottom
+        pending_geoms = [g for g, keep in zip(merged, merged_bottom, strict=True) if keep]
+        pending_codes = [c for c, keep in zip(merged_codes, merged_bottom, strict=True) if keep]
+        batch = _finish(merged[done], merged_codes[done], tolerance_px, to_crs, to_wgs84)
+        if len(batch):
+            yield batch
+    # The last strip has no next border, so nothing can still be pending here.
+    assert not pending_geoms
+
+
+def _sieved_strip(src: DatasetReader, row0: int, row1: int, mmu_px: int) -> np.ndarray:
+    """Rows row0..row1 of band 1, sieved to mmu_px using a halo of mmu_px rows each side."""
+    halo = mmu_px if mmu_px > 1 else 0
+    top = max(0, row0 - halo)
+    bottom = min(src.height, row1 + halo)
+    data = src.read(1, window=Window(0, top, src.width, bottom - top))
+    if halo:
+        data = sieve(data, size=mmu_px, mask=data != NODATA, connectivity=CONNECTIVITY)
+    return np.ascontiguousarray(data[row0 - top : row1 - top])
+
+
+def _polygonize(strip: np.ndarray, row0: int) -> tuple[np.ndarray, np.ndarray]:
+    """Polygons (pixel coordinates, one vertex per pixel corner) and codes of a strip.
+
+    GDAL's rings are turned into shapely polygons a chunk at a time with one
+    ``from_ragged_array`` call (much faster, and far smaller, than Python tuples or a shapely
+    object per GeoJSON dict).
+    """
+    chunks: list[np.ndarray] = []
+    codes: list[int] = []
+    rings: list[list[tuple[float, float]]] = []
+    rings_per_polygon: list[int] = []
+    offset = Affine.translation(0, row0)
+    for geojson, value in shapes(strip, connectivity=CONNECTIVITY, transform=offset):
+        rings.extend(geojson["coordinates"])
+        rings_per_polygon.append(len(geojson["coordinates"]))
+        codes.append(int(value))
+        if len(rings_per_polygon) == _CHUNK:
+            chunks.append(_build_polygons(rings, rings_per_polygon))
+            rings, rings_per_polygon = [], []
+    if rings_per_polygon:
+        chunks.append(_build_polygons(rings, rings_per_polygon))
+    if not chunks:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    return np.concatenate(chunks), np.array(codes, dtype=np.int64)
+
+
+_CHUNK = 4096
+
+
+def _build_polygons(rings: list[list[tuple[float, float]]], rings_per_polygon: list[int]) -> Any:
+    ring_sizes = np.fromiter((len(ring) for ring in rings), dtype=np.int64, count=len(rings))
+    flat = itertools.chain.from_iterable(itertools.chain.from_iterable(rings))
+    coords = np.fromiter(flat, dtype=np.float64, count=2 * int(ring_sizes.sum())).reshape(-1, 2)
+    ring_offsets = np.concatenate([[0], np.cumsum(ring_sizes)])
+    polygon_offsets = np.concatenate([[0], np.cumsum(rings_per_polygon)])
+    geoms = shapely.from_ragged_array(
+        shapely.GeometryType.POLYGON, coords, (ring_offsets, polygon_offsets)
+    )
+    return _pixel_corners(geoms)
+
+
+def _merge_across_border(
+    pending: list[shapely.Geometry],
+    pending_codes: list[int],
+    geoms: np.ndarray,
+    codes: np.ndarray,
+    touches_top: np.ndarray,
+    touches_bottom: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Union same-code polygons sharing an edge on the border between pending and new.
+
+    Returns every polygon of the strip plus the pending ones, merged, with their codes and
+    whether each still touches the next border.
+    """
+    n_pending = len(pending)
+    items = np.empty(n_pending + len(geoms), dtype=object)
+    items[:n_pending] = pending
+    items[n_pending:] = geoms
+    all_codes = np.concatenate([np.array(pending_codes, dtype=np.int64), codes])
+    bottom = np.concatenate([np.zeros(n_pending, dtype=bool), touches_bottom])
+    parent = np.arange(len(items))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    top_idx = np.flatnonzero(touches_top) + n_pending
+    if n_pending and len(top_idx):
+        tree = shapely.STRtree(items[:n_pending])
+        new_pos, old_pos = tree.query(items[top_idx])  # bounding boxes only: cheap
+        new_idx = top_idx[new_pos]
+        same = all_codes[new_idx] == all_codes[old_pos]
+        new_idx, old_pos = new_idx[same], old_pos[same]
+        # 4-connected across the border iff they share an edge, not just a corner
+        shared = shapely.length(shapely.intersection(items[new_idx], items[old_pos])) > 0
+        for a, b in zip(new_idx[shared], old_pos[shared], strict=True):
+            parent[find(int(a))] = find(int(b))
+
+    roots = np.array([find(i) for i in range(len(items))], dtype=np.int64)
+    order = np.argsort(roots, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(roots[order])) + 1) if len(order) else []
+    out_geoms = np.empty(len(groups), dtype=object)
+    out_codes = np.empty(len(groups), dtype=np.int64)
+    out_bottom = np.empty(len(groups), dtype=bool)
+    for k, members in enumerate(groups):
+        members = np.sort(members)
+        if len(members) == 1:
+            out_geoms[k] = items[members[0]]
+        else:
+            merged = shapely.coverage_union_all(items[members])
+            out_geoms[k] = merged  # coverage union keeps every vertex
+        out_codes[k] = all_codes[members[0]]
+        out_bottom[k] = bool(bottom[members].any())
+    return out_geoms, out_codes, out_bottom
+
+
+def _pixel_corners(geoms: Any) -> Any:
+    """A vertex at every pixel corner along every edge, snapped to exact integers.
+
+    Edges then match vertex for vertex between neighbours (an exact coverage), which the
+    coverage union and simplification need; GEOS's segmentize can land a hair off an integer.
+    """
+    return shapely.transform(shapely.segmentize(geoms, 1.0), np.rint)
+
+
+def _finish(
+    geoms: np.ndarray,
+    codes: np.ndarray,
+    tolerance_px: float,
+    to_crs: Affine,
+    to_wgs84: Transformer,
+) -> PolygonBatch:
+    """Simplify a batch of complete polygons, drop no-data, measure in the CRS, go to 4326."""
+    if len(geoms) and tolerance_px > 0:
+        geoms = shapely.coverage_simplify(geoms, tolerance_px, simplify_boundary=False)
+    keep = codes != NODATA
+    geoms, codes = geoms[keep], codes[keep]
+    projected = shapely.transform(geoms, lambda xy: _affine_xy(to_crs, xy))
+    areas = shapely.area(projected)
+    lonlat = shapely.transform(projected, lambda xy: _reproject_xy(to_wgs84, xy))
+    return PolygonBatch(geometries=lonlat, codes=codes, areas_m2=areas)
+
+
+def _affine_xy(transform: Affine, xy: np.ndarray) -> np.ndarray:
+    a, b, c, d, e, f = transform[:6]
+    x, y = xy[:, 0], xy[:, 1]
+    return np.column_stack([a * x + b * y + c, d * x + e * y + f])
+
+
+def _reproject_xy(transformer: Transformer, xy: np.ndarray) -> np.ndarray:
+    lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
+    return np.column_stack([lon, lat])

@@ -1,0 +1,328 @@
+"""Publish a product: segmentation COG, polygons, vector tiles, then the catalog record last.
+
+Every output is built in a local temporary folder and stored with one atomic put under its
+deterministic key; the STAC Item under ``catalog/`` is written only after all of them are
+stored, so a product is visible if and only if it is complete. Re-publishing the same
+segmentation writes the same keys with the same bytes (GDAL writes no timestamps; the
+record's ``created`` comes from the run, see :func:`created_time`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyogrio.raw
+import pystac
+import rasterio
+import shapely
+from affine import Affine
+from pyproj import Transformer
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.features import shapes
+from shapely.geometry import shape
+
+from earthsignature import corine
+from earthsignature.functions.cog import to_cog
+from earthsignature.functions.errors import BadInput
+from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.polygons import (
+    DEFAULT_STRIP_ROWS,
+    WGS84,
+    iter_polygon_batches,
+    mmu_pixels,
+)
+from earthsignature.functions.tiles import write_pmtiles
+from earthsignature.runtime import Runtime
+from earthsignature.storage import catalog, layout, records
+from earthsignature.storage.catalog import CatalogEntry
+
+log = logging.getLogger(__name__)
+
+COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+FGB_MEDIA_TYPE = "application/vnd.flatgeobuf"
+PMTILES_MEDIA_TYPE = "application/vnd.pmtiles"
+EO_EXTENSION = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
+#: Largest side, in pixels, of the raster the valid-data footprint is traced on.
+FOOTPRINT_PX = 1024
+POLYGON_FIELDS = ("code", "label", "product_id", "date", "model", "version", "area_m2")
+
+
+def publish_product(
+    rt: Runtime,
+    msg: ProductMessage,
+    segmentation_path: Path,
+    *,
+    strip_rows: int = DEFAULT_STRIP_ROWS,
+) -> CatalogEntry:
+    """Store the product's outputs from a local uint16 CORINE-code GeoTIFF, then commit it.
+
+    ``strip_rows`` bounds how many raster rows are vectorized at a time. Raises BadInput
+    for a raster that is not a single-band uint16 CORINE map on the product's grid, or that
+    has no valid pixel.
+    """
+    store = rt.store
+    if msg.cloud_mask is None:
+        raise BadInput("no cloud mask in the message: the cloud stage has not run")
+    keys = {
+        "segmentation": layout.segmentation_key(msg.model, msg.version, msg.date, msg.product_id),
+        "cloud_mask": msg.cloud_mask,
+        "polygons": layout.polygons_key(msg.model, msg.version, msg.date, msg.product_id),
+        "tiles": layout.tiles_key(msg.model, msg.version, msg.date, msg.product_id),
+    }
+    acquired = acquisition_time(msg)
+    created = created_time(rt, msg)
+    with tempfile.TemporaryDirectory(prefix="earthsig-publish-") as tmp:
+        folder = Path(tmp)
+        check_segmentation(segmentation_path, msg)
+        cog = folder / "segmentation.tif"
+        with warnings.catch_warnings():
+            # rio-cogeo notes that a colormap makes the band a palette: that is the intent.
+            warnings.filterwarnings("ignore", "Dataset color interpretation", UserWarning)
+            to_cog(
+                segmentation_path,
+                cog,
+                overview_resampling="mode",
+                colormap=corine.colormap(),
+                nodata=corine.NODATA,
+            )
+        areas = class_areas(cog)
+        if not areas:
+            raise BadInput("segmentation has no valid pixel", product_id=msg.product_id)
+        footprint = valid_footprint(cog)
+        fgb = folder / "polygons.fgb"
+        count = write_polygons(
+            cog,
+            fgb,
+            msg,
+            mmu_m2=rt.settings.min_mapping_unit_m2,
+            tolerance_m=rt.settings.simplify_tolerance_m,
+            strip_rows=strip_rows,
+        )
+        pmtiles = folder / "tiles.pmtiles"
+        write_pmtiles(fgb, pmtiles, name=msg.product_id)
+        store.put_file(keys["segmentation"], cog)
+        store.put_file(keys["polygons"], fgb)
+        store.put_file(keys["tiles"], pmtiles)
+    item = build_item(msg, keys, footprint, areas, acquired, created)
+    entry = catalog.commit(store, item)
+    records.clear_record(store, msg.model, msg.version, msg.date, msg.product_id)
+    log.info("published %s (%d polygons, %d classes)", msg.product_id, count, len(areas))
+    return entry
+
+
+def acquisition_time(msg: ProductMessage) -> dt.datetime:
+    """The item's acquisition datetime (UTC); its date must be the message's partition date."""
+    raw = msg.item.get("datetime")
+    if not raw:
+        return dt.datetime.combine(dt.date.fromisoformat(msg.date), dt.time(), tzinfo=dt.UTC)
+    try:
+        when = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"item datetime {raw!r} is not ISO 8601") from None
+    when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    if when.date().isoformat() != msg.date:
+        raise BadInput(f"item datetime {raw!r} is not on the message date {msg.date}")
+    return when
+
+
+def created_time(rt: Runtime, msg: ProductMessage) -> dt.datetime:
+    """When the segmentation was made, stable across retries so re-publishing is byte-equal.
+
+    ``msg.extra["created"]`` (set once per run by the orchestrator) wins; otherwise the
+    ``created`` of an existing record of the same product and model version is kept; only a
+    first publication without either takes the current time.
+    """
+    if msg.extra.get("created"):
+        return _parse_iso(str(msg.extra["created"]))
+    existing = catalog.read_committed(rt.store, msg.model, msg.version, msg.date, msg.product_id)
+    if existing is not None and existing.created is not None:
+        return existing.created
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def check_segmentation(path: Path, msg: ProductMessage) -> None:
+    """Refuse a raster that is not one uint16 band with a CRS on the product's grid."""
+    try:
+        with rasterio.open(path) as ds:
+            if ds.count != 1 or ds.dtypes[0] != "uint16":
+                raise BadInput(
+                    f"segmentation must be one uint16 band, got {ds.count} x {ds.dtypes[0]}"
+                )
+            if ds.crs is None or not ds.crs.is_projected:
+                raise BadInput("segmentation needs a projected CRS (the product's UTM zone)")
+            if ds.nodata not in (None, corine.NODATA):
+                raise BadInput(f"segmentation no-data must be 0, got {ds.nodata}")
+            grid = msg.extra.get("grid")
+            if grid and (
+                (ds.width, ds.height) != (grid["width"], grid["height"])
+                or ds.crs != CRS.from_user_input(grid["crs"])
+                or not ds.transform.almost_equals(Affine(*grid["transform"][:6]))
+            ):
+                raise BadInput("segmentation is not on the product grid", grid=grid)
+    except RasterioIOError as exc:
+        raise BadInput(f"segmentation cannot be read: {exc}") from exc
+
+
+def class_areas(path: Path) -> dict[int, float]:
+    """Area in m² of each CORINE code in the raster, counted block by block.
+
+    Raises BadInput for a value that is not a level-3 code.
+    """
+    counts = np.zeros(65536, dtype=np.int64)
+    with rasterio.open(path) as ds:
+        for _, window in ds.block_windows(1):
+            counts += np.bincount(ds.read(1, window=window).ravel(), minlength=65536)
+        pixel_area = abs(ds.transform.a * ds.transform.e - ds.transform.b * ds.transform.d)
+    counts[corine.NODATA] = 0
+    present = np.flatnonzero(counts)
+    unknown = [int(c) for c in present if not corine.is_code(int(c))]
+    if unknown:
+        raise BadInput(f"segmentation holds values that are not CORINE codes: {unknown[:10]}")
+    return {int(code): float(counts[code]) * pixel_area for code in present}
+
+
+def valid_footprint(path: Path) -> dict[str, Any]:
+    """GeoJSON (EPSG:4326) outline of the valid pixels, traced on at most FOOTPRINT_PX px."""
+    with rasterio.open(path) as ds:
+        factor = max(1, math.ceil(max(ds.width, ds.height) / FOOTPRINT_PX))
+        out_h, out_w = math.ceil(ds.height / factor), math.ceil(ds.width / factor)
+        data = ds.read(1, out_shape=(out_h, out_w), resampling=Resampling.nearest)
+        transform = ds.transform * Affine.scale(ds.width / out_w, ds.height / out_h)
+        crs = ds.crs
+    valid = (data != corine.NODATA).astype(np.uint8)
+    parts = [shape(g) for g, _ in shapes(valid, mask=valid.astype(bool), transform=transform)]
+    outline = shapely.union_all(parts)
+    step = abs(transform.a)
+    outline = shapely.simplify(outline, step, preserve_topology=True)
+    outline = shapely.segmentize(outline, 64 * step)  # follow the projection's curvature
+    to_wgs84 = Transformer.from_crs(crs, WGS84, always_xy=True)
+    lonlat = shapely.transform(
+        outline, lambda xy: np.column_stack(to_wgs84.transform(xy[:, 0], xy[:, 1]))
+    )
+    return json.loads(shapely.to_geojson(shapely.make_valid(lonlat)))
+
+
+def write_polygons(
+    segmentation: Path,
+    dst: Path,
+    msg: ProductMessage,
+    *,
+    mmu_m2: float,
+    tolerance_m: float,
+    strip_rows: int = DEFAULT_STRIP_ROWS,
+) -> int:
+    """Vectorize the raster strip by strip into a FlatGeobuf with a spatial index.
+
+    Each batch of complete polygons is appended as it comes, so only one strip and the
+    polygons pending across its border are in memory. Returns the number of polygons.
+    """
+    written = 0
+    with rasterio.open(segmentation) as src:
+        mmu_px = mmu_pixels(mmu_m2, src.transform)
+        tolerance_px = tolerance_m / math.sqrt(abs(src.transform.determinant))
+        for batch in iter_polygon_batches(
+            src, mmu_px=mmu_px, tolerance_px=tolerance_px, strip_rows=strip_rows
+        ):
+            n = len(batch)
+            labels = np.array([corine.clc_class(c).label for c in batch.codes], dtype=object)
+            field_data = [
+                batch.codes.astype(np.int32),
+                labels,
+                np.full(n, msg.product_id, dtype=object),
+                np.full(n, msg.date, dtype=object),
+                np.full(n, msg.model, dtype=object),
+                np.full(n, msg.version, dtype=np.int32),
+                np.round(batch.areas_m2, 2),
+            ]
+            pyogrio.raw.write(
+                dst,
+                np.asarray(shapely.to_wkb(shapely.force_2d(batch.geometries)), dtype=object),
+                field_data,
+                fields=list(POLYGON_FIELDS),
+                geometry_type="Polygon",
+                crs="EPSG:4326",
+                driver="FlatGeobuf",
+                layer=msg.product_id,
+                append=written > 0,
+                layer_options={"SPATIAL_INDEX": "YES"},
+            )
+            written += n
+    if not written:
+        raise BadInput("no polygon left after sieving", product_id=msg.product_id)
+    return written
+
+
+def build_item(
+    msg: ProductMessage,
+    keys: dict[str, str],
+    footprint: dict[str, Any],
+    areas: dict[int, float],
+    acquired: dt.datetime,
+    created: dt.datetime,
+) -> dict[str, Any]:
+    """The STAC Item of the product, in the shape documented in storage/catalog.py."""
+    item_key = layout.catalog_key(msg.model, msg.version, msg.date, msg.product_id)
+    cloud_cover = msg.cloud_fraction  # ours, from the mask; else the catalogue's scene value
+    if cloud_cover is None and msg.item.get("cloud_cover") is not None:
+        cloud_cover = float(msg.item["cloud_cover"])
+    properties: dict[str, Any] = {
+        "created": _iso(created),
+        "published": msg.item.get("published"),
+        catalog.PROP_MODEL: msg.model,
+        catalog.PROP_VERSION: msg.version,
+        "eo:cloud_cover": None if cloud_cover is None else round(float(cloud_cover), 4),
+        catalog.PROP_CATEGORIES: sorted(areas),
+        catalog.PROP_CLASS_AREAS: {str(c): round(a, 2) for c, a in sorted(areas.items())},
+        catalog.PROP_TILE: msg.tile,
+        catalog.PROP_PRODUCT_TYPE: msg.item.get("product_type") or "S2MSI2A",
+    }
+    if msg.item.get("platform"):
+        properties["platform"] = msg.item["platform"]
+    item = pystac.Item(
+        id=msg.product_id,
+        geometry=footprint,
+        bbox=list(shapely.bounds(shape(footprint))),
+        datetime=acquired,
+        properties=properties,
+        stac_extensions=[EO_EXTENSION],
+    )
+    assets = {
+        "segmentation": (COG_MEDIA_TYPE, ["data"], "CORINE level-3 land cover (uint16, 0 = none)"),
+        "cloud_mask": (COG_MEDIA_TYPE, ["cloud"], "Cloud mask (1 = cloud or shadow)"),
+        "polygons": (FGB_MEDIA_TYPE, ["data"], "Land-cover polygons, EPSG:4326"),
+        "tiles": (PMTILES_MEDIA_TYPE, ["visual"], "Vector tiles for maps"),
+    }
+    for name, (media_type, roles, title) in assets.items():
+        item.add_asset(
+            name,
+            pystac.Asset(
+                href=catalog.relative_href(item_key, keys[name]),
+                media_type=media_type,
+                roles=roles,
+                title=title,
+                extra_fields={catalog.ASSET_KEY: keys[name]},
+            ),
+        )
+    return item.to_dict(include_self_link=False, transform_hrefs=False)
+
+
+def _parse_iso(value: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"created time {value!r} is not ISO 8601") from None
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
