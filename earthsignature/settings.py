@@ -77,6 +77,69 @@ class Settings(BaseSettings):
     inference_threads: int = Field(
         default=2, ge=1, description="onnxruntime intra-op threads of the embedded runner."
     )
+    shard_megabytes: int = Field(
+        default=256,
+        ge=1,
+        description="Memory budget of one inference shard (float32 model input), in MiB.",
+    )
+
+    # Queue
+    retry_backoff_scale: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="Multiplier of each stage's retry intervals (0 retries at once, for tests).",
+    )
+    stage_handlers: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Stage name -> 'module:function' replacing that stage's handler (JSON; for custom "
+            "deployments and tests). Unset stages use the built-in handlers."
+        ),
+    )
+
+    # gRPC API (earthsig serve)
+    api_host: str = Field(default="0.0.0.0", description="Address the gRPC API listens on.")
+    api_port: int = Field(default=50051, ge=0, le=65535, description="gRPC API port.")
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token required by CreateProduct; unset refuses writes."
+    )
+    api_default_results: int = Field(
+        default=10, ge=1, description="Responses per call when a request sets no n_results."
+    )
+    api_max_results: int = Field(
+        default=100, ge=1, description="Server cap on responses per call (larger n_results)."
+    )
+    api_max_message_mb: int = Field(
+        default=256, ge=4, description="gRPC send/receive message size limit, MiB."
+    )
+    api_max_pixels: int = Field(
+        default=64_000_000,
+        ge=1024,
+        description="Largest raster (pixels) one response carries; bigger areas are decimated.",
+    )
+    api_workers: int = Field(default=8, ge=1, description="gRPC server worker threads.")
+    api_refresh_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between the API index's looks for newly committed products.",
+    )
+    api_tls_cert: Path | None = Field(
+        default=None, description="PEM certificate chain; with api_tls_key, serve over TLS."
+    )
+    api_tls_key: Path | None = Field(default=None, description="PEM private key for TLS.")
+
+    # Vectorize
+    min_mapping_unit_m2: float = Field(
+        default=5000.0,
+        ge=0.0,
+        description="Polygons smaller than this (m², default 0.5 ha = 50 px at 10 m) are "
+        "sieved into their largest neighbour before polygonizing.",
+    )
+    simplify_tolerance_m: float = Field(
+        default=10.0,
+        ge=0.0,
+        description="Coverage simplification tolerance in metres (about one 10 m pixel).",
+    )
 
     @field_validator("store")
     @classmethod

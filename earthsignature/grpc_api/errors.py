@@ -1,0 +1,114 @@
+"""Errors of the API and the one table that turns exceptions into gRPC status codes.
+
+Servicer methods raise; :func:`status_for` (applied at the edge by :func:`handle_errors`)
+picks the code. Bad input is INVALID_ARGUMENT with a message that says what is wrong, never
+UNKNOWN or INTERNAL.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from earthsignature.errors import ConfigurationError, EarthSignatureError
+from earthsignature.functions.errors import BadInput
+from earthsignature.storage.errors import InvalidKey, ObjectNotFound, StorageError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(EarthSignatureError):
+    """Root of the API's own errors."""
+
+
+class BadRequest(ApiError, ValueError):
+    """The request is malformed (WKT, dates, n_results, product id, geobuf, query)."""
+
+
+class Unauthenticated(ApiError, PermissionError):
+    """A write without a valid bearer token."""
+
+
+class NotFound(ApiError, LookupError):
+    """A named product or model version does not exist."""
+
+
+class MalformedRequest:
+    """Stands in for a request whose bytes did not decode (see ``server._tolerant``)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+#: The one table: first matching class wins (subclasses before their bases).
+STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (BadRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (BadInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (InvalidKey, grpc.StatusCode.INVALID_ARGUMENT),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (ObjectNotFound, grpc.StatusCode.NOT_FOUND),
+    (ConfigurationError, grpc.StatusCode.FAILED_PRECONDITION),
+    (StorageError, grpc.StatusCode.UNAVAILABLE),
+    (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
+)
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode:
+    """The status code of an exception; INTERNAL for anything unexpected."""
+    for cls, code in STATUS_TABLE:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
+    code = status_for(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.exception("unexpected error in API call")
+        context.abort(code, f"internal error: {type(exc).__name__}")
+    context.abort(code, str(exc))
+
+
+def handle_errors(method: F) -> F:
+    """Wrap a unary or server-streaming servicer method so its errors become statuses."""
+
+    @functools.wraps(method)
+    def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            _check_decoded(request)
+            return method(self, request, context)
+        except Exception as exc:
+            if _is_abort(exc):
+                raise
+            _abort(context, exc)
+
+    @functools.wraps(method)
+    def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            _check_decoded(request)
+            yield from method(self, request, context)
+        except Exception as exc:
+            if _is_abort(exc):
+                raise
+            _abort(context, exc)
+
+    return streaming if inspect.isgeneratorfunction(method) else unary  # type: ignore[return-value]
+
+
+def _check_decoded(request: Any) -> None:
+    if isinstance(request, MalformedRequest):
+        raise BadRequest(request.reason)
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # context.abort raises a bare Exception subclass private to grpc; let it through.
+    return type(exc).__module__.startswith("grpc")

@@ -1,0 +1,247 @@
+"""What a request asks for, parsed and validated once: area, dates, ids, categories, limit.
+
+V1 requests (protobuf fields) and V2 query Features (geobuf) both become a :class:`Query`,
+so filtering, ordering and capping are the same for both. Every check raises
+:class:`~earthsignature.grpc_api.errors.BadRequest` with a message saying what is wrong.
+
+The V2 query Feature: geometry = area of interest (Polygon/MultiPolygon, EPSG:4326; an empty
+GeometryCollection means none); properties, all optional: ``start_date``, ``end_date``
+(ISO 8601), ``product_ids`` and ``categories`` (lists, or comma-separated strings),
+``n_results`` (integer >= 1), ``model`` and ``version``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import geobuf
+import shapely
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from earthsignature import corine
+from earthsignature.grpc_api.errors import BadRequest
+from earthsignature.proto.stubs import geobuf_pb2
+from earthsignature.storage import layout
+from earthsignature.storage.errors import InvalidKey
+
+#: Properties a V2 query Feature may carry.
+QUERY_PROPERTIES = frozenset(
+    {"start_date", "end_date", "product_ids", "categories", "n_results", "model", "version"}
+)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """The model version a call reads (server default unless the call names one)."""
+
+    model: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Query:
+    """Filters of one call; ``limit`` is already capped (None = no limit)."""
+
+    model: ModelVersion
+    aoi: BaseGeometry | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    product_ids: frozenset[str] = frozenset()
+    categories: frozenset[int] = frozenset()
+    limit: int | None = None
+
+
+# -- single values -------------------------------------------------------------------------
+
+
+def parse_area(geometry: BaseGeometry, source: str) -> BaseGeometry | None:
+    """A Polygon/MultiPolygon in lon/lat, valid; empty collections mean no area."""
+    if geometry.is_empty:
+        if geometry.geom_type == "GeometryCollection":
+            return None
+        raise BadRequest(f"{source} is empty")
+    if geometry.geom_type not in ("Polygon", "MultiPolygon"):
+        raise BadRequest(f"{source} must be a POLYGON or MULTIPOLYGON, not {geometry.geom_type}")
+    if not geometry.is_valid:
+        raise BadRequest(f"{source} is not a valid polygon: {shapely.is_valid_reason(geometry)}")
+    minx, miny, maxx, maxy = geometry.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise BadRequest(f"{source} must be lon/lat in EPSG:4326 (lon -180..180, lat -90..90)")
+    return geometry
+
+
+def parse_wkt(text: str) -> BaseGeometry:
+    """The area of a WKT string (POLYGON or MULTIPOLYGON, EPSG:4326)."""
+    try:
+        geometry = shapely.from_wkt(text)
+    except shapely.errors.GEOSException as exc:
+        raise BadRequest(f"wkt is not valid WKT: {exc}") from None
+    if geometry is None:
+        raise BadRequest("wkt is not valid WKT")
+    area = parse_area(geometry, "wkt")
+    if area is None:
+        raise BadRequest("wkt is an empty geometry")
+    return area
+
+
+def split_values(values: Iterable[Any]) -> list[str]:
+    """Repeated and comma-separated values, flattened and stripped."""
+    out: list[str] = []
+    for value in values:
+        out.extend(part.strip() for part in str(value).split(",") if part.strip())
+    return out
+
+
+def parse_product_ids(values: Iterable[Any]) -> frozenset[str]:
+    ids = split_values(values)
+    for value in ids:
+        try:
+            layout.product_id(value)
+        except InvalidKey:
+            raise BadRequest(
+                f"malformed product id {value!r}: ids are 1-200 of [A-Za-z0-9_.-]"
+            ) from None
+    return frozenset(ids)
+
+
+def parse_categories(values: Iterable[Any]) -> frozenset[int]:
+    codes = split_values(values)
+    bad = [code for code in codes if not (code.isdigit() and corine.is_code(code))]
+    if bad:
+        raise BadRequest(f"unknown CORINE level-3 categories {bad} (codes are 111 ... 523)")
+    return frozenset(int(code) for code in codes)
+
+
+def parse_time(value: Any, name: str) -> dt.datetime:
+    """An ISO 8601 date or date-time (UTC when it has no offset)."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be an ISO 8601 string, not {value!r}")
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} {value!r} is not an ISO 8601 date or date-time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def check_dates(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    if start and end and start > end:
+        raise BadRequest(f"start_date {start.isoformat()} is after end_date {end.isoformat()}")
+
+
+def resolve_limit(n_results: int | None, default: int, cap: int) -> int:
+    """The number of responses: the request's (>= 1), else the default, at most the cap."""
+    if n_results is None:
+        return min(default, cap)
+    if isinstance(n_results, bool) or not isinstance(n_results, int):
+        raise BadRequest(f"n_results must be an integer, not {n_results!r}")
+    if n_results < 1:
+        raise BadRequest(f"n_results must be at least 1, got {n_results}")
+    return min(n_results, cap)
+
+
+def parse_model(model: Any, version: Any, default: ModelVersion) -> ModelVersion:
+    """The model version a call names, falling back to the server default per part."""
+    try:
+        name = layout.model_name(str(model)) if model not in (None, "") else default.model
+        number = layout.model_version(version) if version not in (None, "") else default.version
+    except InvalidKey as exc:
+        raise BadRequest(f"bad model or version: {exc}") from None
+    return ModelVersion(name, number)
+
+
+# -- geobuf --------------------------------------------------------------------------------
+
+
+def decode_geobuf(data: geobuf_pb2.Data) -> dict[str, Any]:
+    """GeoJSON of a geobuf message; malformed content is a BadRequest."""
+    if data.WhichOneof("data_type") is None:
+        raise BadRequest("geobuf Data holds no feature, feature collection or geometry")
+    # Defaults of the proto2 schema are not on the wire; the decoder needs them explicit.
+    data = _with_defaults(data)
+    try:
+        decoded = geobuf.decode(data.SerializePartialToString())
+        json.dumps(decoded)
+    except Exception as exc:  # the decoder fails with Index/Key/Type errors on bad input
+        raise BadRequest(f"malformed geobuf: {type(exc).__name__}: {exc}") from None
+    return dict(decoded)
+
+
+def _with_defaults(data: geobuf_pb2.Data) -> geobuf_pb2.Data:
+    copy = geobuf_pb2.Data()
+    copy.CopyFrom(data)
+    copy.precision = data.precision
+    copy.dimensions = data.dimensions
+    return copy
+
+
+def encode_geobuf(obj: Mapping[str, Any], precision: int = 7) -> geobuf_pb2.Data:
+    """A GeoJSON Feature/FeatureCollection as a geobufproto.Data message."""
+    return geobuf_pb2.Data.FromString(geobuf.encode(dict(obj), precision))
+
+
+def feature_from_geobuf(data: geobuf_pb2.Data, what: str) -> tuple[BaseGeometry, dict[str, Any]]:
+    """The geometry and properties of a geobuf that must hold one Feature."""
+    obj = decode_geobuf(data)
+    if obj.get("type") != "Feature":
+        raise BadRequest(f"{what} must be a geobuf Feature, not a {obj.get('type')}")
+    try:
+        geometry = shape(obj["geometry"])
+    except Exception as exc:
+        raise BadRequest(f"{what} geometry is malformed: {exc}") from None
+    properties = obj.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise BadRequest(f"{what} properties must be an object")
+    return geometry, properties
+
+
+def _list_property(value: Any, name: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise BadRequest(f"{name} must be a list or a comma-separated string")
+
+
+def _int_property(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise BadRequest(f"{name} must be an integer, not {value!r}")
+
+
+def from_feature(
+    data: geobuf_pb2.Data, default: ModelVersion, default_results: int, cap: int | None
+) -> Query:
+    """A V2 query Feature as a Query; ``cap=None`` means no limit unless one is asked."""
+    geometry, props = feature_from_geobuf(data, "query")
+    unknown = sorted(set(props) - QUERY_PROPERTIES)
+    if unknown:
+        raise BadRequest(f"unknown query properties {unknown}; known: {sorted(QUERY_PROPERTIES)}")
+    start = parse_time(props["start_date"], "start_date") if "start_date" in props else None
+    end = parse_time(props["end_date"], "end_date") if "end_date" in props else None
+    check_dates(start, end)
+    n_results = _int_property(props.get("n_results"), "n_results")
+    if cap is None:
+        limit = None if n_results is None else resolve_limit(n_results, n_results, n_results)
+    else:
+        limit = resolve_limit(n_results, default_results, cap)
+    return Query(
+        model=parse_model(props.get("model"), props.get("version"), default),
+        aoi=parse_area(geometry, "query geometry"),
+        start=start,
+        end=end,
+        product_ids=parse_product_ids(_list_property(props.get("product_ids"), "product_ids")),
+        categories=parse_categories(_list_property(props.get("categories"), "categories")),
+        limit=limit,
+    )

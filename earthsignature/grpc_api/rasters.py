@@ -1,0 +1,104 @@
+"""AOI-clipped rasters for the API: windowed range reads of stored COGs to base64 GeoTIFF.
+
+Only the window covering the area (reprojected to the raster's CRS) is read, through
+``store.gdal_path`` (``/vsis3/`` range requests on S3); pixels outside the area are set to 0.
+A window larger than ``max_pixels`` is read decimated (GDAL picks the COG overview), so one
+response stays within the message size limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.features import geometry_mask
+from rasterio.io import MemoryFile
+from rasterio.warp import transform_geom
+from rasterio.windows import Window
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from earthsignature.storage.base import ObjectStore
+
+_EPS = 1e-6
+
+
+def _window_for(src: rasterio.DatasetReader, aoi_src: dict[str, Any]) -> Window | None:
+    """Pixel window of the area's bounds, rounded outwards, clipped to the raster."""
+    minx, miny, maxx, maxy = shape(aoi_src).bounds
+    inverse = ~src.transform
+    cols, rows = zip(
+        *(inverse * (x, y) for x, y in ((minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy))),
+        strict=True,
+    )
+    # a micro-pixel tolerance, so reprojection noise never adds a whole row or column
+    col0, col1 = max(0, math.floor(min(cols) + _EPS)), min(src.width, math.ceil(max(cols) - _EPS))
+    row0, row1 = max(0, math.floor(min(rows) + _EPS)), min(src.height, math.ceil(max(rows) - _EPS))
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def clip_to_base64(
+    store: ObjectStore,
+    key: str,
+    aoi: BaseGeometry | None,
+    *,
+    max_pixels: int,
+    nbits: int | None = None,
+) -> str | None:
+    """Base64 text of a GeoTIFF of band 1 of ``key`` inside ``aoi`` (EPSG:4326).
+
+    None when the area misses the raster. ``aoi=None`` returns the whole raster.
+    """
+    with store.gdal_env(), rasterio.open(store.gdal_path(key)) as src:
+        aoi_src = transform_geom("EPSG:4326", src.crs, mapping(aoi)) if aoi is not None else None
+        window = (
+            _window_for(src, aoi_src)
+            if aoi_src is not None
+            else Window(0, 0, src.width, src.height)
+        )
+        if window is None:
+            return None
+        scale = max(1.0, math.sqrt(window.width * window.height / max_pixels))
+        out_w = max(1, math.ceil(window.width / scale))
+        out_h = max(1, math.ceil(window.height / scale))
+        data = src.read(1, window=window, out_shape=(out_h, out_w), resampling=Resampling.nearest)
+        transform = src.window_transform(window) * Affine.scale(
+            window.width / out_w, window.height / out_h
+        )
+        if aoi_src is not None:
+            outside = geometry_mask([aoi_src], (out_h, out_w), transform, all_touched=True)
+            if outside.all():
+                return None  # the bounding window meets the raster, the area does not
+            data[outside] = 0
+        profile = {
+            "driver": "GTiff",
+            "width": out_w,
+            "height": out_h,
+            "count": 1,
+            "dtype": data.dtype,
+            "crs": src.crs,
+            "transform": transform,
+            "compress": "deflate",
+            "tiled": out_w >= 256 and out_h >= 256,
+        }
+        if src.nodata is not None:
+            profile["nodata"] = src.nodata
+    if nbits is not None:
+        profile["nbits"] = nbits
+    return base64.b64encode(_geotiff_bytes(data, profile)).decode("ascii")
+
+
+def _geotiff_bytes(data: np.ndarray, profile: dict[str, Any]) -> bytes:
+    # No colour table: a uint16 palette has 65536 entries (384 KiB) whatever the area's size;
+    # clients colour codes with the CLC table (earthsignature.corine).
+    with MemoryFile() as memfile:
+        with memfile.open(**profile) as dst:
+            dst.write(data, 1)
+        return bytes(memfile.read())
