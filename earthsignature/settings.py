@@ -8,7 +8,7 @@ the names operators already use for them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -127,6 +127,21 @@ class Settings(BaseSettings):
         default=None, description="PEM certificate chain; with api_tls_key, serve over TLS."
     )
     api_tls_key: Path | None = Field(default=None, description="PEM private key for TLS.")
+
+    # Observability
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus /metrics endpoint of workers and the API; "
+        "unset disables it, 0 picks a free port.",
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="Address /metrics listens on.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines: text for people, json (one object per line, with product_id "
+        "and stage) for log systems.",
+    )
 
     # Vectorize
     min_mapping_unit_m2: float = Field(

@@ -1,0 +1,266 @@
+"""The RQ job functions: run one stage for one JSON payload, then hand the product on.
+
+Workers import these by dotted path (``earthsignature.queue.jobs.run_stage``). A job:
+
+1. parses its message and notes the attempt in the product's status;
+2. calls the stage handler with the process's :class:`~earthsignature.runtime.Runtime`;
+3. enqueues the next stage (split fans out one infer job per shard; infer fans in through
+   :mod:`earthsignature.queue.fanin`), each job at most once;
+4. turns outcomes into ``records/``: ``ProductSkipped`` -> skipped, ``BadInput`` -> failed
+   (neither retried); any other exception is re-raised so RQ retries it with the stage's
+   backoff, and on the last attempt the product is recorded as failed with the reason.
+   A job whose worker died is retried by RQ's registry cleanup; :func:`on_job_failure`
+   records it when it has no retries left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from typing import Any
+
+import redis
+from rq import get_current_job
+from rq.job import Job
+
+from earthsignature.functions.errors import BadInput, ProductSkipped
+from earthsignature.functions.messages import ProductMessage
+from earthsignature.queue import fanin, status
+from earthsignature.queue.enqueue import enqueue_stage, start_product
+from earthsignature.queue.reprocess import for_model
+from earthsignature.queue.stages import get_stage, resolve_handler
+from earthsignature.runtime import Runtime
+from earthsignature.storage import catalog
+from earthsignature.storage.records import OutcomeRecord, clear_record, write_record
+
+log = logging.getLogger(__name__)
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Use ``runtime`` for the jobs of this process (workers set it once at start)."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = runtime
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, built from the environment's settings on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime.from_settings()
+        return _runtime
+
+
+def _current() -> tuple[Job | None, redis.Redis]:
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("stage jobs run inside an RQ worker")
+    return job, job.connection
+
+
+def _is_retry(job: Job | None) -> bool:
+    """Whether this execution is a retry (RQ counts retries down from Retry.max)."""
+    if job is None or job.retries_left is None:
+        return False
+    return job.retries_left < get_stage(job.args[0]).retry_max if job.args else False
+
+
+def _last_attempt(job: Job | None) -> bool:
+    return job is None or not job.retries_left
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "reason", None) or str(exc) or ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _record(
+    rt: Runtime, msg: ProductMessage, stage: str, state: str, reason: str, details: Any = None
+) -> None:
+    write_record(
+        rt.store,
+        OutcomeRecord(
+            product_id=msg.product_id,
+            date=msg.date,
+            model=msg.model,
+            version=msg.version,
+            status=state,  # type: ignore[arg-type]
+            stage=stage,
+            reason=reason,
+            details=json.loads(json.dumps(dict(details or {}), default=str)),
+        ),
+    )
+
+
+def run_stage(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Run ``stage`` on the message in ``payload``; returns a small JSON summary."""
+    job, conn = _current()
+    msg = ProductMessage.model_validate(payload)
+    rt = get_runtime()
+    spec = get_stage(stage)
+    status.stage_started(conn, msg, stage, retry=_is_retry(job))
+    try:
+        out = resolve_handler(stage, rt.settings.stage_handlers)(msg, rt)
+    except ProductSkipped as exc:
+        _record(rt, msg, stage, "skipped", exc.reason, exc.details)
+        status.finished(conn, msg, stage, "skipped", exc.reason)
+        return {"outcome": "skipped", "reason": exc.reason}
+    except BadInput as exc:
+        _record(rt, msg, stage, "failed", exc.reason, exc.details)
+        status.failure(conn, msg, stage, _reason(exc), final=True)
+        return {"outcome": "failed", "reason": exc.reason}
+    except Exception as exc:
+        final = _last_attempt(job)
+        status.failure(conn, msg, stage, _reason(exc), final=final)
+        if final:
+            _record(rt, msg, stage, "failed", _reason(exc), {"attempts": "exhausted"})
+        raise
+    return _hand_on(conn, rt, spec.name, spec.next, msg, list(out or []))
+
+
+def _hand_on(
+    conn: redis.Redis,
+    rt: Runtime,
+    stage: str,
+    next_stage: str | None,
+    msg: ProductMessage,
+    out: list[ProductMessage],
+) -> dict[str, Any]:
+    """Enqueue what follows ``stage`` and update the product's status."""
+    if next_stage is None:
+        clear_record(rt.store, msg.model, msg.version, msg.date, msg.product_id)
+        status.finished(conn, msg, stage, "committed")
+        return {"outcome": "committed"}
+    if stage == "infer":
+        done = fanin.mark_shard_done(conn, msg)
+        status.shards_progress(conn, msg, done)
+        if not fanin.all_done(conn, msg, done):
+            return {"outcome": "ok", "shards_done": done}
+        final = fanin.fan_in_message(out[0] if out else msg)
+        status.stage_finished(conn, msg, stage, next_stage)
+        job = enqueue_stage(conn, rt.settings, next_stage, final)
+        return {"outcome": "ok", "shards_done": done, "enqueued": [job.id] if job else []}
+    if not out:
+        reason = f"{stage} handed on nothing"
+        _record(rt, msg, stage, "failed", reason)
+        status.failure(conn, msg, stage, reason, final=True)
+        return {"outcome": "failed", "reason": reason}
+    if stage == "split":
+        status.shards_planned(conn, msg, len(out))
+    status.stage_finished(conn, msg, stage, next_stage)  # before the next job can start
+    enqueued = [job.id for m in out if (job := enqueue_stage(conn, rt.settings, next_stage, m))]
+    return {"outcome": "ok", "enqueued": enqueued}
+
+
+def run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Search one window and enter each new product into the pipeline (``stage`` is discover)."""
+    job, conn = _current()
+    rt = get_runtime()
+    run = payload["run"]
+    model, version = payload["model"], int(payload["version"])
+    discover = resolve_handler(stage, rt.settings.stage_handlers)
+    try:
+        result = discover(
+            for_model(rt, model, version),
+            start=dt.date.fromisoformat(payload["start"]),
+            end=dt.date.fromisoformat(payload["end"]),
+            aoi_wkt=payload.get("aoi_wkt"),
+            max_cloud=payload.get("max_cloud"),
+            run=run,
+        )
+    except Exception as exc:
+        if _last_attempt(job):
+            status.mark_run_discovered(conn, run, 0, error=_reason(exc))
+        raise
+    started, committed = [], []
+    for found in getattr(result, "products", result):  # DiscoverResult (or a plain list)
+        msg = found.model_copy(update={"model": model, "version": version, "run": run})
+        if catalog.is_committed(rt.store, model, version, msg.date, msg.product_id):
+            committed.append(msg.product_id)
+            continue
+        if start_product(conn, rt.settings, msg) is not None:
+            started.append(msg.product_id)
+    skipped = _record_skipped(rt, conn, getattr(result, "skipped", []) or [], model, version, run)
+    status.mark_run_discovered(conn, run, len(started) + len(skipped))
+    return {
+        "outcome": "ok",
+        "started": started,
+        "already_committed": committed,
+        "skipped": skipped,
+    }
+
+
+def _record_skipped(
+    rt: Runtime, conn: redis.Redis, skipped: list[Any], model: str, version: int, run: str
+) -> list[str]:
+    """Write records (and status) for products discover chose not to process.
+
+    Accepts what discover reports: ``(ProductRef, reason)`` pairs, or objects/dicts carrying
+    ``product_id``, ``date``, ``reason`` (and optionally ``tile``, ``details``).
+    """
+    out = []
+    for entry in skipped:
+        item = entry
+        if isinstance(entry, tuple) and len(entry) == 2:
+            ref, why = entry
+            item = {"product_id": getattr(ref, "id", None), "date": getattr(ref, "date", None),
+                    "tile": getattr(ref, "tile", None), "reason": why}  # fmt: skip
+        get = item.get if isinstance(item, dict) else lambda k, d=None, o=item: getattr(o, k, d)
+        msg = get("message") if not isinstance(item, ProductMessage) else item
+        pid = msg.product_id if msg else get("product_id")
+        date = msg.date if msg else get("date")
+        if not pid or not date:
+            log.warning("discover reported a skipped product without id/date: %r", item)
+            continue
+        reason = str(get("reason") or "skipped by discover")
+        write_record(
+            rt.store,
+            OutcomeRecord(
+                product_id=pid,
+                date=str(date)[:10],
+                model=model,
+                version=version,
+                status="skipped",
+                stage="discover",
+                reason=reason,
+                details=dict(get("details") or {}),
+            ),
+        )
+        tile = msg.tile if msg else get("tile")
+        if tile:
+            ident = ProductMessage(
+                product_id=pid, date=str(date), tile=tile, model=model, version=version, run=run
+            )
+            status.finished(conn, ident, "discover", "skipped", reason)
+        out.append(pid)
+    return out
+
+
+def on_job_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
+    """RQ failure callback: records products whose job died with no retries left.
+
+    Exceptions raised by a handler are recorded by :func:`run_stage` itself; this covers
+    jobs that never returned, i.e. whose worker was killed (RQ's ``AbandonedJobError``).
+    """
+    from rq.exceptions import AbandonedJobError
+
+    exc_type = exc_info[0] if exc_info else None
+    if exc_type is None or not issubclass(exc_type, AbandonedJobError):
+        return
+    stage, payload = job.args[0], job.args[1]
+    reason = "worker lost during the job (killed or machine gone)"
+    if stage == "discover":
+        if _last_attempt(job):
+            status.mark_run_discovered(connection, payload["run"], 0, error=reason)
+        return
+    msg = ProductMessage.model_validate(payload)
+    final = _last_attempt(job)
+    status.failure(connection, msg, stage, reason, final=final)
+    if final:
+        _record(get_runtime(), msg, stage, "failed", reason, {"job": job.id})

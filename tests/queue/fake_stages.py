@@ -1,0 +1,168 @@
+"""Small real stage handlers for orchestration tests (workers import them by path).
+
+They write real objects to the store under the real layout and commit real catalog
+records, so the tests observe what the orchestrator makes happen. A product's ``item``
+steers them: ``n_shards``; ``transient`` {stage: k} fails the first k attempts; ``skip_at``
+/ ``bad_at`` a stage; ``block`` a stage: the first attempt announces itself in Redis and
+hangs (for SIGKILL tests). Every call counts itself in Redis (``test:runs:<stage>:<id>``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rq import get_current_job
+
+from earthsignature.functions.errors import BadInput, ProductSkipped
+from earthsignature.functions.messages import ProductMessage
+from earthsignature.runtime import Runtime
+from earthsignature.storage import catalog, layout
+
+PRODUCTS_KEY = "fixtures/discover.json"
+
+
+def _conn():  # type: ignore[no-untyped-def]
+    job = get_current_job()
+    assert job is not None
+    return job.connection
+
+
+def _enter(stage: str, msg: ProductMessage) -> int:
+    """Count the call; apply the behaviours the item asks for. Returns the attempt number."""
+    conn = _conn()
+    suffix = f":{msg.shard}" if stage == "infer" else ""
+    attempt = int(conn.incr(f"test:runs:{stage}:{msg.product_id}:v{msg.version}{suffix}"))
+    item = msg.item
+    if item.get("skip_at") == stage:
+        raise ProductSkipped("too cloudy", cloud_fraction=97.5)
+    if item.get("bad_at") == stage:
+        raise BadInput("band B04 unreadable", band="B04")
+    if attempt <= int(item.get("transient", {}).get(stage, 0)):
+        raise ConnectionError(f"simulated outage in {stage}, attempt {attempt}")
+    block = item.get("block")
+    if block == stage and attempt == 1 and (msg.shard in (None, 0)):
+        conn.set(f"test:blocked:{stage}:{msg.product_id}", os.getpid())
+        time.sleep(120)
+    return attempt
+
+
+def _done(stage: str, msg: ProductMessage) -> None:
+    suffix = f":{msg.shard}" if stage == "infer" else ""
+    _conn().incr(f"test:done:{stage}:{msg.product_id}:v{msg.version}{suffix}")
+
+
+@dataclass
+class FakeDiscovery:
+    products: list[ProductMessage]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def discover(rt: Runtime, *, start, end, aoi_wkt=None, max_cloud=None, run):  # type: ignore[no-untyped-def]
+    """Products listed in the store's fixtures file whose date is inside the window."""
+    listed = json.loads(rt.store.get_bytes(PRODUCTS_KEY))
+    products, skipped = [], []
+    for entry in listed:
+        day = layout.acquisition_date(entry["date"])
+        if not start <= day <= end:
+            continue
+        if entry.get("scene_cloud", 0) > 90:
+            skipped.append(
+                {
+                    "product_id": entry["product_id"],
+                    "date": entry["date"],
+                    "tile": entry["tile"],
+                    "reason": "scene cloud cover 95%",
+                }
+            )
+            continue
+        products.append(
+            ProductMessage(
+                product_id=entry["product_id"],
+                date=entry["date"],
+                tile=entry["tile"],
+                model=rt.settings.model_name,
+                version=rt.settings.model_version,
+                run=run,
+                item=entry.get("item", {}),
+            )
+        )
+    return FakeDiscovery(products, skipped)
+
+
+def fetch(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
+    _enter("fetch", msg)
+    key = layout.raw_key(msg.date, msg.tile, msg.product_id, "B04")
+    rt.store.put_bytes(key, f"B04 of {msg.product_id}".encode())
+    _done("fetch", msg)
+    return [msg.model_copy(update={"bands": {"B04": key}})]
+
+
+def cloud(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
+    _enter("cloud", msg)
+    key = layout.mask_key(msg.date, msg.tile, msg.product_id)
+    rt.store.put_bytes(key, b"mask")
+    _done("cloud", msg)
+    return [msg.model_copy(update={"cloud_mask": key, "cloud_fraction": 4.0})]
+
+
+def split(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
+    _enter("split", msg)
+    n = int(msg.item.get("n_shards", 2))
+    for i in range(n):
+        rt.store.put_bytes(f"{msg.work_prefix}shards/{i}.json", json.dumps({"shard": i}).encode())
+    _done("split", msg)
+    return [msg.model_copy(update={"shard": i, "n_shards": n}) for i in range(n)]
+
+
+def infer(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
+    _enter("infer", msg)
+    shard = json.loads(rt.store.get_bytes(f"{msg.work_prefix}shards/{msg.shard}.json"))
+    rt.store.put_bytes(f"{msg.work_prefix}pred/{msg.shard}.json", json.dumps(shard).encode())
+    _done("infer", msg)
+    return [msg]
+
+
+def vectorize(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
+    _enter("vectorize", msg)
+    assert msg.n_shards is not None and msg.shard is None
+    for i in range(msg.n_shards):  # fan-in must only happen once every shard is stored
+        rt.store.get_bytes(f"{msg.work_prefix}pred/{i}.json")
+    assets = {
+        "segmentation": layout.segmentation_key(msg.model, msg.version, msg.date, msg.product_id),
+        "polygons": layout.polygons_key(msg.model, msg.version, msg.date, msg.product_id),
+        "tiles": layout.tiles_key(msg.model, msg.version, msg.date, msg.product_id),
+        "cloud_mask": msg.cloud_mask,
+    }
+    for name in ("segmentation", "polygons", "tiles"):
+        rt.store.put_bytes(assets[name], f"{name} of {msg.product_id}".encode())
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": msg.product_id,
+        "geometry": {"type": "Point", "coordinates": [0.0, 0.0]},
+        "bbox": [0, 0, 0, 0],
+        "properties": {
+            "datetime": f"{msg.date}T11:00:00Z",
+            "created": f"{msg.date}T12:00:00Z",
+            catalog.PROP_MODEL: msg.model,
+            catalog.PROP_VERSION: msg.version,
+            catalog.PROP_TILE: msg.tile,
+            **({} if msg.item.get("no_source") else {"earthsig:source_item": msg.item}),
+        },
+        "assets": {name: {"href": key, catalog.ASSET_KEY: key} for name, key in assets.items()},
+    }
+    catalog.commit(rt.store, item)
+    _done("vectorize", msg)
+    return []
+
+
+HANDLERS = {
+    "discover": "tests.queue.fake_stages:discover",
+    **{
+        s: f"tests.queue.fake_stages:{s}" for s in ("fetch", "cloud", "split", "infer", "vectorize")
+    },
+}

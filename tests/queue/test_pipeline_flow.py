@@ -1,0 +1,108 @@
+"""Stages chained on RQ by real worker processes: fan-out, fan-in, retries, outcomes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from earthsignature.queue import status
+from earthsignature.queue.enqueue import discover_payload, enqueue_discover
+from earthsignature.storage import catalog, layout
+from earthsignature.storage.records import read_record
+from tests.queue.conftest import Pipeline, product, write_products
+
+DAY = dt.date(2026, 3, 1)
+
+
+def _start_day(pipeline: Pipeline, run: str = "r1") -> None:
+    settings = pipeline.settings
+    payload = discover_payload(
+        start=DAY, end=DAY, run=run, model=settings.model_name, version=settings.model_version
+    )
+    assert enqueue_discover(pipeline.conn, settings, payload) is not None
+
+
+def _terminal(pipeline: Pipeline, run: str, expected: int):  # type: ignore[no-untyped-def]
+    def check():  # type: ignore[no-untyped-def]
+        found = status.products(pipeline.conn, run)
+        done = status.run_discovered(pipeline.conn, run)
+        if done and len(found) == expected and all(p.terminal for p in found):
+            return {p.product_id: p for p in found}
+        return None
+
+    return check
+
+
+def test_products_flow_through_every_stage_once(pipeline: Pipeline) -> None:
+    write_products(
+        pipeline.store,
+        [
+            product("S2A_A", n_shards=3),
+            product("S2B_B", n_shards=1, transient={"cloud": 2, "infer": 1}),
+            product("S2A_C", n_shards=4),
+            product("S2A_SKIP", skip_at="cloud"),
+            product("S2A_BAD", bad_at="fetch"),
+            {**product("S2A_CLOUDY"), "scene_cloud": 95},
+            product("S2A_OTHERDAY", date="2026-03-02"),
+        ],
+    )
+    pipeline.start_workers(3)
+    _start_day(pipeline)
+    states = pipeline.wait(_terminal(pipeline, "r1", 6), what="all products terminal")
+
+    assert {k: v.state for k, v in states.items()} == {
+        "S2A_A": "committed",
+        "S2B_B": "committed",
+        "S2A_C": "committed",
+        "S2A_SKIP": "skipped",
+        "S2A_BAD": "failed",
+        "S2A_CLOUDY": "skipped",
+    }
+    model, version = pipeline.settings.model_name, pipeline.settings.model_version
+    for pid, shards in (("S2A_A", 3), ("S2B_B", 1), ("S2A_C", 4)):
+        assert catalog.is_committed(pipeline.store, model, version, DAY, pid)
+        assert pipeline.count(f"test:runs:vectorize:{pid}:v{version}") == 1
+        assert pipeline.count(f"test:done:split:{pid}:v{version}") == 1
+        assert all(
+            pipeline.count(f"test:done:infer:{pid}:v{version}:{i}") == 1 for i in range(shards)
+        )
+        assert states[pid].shards == shards and states[pid].shards_done == shards
+    # the transient failures were retried, counted, and their reasons kept
+    flaky = states["S2B_B"]
+    assert flaky.retries == 3
+    assert [f["stage"] for f in flaky.failures] == ["cloud", "cloud", "infer"]
+    assert "simulated outage" in flaky.failures[0]["reason"]
+    skipped = read_record(pipeline.store, model, version, DAY, "S2A_SKIP")
+    assert skipped and (skipped.status, skipped.stage, skipped.reason) == (
+        "skipped",
+        "cloud",
+        "too cloudy",
+    )
+    assert skipped.details == {"cloud_fraction": 97.5}
+    bad = read_record(pipeline.store, model, version, DAY, "S2A_BAD")
+    assert bad and (bad.status, bad.stage, bad.reason) == ("failed", "fetch", "band B04 unreadable")
+    assert pipeline.count(f"test:runs:fetch:S2A_BAD:v{version}") == 1  # bad input: no retry
+    cloudy = read_record(pipeline.store, model, version, DAY, "S2A_CLOUDY")
+    assert cloudy and cloudy.stage == "discover" and "95%" in cloudy.reason
+    assert not pipeline.store.exists(layout.raw_key(DAY, "31TCJ", "S2A_OTHERDAY", "B04"))
+
+
+def test_exhausted_retries_record_failure_without_blocking_others(pipeline: Pipeline) -> None:
+    write_products(
+        pipeline.store,
+        [
+            product("S2A_DOOMED", transient={"split": 99}),
+            product("S2A_FINE", n_shards=2),
+        ],
+    )
+    pipeline.start_workers(2)
+    _start_day(pipeline)
+    states = pipeline.wait(_terminal(pipeline, "r1", 2), what="both terminal")
+    version = pipeline.settings.model_version
+    assert states["S2A_FINE"].state == "committed"
+    doomed = states["S2A_DOOMED"]
+    assert doomed.state == "failed" and doomed.stage == "split"
+    assert "simulated outage in split" in (doomed.reason or "")
+    tries = pipeline.count(f"test:runs:split:S2A_DOOMED:v{version}")
+    assert tries == 1 + 3  # first attempt + the split stage's 3 retries
+    record = read_record(pipeline.store, "clc-baseline", version, DAY, "S2A_DOOMED")
+    assert record and record.status == "failed" and "simulated outage" in record.reason

@@ -1,0 +1,67 @@
+"""Reprocessing a date range with a second model version keeps both versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from earthsignature.cli import cli
+from earthsignature.storage import LocalStore, catalog
+from tests.queue.conftest import product, write_products
+from tests.queue.test_cli import _embedded_env
+
+
+@pytest.mark.parametrize("source", ["catalog-record", "discover-again"])
+def test_reprocess_with_second_version_keeps_both(tmp_path: Path, source: str) -> None:
+    store = LocalStore(tmp_path / "store")
+    extra = {"no_source": True} if source == "discover-again" else {}
+    write_products(
+        store,
+        [
+            product("S2A_R1", date="2026-03-01", n_shards=2, **extra),
+            product("S2A_R2", date="2026-03-03", **extra),
+            product("S2A_LATER", date="2026-03-09", **extra),
+        ],
+    )
+    env = _embedded_env(store.root)
+    runner = CliRunner()
+    for day in ("2026-03-01", "2026-03-03", "2026-03-09"):
+        done = runner.invoke(
+            cli, ["run", "--date", day, "--no-progress", "--workers", "1"], env=env
+        )
+        assert done.exit_code == 0, done.output
+    v1 = {e.product_id: e for e in catalog.iter_entries(store, "clc-baseline", 1)}
+    v1_bytes = {pid: store.get_bytes(e.assets["segmentation"]) for pid, e in v1.items()}
+
+    args = [
+        "reprocess",
+        "--model",
+        "clc-baseline",
+        "--version",
+        "2",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-05",
+        "--no-progress",
+    ]
+    result = runner.invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 products to reprocess with clc-baseline v2" in result.output
+
+    v2 = {e.product_id: e for e in catalog.iter_entries(store, "clc-baseline", 2)}
+    assert sorted(v2) == ["S2A_R1", "S2A_R2"]  # S2A_LATER is outside the range
+    assert all("version=2" in e.assets["segmentation"] for e in v2.values())
+    after = {e.product_id: e for e in catalog.iter_entries(store, "clc-baseline", 1)}
+    assert sorted(after) == sorted(v1) == ["S2A_LATER", "S2A_R1", "S2A_R2"]
+    for pid, entry in after.items():  # the first version is untouched
+        assert store.get_bytes(entry.assets["segmentation"]) == v1_bytes[pid]
+    assert catalog.model_versions(store) == [("clc-baseline", 1), ("clc-baseline", 2)]
+
+    again = runner.invoke(cli, args, env=env)
+    assert again.exit_code == 0, again.output
+    assert "0 products to reprocess" in again.output and "2 already done" in again.output
+    json.loads(store.get_bytes(v2["S2A_R1"].key))  # a complete record
