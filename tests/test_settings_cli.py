@@ -90,3 +90,13 @@ def test_package_errors_exit_2_with_a_message(monkeypatch: pytest.MonkeyPatch) -
     result = CliRunner().invoke(cli, ["config"])
     assert result.exit_code == 2
     assert "CLOUD_THRESHOLD" in result.output
+
+
+def test_readme_documents_every_setting() -> None:
+    from pathlib import Path
+
+    from earthsignature.settings import ENV_PREFIX, Settings
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [n for n in Settings.model_fields if f"`{ENV_PREFIX}{n.upper()}`" not in readme]
+    assert missing == []

@@ -37,8 +37,14 @@ def cli(verbose: int) -> None:
 
     Every option comes from the environment (EARTHSIG_*, see README and `earthsig config`).
     """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from earthsignature.logs import configure_logging
+    from earthsignature.settings import load_settings
+
+    try:
+        fmt = load_settings().log_format
+    except EarthSignatureError:  # the command itself reports bad settings
+        fmt = "text"
+    configure_logging(logging.WARNING - 10 * min(verbose, 2), fmt)
 
 
 def _register() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import click
+import redis
 
+from earthsignature import metrics
 from earthsignature.errors import ConfigurationError
 from earthsignature.queue.jobs import set_runtime
-from earthsignature.queue.stages import parse_queues
+from earthsignature.queue.stages import QUEUES, parse_queues
 from earthsignature.queue.worker import WorkerTiming, run_worker
 from earthsignature.runtime import Runtime
 from earthsignature.settings import load_settings
@@ -55,5 +57,8 @@ def command(
     if "infer" in names and not settings.triton_url:
         click.echo("note: no TRITON_URL; infer jobs use the embedded onnxruntime runner", err=True)
     set_runtime(Runtime.from_settings(settings))  # one runtime (and cache) per process
+    if metrics.serve_metrics(settings.metrics_port, settings.metrics_host) is not None:
+        depth_conn = redis.Redis.from_url(redis_url)
+        metrics.watch_queues(lambda: metrics.rq_queue_depths(depth_conn, QUEUES))
     timing = WorkerTiming(heartbeat=heartbeat, grace=grace, maintenance=maintenance)
     run_worker(redis_url, names, timing=timing, burst=burst, name=name)

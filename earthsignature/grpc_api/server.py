@@ -22,10 +22,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from earthsignature.errors import ConfigurationError
-from earthsignature.grpc_api import v1, v2
+from earthsignature.grpc_api import stats, v1, v2
 from earthsignature.grpc_api.errors import MalformedRequest
 from earthsignature.grpc_api.index import ProductIndex
 from earthsignature.grpc_api.state import ApiState
+from earthsignature.metrics import ApiMetricsInterceptor, MetricsEndpoint, serve_metrics
 from earthsignature.proto.stubs import v1_pb2, v2_pb2
 from earthsignature.settings import Settings
 from earthsignature.storage.base import ObjectStore
@@ -86,6 +87,7 @@ class ApiServer:
                 ("grpc.max_send_message_length", mib),
                 ("grpc.max_receive_message_length", mib),
             ],
+            interceptors=[ApiMetricsInterceptor()],
         )
         self.server.add_generic_rpc_handlers(
             (
@@ -93,14 +95,19 @@ class ApiServer:
                 _service_handler(v2_pb2, v2.DatabaseProductService(self.state)),
             )
         )
+        stats.stats_pb2_grpc.add_LandCoverStatsServicer_to_server(
+            stats.LandCoverStats(self.state), self.server
+        )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            (*SERVICE_NAMES, stats.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            self.server,
         )
         self._stopping = threading.Event()
         self._refresher: threading.Thread | None = None
         self.port = 0
+        self.metrics: MetricsEndpoint | None = None
 
     def _bind(self) -> int:
         address = f"{self.settings.api_host}:{self.settings.api_port}"
@@ -124,6 +131,7 @@ class ApiServer:
                 f"cannot listen on {self.settings.api_host}:{self.settings.api_port}"
             )
         self.server.start()
+        self.metrics = serve_metrics(self.settings.metrics_port, self.settings.metrics_host)
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._refresher = threading.Thread(
@@ -146,6 +154,8 @@ class ApiServer:
         self.server.stop(grace).wait()
         if self._refresher is not None:
             self._refresher.join(timeout=5)
+        if self.metrics is not None:
+            self.metrics.close()
 
     def wait(self) -> None:
         self.server.wait_for_termination()

@@ -13,7 +13,11 @@ from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent
 MESSAGES_ONLY = ("geobufproto/geobuf.proto",)
-SERVICES = ("snapearth/api/v1/database.proto", "snapearth/api/v2/database.proto")
+SERVICES = (
+    "snapearth/api/v1/database.proto",
+    "snapearth/api/v2/database.proto",
+    "earthsig/stats/v1/stats.proto",
+)
 
 
 def generate() -> None:

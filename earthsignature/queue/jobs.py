@@ -25,8 +25,10 @@ import redis
 from rq import get_current_job
 from rq.job import Job
 
+from earthsignature import metrics
 from earthsignature.functions.errors import BadInput, ProductSkipped
 from earthsignature.functions.messages import ProductMessage
+from earthsignature.logs import log_context
 from earthsignature.queue import fanin, status
 from earthsignature.queue.enqueue import enqueue_stage, start_product
 from earthsignature.queue.reprocess import for_model
@@ -98,8 +100,28 @@ def _record(
     )
 
 
+def _observed(
+    run: Any, stage: str, payload: dict[str, Any], product_id: str | None
+) -> dict[str, Any]:
+    """Run a job inside a log context and a stage timer (metrics), outcome from its summary."""
+    job, _conn = _current()
+    with log_context(product_id, stage), metrics.stage_run(stage, retry=_is_retry(job)) as timed:
+        try:
+            result: dict[str, Any] = run(stage, payload)
+        except Exception as exc:
+            log.warning("%s failed: %s", stage, _reason(exc))
+            raise
+        outcome = result.get("outcome")  # "committed" (last stage) is a success too
+        timed.outcome = outcome if outcome in ("skipped", "failed") else "ok"
+        return result
+
+
 def run_stage(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Run ``stage`` on the message in ``payload``; returns a small JSON summary."""
+    return _observed(_run_stage, stage, payload, payload.get("product_id"))
+
+
+def _run_stage(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     job, conn = _current()
     msg = ProductMessage.model_validate(payload)
     rt = get_runtime()
@@ -160,6 +182,10 @@ def _hand_on(
 
 def run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Search one window and enter each new product into the pipeline (``stage`` is discover)."""
+    return _observed(_run_discover, stage, payload, None)
+
+
+def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     job, conn = _current()
     rt = get_runtime()
     run = payload["run"]

@@ -1,0 +1,89 @@
+"""``earthsig stats``: class areas per date (and change between two dates) inside an area."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from earthsignature.settings import load_settings
+from earthsignature.storage import open_store
+
+
+def _date(_ctx: click.Context, _param: click.Parameter, value: object) -> object:
+    if value is None:
+        return None
+    values = value if isinstance(value, tuple) else (value,)
+    try:
+        parsed = tuple(dt.date.fromisoformat(str(v)) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(f"dates are YYYY-MM-DD: {exc}") from None
+    return parsed if isinstance(value, tuple) else parsed[0]
+
+
+@click.command("stats")
+@click.option("--wkt", required=True, help="Area of interest, WKT polygon in EPSG:4326.")
+@click.option("--from", "start", callback=_date, default=None, help="First date (YYYY-MM-DD).")
+@click.option("--to", "end", callback=_date, default=None, help="Last date (YYYY-MM-DD).")
+@click.option("--model", default=None, help="Model name (default EARTHSIG_MODEL_NAME).")
+@click.option("--version", type=int, default=None, help="Model version (default configured).")
+@click.option(
+    "--change",
+    nargs=2,
+    callback=_date,
+    default=None,
+    metavar="D1 D2",
+    help="Also give the class-to-class change from D1 to D2.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def command(
+    wkt: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    model: str | None,
+    version: int | None,
+    change: tuple[dt.date, dt.date] | None,
+    as_json: bool,
+) -> None:
+    """Per-class area (m²) per date inside WKT, cloud counted apart; optionally the change."""
+    from earthsignature import stats
+    from earthsignature.functions.errors import BadInput
+    from earthsignature.stats.convert import change_dict, date_areas_dict, label
+
+    settings = load_settings()
+    store = open_store(settings)
+    model = model or settings.model_name
+    version = version or settings.model_version
+    try:
+        aoi = stats.parse_aoi(wkt)
+    except BadInput as exc:
+        raise click.BadParameter(str(exc), param_hint="--wkt") from None
+    out: dict[str, object] = {"model": model, "version": version}
+    if start is not None or end is not None or change is None:
+        areas = stats.area_by_date(
+            store, aoi, start or dt.date.min, end or dt.date.max, model=model, version=version
+        )
+        out["dates"] = [date_areas_dict(a) for a in areas]
+    if change is not None:
+        out["change"] = change_dict(
+            stats.change(store, aoi, change[0], change[1], model=model, version=version)
+        )
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    for day in out.get("dates", []):  # type: ignore[attr-defined]
+        click.echo(f"{day['date']}  ({len(day['product_ids'])} products)")
+        for c in day["classes"]:
+            click.echo(f"  {c['code']:>5}  {c['area_m2'] / 1e4:12.2f} ha  {c['label']}")
+        click.echo(f"  cloud  {day['cloud_m2'] / 1e4:12.2f} ha")
+    if "change" in out:
+        ch = out["change"]
+        click.echo(f"change {ch['date_from']} -> {ch['date_to']}")  # type: ignore[index]
+        for t in ch["transitions"]:  # type: ignore[index]
+            mark = "" if t["from_code"] == t["to_code"] else "  *"
+            click.echo(
+                f"  {t['from_code']} -> {t['to_code']}  {t['area_m2'] / 1e4:12.2f} ha"
+                f"  {label(t['from_code'])} -> {label(t['to_code'])}{mark}"
+            )
+        click.echo(f"  cloud on either date  {ch['cloud_m2'] / 1e4:.2f} ha")  # type: ignore[index]

@@ -1,0 +1,297 @@
+// EarthSignature viewer: committed products' polygons (PMTiles) in CLC colours, statistics.
+"use strict";
+(() => {
+  const protocol = new pmtiles.Protocol();
+  maplibregl.addProtocol("pmtiles", protocol.tile);
+
+  // What the page shows; also read by tests (window.esState).
+  const state = {
+    catalog: null, date: null, products: [], shown: [], idle: false, stats: null, fitted: false,
+  };
+  window.esState = state;
+  const $ = (id) => document.getElementById(id);
+
+  const map = new maplibregl.Map({
+    container: "map",
+    style: {
+      version: 8,
+      sources: {},
+      layers: [{ id: "background", type: "background", paint: { "background-color": "#f4f4f0" } }],
+    },
+    center: [2, 46],
+    zoom: 4,
+    attributionControl: false,
+  });
+  window.esMap = map;
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
+
+  function whenIdle() {
+    state.idle = false;
+    map.once("idle", () => { state.idle = true; });
+    map.triggerRepaint();
+  }
+
+  async function getJson(url) {
+    const response = await fetch(url);
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    return body;
+  }
+
+  function modelQuery() {
+    const c = state.catalog;
+    return `model=${encodeURIComponent(c.model)}&version=${c.version}`;
+  }
+
+  // ---- catalog, selectors, legend -------------------------------------------------------
+  async function loadCatalog(model, version) {
+    const query = model ? `?model=${encodeURIComponent(model)}&version=${version}` : "";
+    const catalog = await getJson(`/api/catalog${query}`);
+    state.catalog = catalog;
+    const models = $("model");
+    models.innerHTML = "";
+    for (const mv of catalog.models) {
+      const option = new Option(`${mv.model} v${mv.version}`, `${mv.model}|${mv.version}`);
+      option.selected = mv.model === catalog.model && mv.version === catalog.version;
+      models.add(option);
+    }
+    const dates = $("date");
+    dates.innerHTML = "";
+    for (const d of catalog.dates) dates.add(new Option(d, d));
+    dates.value = catalog.dates[catalog.dates.length - 1] || "";
+    state.fitted = false;
+    showDate(dates.value);
+  }
+
+  function renderLegend(codes) {
+    const list = $("legend");
+    list.innerHTML = "";
+    for (const cls of state.catalog.legend) {
+      const item = document.createElement("li");
+      item.className = codes.has(cls.code) ? "present" : "absent";
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = cls.color;
+      item.append(swatch, `${cls.code} ${cls.label}`);
+      list.append(item);
+    }
+  }
+
+  // ---- products of a date ---------------------------------------------------------------
+  function clearShown() {
+    for (const id of state.shown) {
+      for (const layer of [`fill-${id}`, `cloud-${id}`]) if (map.getLayer(layer)) map.removeLayer(layer);
+      for (const source of [`p-${id}`, `c-${id}`]) if (map.getSource(source)) map.removeSource(source);
+    }
+    state.shown = [];
+  }
+
+  function showDate(date) {
+    state.date = date;
+    clearShown();
+    const products = state.catalog.products.filter((p) => p.date === date);
+    state.products = products;
+    const codes = new Set();
+    products.forEach((p, i) => {
+      p.categories.forEach((c) => codes.add(c));
+      const id = String(i);
+      map.addSource(`p-${id}`, { type: "vector", url: `pmtiles://${location.origin}${p.tiles}` });
+      map.addLayer(
+        {
+          id: `fill-${id}`,
+          type: "fill",
+          source: `p-${id}`,
+          "source-layer": "landcover",
+          paint: { "fill-color": state.catalog.fill_color, "fill-opacity": 1 },
+        },
+        map.getLayer("aoi-line") ? "aoi-line" : undefined,
+      );
+      state.shown.push(id);
+    });
+    renderLegend(codes);
+    if (products.length && !state.fitted) {
+      const b = products.reduce(
+        (acc, p) => [Math.min(acc[0], p.bbox[0]), Math.min(acc[1], p.bbox[1]),
+          Math.max(acc[2], p.bbox[2]), Math.max(acc[3], p.bbox[3])],
+        [180, 90, -180, -90],
+      );
+      map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 20, animate: false });
+      state.fitted = true;
+    }
+    showClouds(products);
+    whenIdle();
+  }
+
+  async function showClouds(products) {
+    if (!$("clouds").checked) return;
+    const date = state.date;
+    for (const [i, p] of products.entries()) {
+      const meta = await getJson(`${p.cloud}?meta=1`);
+      if (state.date !== date || !$("clouds").checked || map.getSource(`c-${i}`)) return;
+      map.addSource(`c-${i}`, { type: "image", url: p.cloud, coordinates: meta.coordinates });
+      map.addLayer({ id: `cloud-${i}`, type: "raster", source: `c-${i}`, paint: { "raster-opacity": 0.8 } });
+    }
+    whenIdle();
+  }
+
+  function toggleClouds() {
+    if ($("clouds").checked) {
+      showClouds(state.catalog.products.filter((p) => p.date === state.date));
+    } else {
+      for (const id of state.shown) {
+        if (map.getLayer(`cloud-${id}`)) map.removeLayer(`cloud-${id}`);
+        if (map.getSource(`c-${id}`)) map.removeSource(`c-${id}`);
+      }
+      whenIdle();
+    }
+  }
+
+  // ---- click: polygon attributes --------------------------------------------------------
+  map.on("click", (e) => {
+    if (drawing) return;
+    const layers = state.shown.map((id) => `fill-${id}`).filter((l) => map.getLayer(l));
+    const [feature] = map.queryRenderedFeatures(e.point, { layers });
+    const body = $("info").tBodies[0];
+    body.innerHTML = "";
+    if (!feature) {
+      body.innerHTML = "<tr><td>No polygon here.</td></tr>";
+      return;
+    }
+    // the tiles carry code, label and area; the product's own attributes come from the catalog
+    const product = state.products[Number(feature.layer.id.slice("fill-".length))] || {};
+    const attributes = {
+      ...feature.properties,
+      product_id: product.id, date: product.date, model: product.model, version: product.version,
+    };
+    for (const [key, value] of Object.entries(attributes)) {
+      const row = body.insertRow();
+      row.insertCell().textContent = key;
+      row.insertCell().textContent = key === "area_m2" ? `${(value / 1e4).toFixed(2)} ha` : value;
+    }
+  });
+
+  // ---- area: rectangle drag or WKT ------------------------------------------------------
+  let drawing = false;
+  let start = null;
+  function rectangle(a, b) {
+    const [x0, x1] = [Math.min(a.lng, b.lng), Math.max(a.lng, b.lng)];
+    const [y0, y1] = [Math.min(a.lat, b.lat), Math.max(a.lat, b.lat)];
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]];
+  }
+  function showArea(ring) {
+    const data = { type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [ring] } };
+    if (map.getSource("aoi")) map.getSource("aoi").setData(data);
+    else {
+      map.addSource("aoi", { type: "geojson", data });
+      map.addLayer({ id: "aoi-line", type: "line", source: "aoi", paint: { "line-color": "#000", "line-width": 2 } });
+    }
+  }
+  function toWkt(ring) {
+    return `POLYGON ((${ring.map(([x, y]) => `${x.toFixed(6)} ${y.toFixed(6)}`).join(", ")}))`;
+  }
+  function parseWktRing(wkt) {
+    const numbers = wkt.replace(/^[^(]*\(+/, "").replace(/\).*$/, "");
+    return numbers.split(",").map((pair) => pair.trim().split(/\s+/).map(Number));
+  }
+  $("draw").addEventListener("click", () => {
+    drawing = !drawing;
+    $("draw").classList.toggle("active", drawing);
+    map.getCanvas().style.cursor = drawing ? "crosshair" : "";
+    if (drawing) map.dragPan.disable(); else map.dragPan.enable();
+  });
+  map.on("mousedown", (e) => { if (drawing) start = e.lngLat; });
+  map.on("mousemove", (e) => { if (drawing && start) showArea(rectangle(start, e.lngLat)); });
+  map.on("mouseup", (e) => {
+    if (!drawing || !start) return;
+    const ring = rectangle(start, e.lngLat);
+    start = null;
+    drawing = false;
+    $("draw").classList.remove("active");
+    map.dragPan.enable();
+    map.getCanvas().style.cursor = "";
+    $("wkt").value = toWkt(ring);
+    showArea(ring);
+    computeStats();
+  });
+  $("compute").addEventListener("click", () => {
+    try { showArea(parseWktRing($("wkt").value)); } catch (_) { /* the server says what is wrong */ }
+    computeStats();
+  });
+
+  async function computeStats() {
+    const wkt = $("wkt").value.trim();
+    if (!wkt) return;
+    const status = $("stats-status");
+    status.textContent = "Computing…";
+    $("chart").innerHTML = "";
+    const dates = state.catalog.dates;
+    let query = `/api/stats?wkt=${encodeURIComponent(wkt)}&${modelQuery()}`;
+    if (dates.length > 1 && state.date !== dates[0]) query += `&change=${dates[0]},${state.date}`;
+    try {
+      state.stats = await getJson(query);
+      status.textContent = "";
+      drawChart(state.stats);
+    } catch (err) {
+      state.stats = { error: String(err.message || err) };
+      status.textContent = `Error: ${state.stats.error}`;
+    }
+  }
+
+  // ---- chart: one stacked bar per date (class areas in CLC colours, cloud grey) ---------
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, parent) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    if (parent) parent.append(el);
+    return el;
+  }
+  function drawChart(result) {
+    const chart = $("chart");
+    chart.innerHTML = "";
+    if (!result.dates.length) {
+      chart.textContent = "No committed product covers this area in the range.";
+      return;
+    }
+    const colors = Object.fromEntries(state.catalog.legend.map((c) => [c.code, c.color]));
+    const totals = result.dates.map((d) => d.cloud_m2 + d.classes.reduce((s, c) => s + c.area_m2, 0));
+    const max = Math.max(...totals, 1);
+    const width = 290, barWidth = 200, row = 26;
+    const root = svg("svg", { width, height: row * result.dates.length + 8, role: "img" }, chart);
+    result.dates.forEach((d, i) => {
+      const y = 4 + i * row;
+      svg("text", { x: 0, y: y + 14 }, root).textContent = d.date;
+      let x = 70;
+      const parts = [...d.classes.map((c) => [c.code, c.label, c.area_m2]), ["cloud", "Cloud", d.cloud_m2]];
+      for (const [code, label, area] of parts) {
+        if (area <= 0) continue;
+        const w = (barWidth * area) / max;
+        const rect = svg("rect", {
+          x, y, width: Math.max(w, 0.5), height: row - 8,
+          fill: code === "cloud" ? "#9e9e9e" : colors[code] || "#000", "data-code": code,
+        }, root);
+        svg("title", {}, rect).textContent = `${code} ${label}: ${(area / 1e4).toFixed(2)} ha`;
+        x += w;
+      }
+      svg("text", { x: Math.min(x + 2, width - 40), y: y + 14 }, root).textContent = `${(totals[i] / 1e6).toFixed(2)} km²`;
+    });
+    if (result.change) {
+      const p = document.createElement("p");
+      p.className = "change";
+      p.textContent = `Changed ${result.change.date_from} → ${result.change.date_to}: ` +
+        `${(result.change.changed_m2 / 1e4).toFixed(2)} ha`;
+      chart.append(p);
+    }
+  }
+
+  // ---- controls -------------------------------------------------------------------------
+  $("date").addEventListener("change", (e) => showDate(e.target.value));
+  $("model").addEventListener("change", (e) => {
+    const [model, version] = e.target.value.split("|");
+    loadCatalog(model, Number(version));
+  });
+  $("clouds").addEventListener("change", toggleClouds);
+
+  map.on("load", () => {
+    loadCatalog().catch((err) => { $("stats-status").textContent = `Error: ${err.message}`; });
+  });
+})();

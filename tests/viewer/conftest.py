@@ -1,0 +1,132 @@
+"""A small committed catalog, the viewer serving it on loopback, and headless Chromium.
+
+Two dates over the same place, each a map of four quadrants whose codes are known, so a
+screenshot pixel's colour says which class was drawn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+from rasterio.io import MemoryFile
+
+from earthsignature.grpc_api import ingest
+from earthsignature.runtime import Runtime
+from earthsignature.settings import Settings
+from earthsignature.storage import LocalStore
+from earthsignature.viewer import ViewerServer
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+MODEL, VERSION = "clc-viewer", 1
+CRS = "EPSG:32631"
+SIZE = 200  # px of 10 m
+ORIGIN = (500_000.0, 4_900_000.0)
+TRANSFORM = Affine(10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1])
+#: date -> quadrant codes (top-left, top-right, bottom-left, bottom-right)
+DATES = {
+    dt.date(2024, 5, 1): (311, 211, 111, 512),
+    dt.date(2024, 9, 1): (112, 231, 311, 512),
+}
+
+
+def quadrants(codes: tuple[int, int, int, int]) -> np.ndarray:
+    half = SIZE // 2
+    out = np.zeros((SIZE, SIZE), dtype=np.uint16)
+    out[:half, :half], out[:half, half:], out[half:, :half], out[half:, half:] = codes
+    return out
+
+
+def _tiff(array: np.ndarray, **extra: object) -> bytes:
+    with MemoryFile() as mem:
+        with mem.open(
+            driver="GTiff",
+            width=SIZE,
+            height=SIZE,
+            count=1,
+            dtype=array.dtype,
+            crs=CRS,
+            transform=TRANSFORM,
+            **extra,
+        ) as dst:
+            dst.write(array, 1)
+        return bytes(mem.read())
+
+
+@dataclass(frozen=True)
+class Viewer:
+    url: str
+    store: LocalStore
+
+
+@pytest.fixture(scope="session")
+def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
+    root = tmp_path_factory.mktemp("viewer")
+    store = LocalStore(root / "store")
+    settings = Settings(
+        store=str(root / "store"), model_name=MODEL, model_version=VERSION, min_mapping_unit_m2=0.0
+    )
+    rt = Runtime(settings=settings, store=store)
+    for day, codes in DATES.items():
+        cloud = np.zeros((SIZE, SIZE), dtype=np.uint8)
+        cloud[:20, :20] = 1
+        ingest.ingest(
+            rt,
+            ingest.Upload(
+                product_id=f"S2G_31TEJ_{day:%Y%m%d}_0_L2A",
+                acquired=dt.datetime.combine(day, dt.time(10, 30), tzinfo=dt.UTC),
+                model=MODEL,
+                version=VERSION,
+                tile="31TEJ",
+                segmentation=_tiff(quadrants(codes), nodata=0),
+                cloud_mask=_tiff(cloud),
+            ),
+        )
+    server = ViewerServer(settings, store)
+    url = server.start()
+    try:
+        yield Viewer(url, store)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Chromium through chromedriver (Debian packages), WebGL by SwiftShader."""
+    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
+        pytest.skip("needs Debian's chromium and chromium-driver (/usr/bin/chromium, chromedriver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="earthsig-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--use-angle=swiftshader",
+        "--enable-unsafe-swiftshader",
+        "--window-size=1100,800",
+        "--force-device-scale-factor=1",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
