@@ -33,11 +33,12 @@ MODEL_FILE = "model.onnx"
 CONFIG_FILE = "config.pbtxt"
 
 
-def triton_config(spec: ModelSpec) -> str:
-    """config.pbtxt for Triton's onnxruntime backend, serving every version side by side."""
+def triton_io_config(spec: ModelSpec, runtime: str) -> str:
+    """The part of config.pbtxt every deployment shares: name, runtime line, batch limit,
+    version policy (every version side by side), input and output tensors."""
     return (
         f'name: "{spec.name}"\n'
-        'backend: "onnxruntime"\n'
+        f"{runtime}\n"
         f"max_batch_size: {spec.max_batch_size}\n"
         "version_policy: { all: {} }\n"
         "input [\n"
@@ -46,6 +47,12 @@ def triton_config(spec: ModelSpec) -> str:
         "output [\n"
         f'  {{ name: "{OUTPUT_NAME}" data_type: TYPE_UINT8 dims: [ -1, -1 ] }}\n'
         "]\n"
+    )
+
+
+def triton_config(spec: ModelSpec) -> str:
+    """config.pbtxt for Triton's onnxruntime backend, serving every version side by side."""
+    return triton_io_config(spec, 'backend: "onnxruntime"') + (
         "instance_group [ { kind: KIND_AUTO } ]\n"
     )
 

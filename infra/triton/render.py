@@ -19,8 +19,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from earthsignature.models.repository import CONFIG_FILE, SHIPPED, ModelRepository
-from earthsignature.models.spec import INPUT_NAME, OUTPUT_NAME, ModelSpec
+from earthsignature.models.repository import (
+    CONFIG_FILE,
+    SHIPPED,
+    ModelRepository,
+    triton_io_config,
+)
+from earthsignature.models.spec import ModelSpec
 
 HERE = Path(__file__).resolve().parent
 #: Model instances per GPU.
@@ -31,17 +36,7 @@ MAX_QUEUE_DELAY_US = 2000
 
 def gpu_config(spec: ModelSpec) -> str:
     """config.pbtxt for Triton's onnxruntime backend on GPUs, every version served."""
-    return (
-        f'name: "{spec.name}"\n'
-        'platform: "onnxruntime_onnx"\n'
-        f"max_batch_size: {spec.max_batch_size}\n"
-        "version_policy: { all: {} }\n"
-        "input [\n"
-        f'  {{ name: "{INPUT_NAME}" data_type: TYPE_FP32 dims: [ {len(spec.bands)}, -1, -1 ] }}\n'
-        "]\n"
-        "output [\n"
-        f'  {{ name: "{OUTPUT_NAME}" data_type: TYPE_UINT8 dims: [ -1, -1 ] }}\n'
-        "]\n"
+    return triton_io_config(spec, 'platform: "onnxruntime_onnx"') + (
         "# preferred = max_batch_size: the batch one infer job sends (see infra/triton/render.py)\n"
         "dynamic_batching {\n"
         f"  preferred_batch_size: [ {spec.max_batch_size} ]\n"
