@@ -96,9 +96,9 @@ def model_repo(tmp_path_factory: pytest.TempPathFactory) -> ModelRepository:
 
 @pytest.fixture(scope="session")
 def triton_server(model_repo: ModelRepository) -> Iterator[TritonServer]:
-    """A real Triton (PyTriton) on loopback serving clc-test version 2 (version 1 is in the
-    repository but not loaded)."""
-    with TritonServer(model_repo.root, TEST_MODEL, [2]) as server:
+    """A real Triton (PyTriton's tritonserver, python backend) on loopback serving clc-test
+    versions 1 and 2 side by side, each running its own model.onnx in onnxruntime."""
+    with TritonServer(model_repo.root, TEST_MODEL, [1, 2]) as server:
         yield server
 
 
