@@ -1,0 +1,1 @@
+"""EarthSignature benchmarks (not part of the test suite): ``python -m benchmarks --list``."""

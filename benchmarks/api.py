@@ -1,0 +1,336 @@
+"""API at scale: index build, V2/V1 query latency at 1 and 50 clients, requests per second.
+
+A local-store catalog of ``--products`` synthetic products (default 100,000) spread uniformly
+over Europe (lon -10..30, lat 36..70; a 1 x 1 degree footprint each, about a Sentinel-2 tile)
+and over 2021. One real product is published by the pipeline's own publish step
+(``grpc_api.ingest``: segmentation COG, 1-bit cloud COG, FlatGeobuf polygons, PMTiles) on a
+12 x 12 km, 10 m grid around the query area; every synthetic record is that product's STAC
+item with its own id, time, footprint and bbox, written straight to its catalog key with
+``store.put_bytes`` (``catalog.commit`` would only add 4 ``exists`` checks per record on the
+same four assets). So every product a query meets reads real files by window / bounding box.
+
+The server (``ApiServer``, real gRPC on 127.0.0.1) runs in its own process: its start-up
+(index build over all records) is timed and its RSS read before and after. Clients are threads
+of this process, one channel each, calling the generated stubs; each request is a 10 x 10 km
+area (jittered by up to 1 km) over one calendar month (cycled), its whole stream consumed.
+Load levels: V2 ListSegmentation at 1 and 50 clients with the server's default number of
+results (``api_default_results``, 10) and with ``n_results`` 1; V1 ListSegmentation (AOI-clipped
+segmentation and cloud rasters) with ``n_results`` 1 at 1 and 50 clients. Each level stops
+after ``--requests`` calls or ``--seconds``, whichever comes first.
+
+    python benchmarks/api.py [--products 100000] [--requests 1000] [--seconds 30] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing
+import resource
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import geobuf
+import grpc
+import numpy as np
+import shapely
+from affine import Affine
+from google.protobuf.timestamp_pb2 import Timestamp
+from pyproj import Transformer
+from rasterio.io import MemoryFile
+from shapely.geometry import box, mapping
+
+from earthsignature import corine
+from earthsignature.grpc_api import ingest
+from earthsignature.runtime import Runtime
+from earthsignature.settings import Settings
+from earthsignature.storage import LocalStore, layout
+
+CRS = "EPSG:32631"
+MODEL, VERSION = "clc-bench", 1
+ORIGIN = (494_000.0, 4_987_000.0)  # upper-left of the shared product, UTM 31N
+SIDE_PX = 1200  # 12 km at 10 m
+CENTRE = (500_000.0, 4_981_000.0)  # of the query area
+YEAR = 2021
+TO_LONLAT = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+
+
+def _rss_mib(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _geotiff(array: np.ndarray, **extra: Any) -> bytes:
+    transform = Affine(10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1])
+    with MemoryFile() as memfile:
+        with memfile.open(
+            driver="GTiff",
+            width=array.shape[1],
+            height=array.shape[0],
+            count=1,
+            dtype=array.dtype,
+            crs=CRS,
+            transform=transform,
+            **extra,
+        ) as dst:
+            dst.write(array, 1)
+        return bytes(memfile.read())
+
+
+def shared_product(store: LocalStore, block: int) -> dict[str, Any]:
+    """Publish the one real product (``block`` px squares of random CORINE codes).
+
+    At 50 px (500 m, 25 ha: CORINE's minimum mapping unit) nearly every square is its own
+    polygon, about 400 per 10 x 10 km: more than real CORINE maps hold there, an upper bound.
+    Returns the product's STAC item.
+    """
+    rng = np.random.default_rng(0)
+    codes = np.array(corine.CODES, dtype=np.uint16)
+    n = -(-SIDE_PX // block)
+    seg = codes[rng.integers(0, len(codes), size=(n, n))].repeat(block, 0).repeat(block, 1)
+    seg = np.ascontiguousarray(seg[:SIDE_PX, :SIDE_PX])
+    cloud = np.zeros_like(seg, dtype=np.uint8)
+    cloud[:200, :300] = 1
+    settings = Settings(model_name=MODEL, model_version=VERSION, min_mapping_unit_m2=0.0)
+    entry = ingest.ingest(
+        Runtime(settings=settings, store=store),
+        ingest.Upload(
+            product_id="S2A_MSIL2A_20210101T103021_N0500_R108_T31TEJ_20210101T120000",
+            acquired=dt.datetime(YEAR, 1, 1, 10, 30, 21, tzinfo=dt.UTC),
+            model=MODEL,
+            version=VERSION,
+            segmentation=_geotiff(seg, nodata=0),
+            cloud_mask=_geotiff(cloud),
+        ),
+    )
+    item = json.loads(store.get_bytes(entry.key))
+    store.delete(entry.key)  # its clones below are the catalog
+    return item
+
+
+def write_catalog(store: LocalStore, item: dict[str, Any], products: int, seed: int = 1) -> None:
+    """``products`` clones of ``item`` over Europe and one year, written with 4 threads."""
+    rng = np.random.default_rng(seed)
+    lons = rng.uniform(-10.0, 29.0, products)
+    lats = rng.uniform(36.0, 69.0, products)
+    start = dt.datetime(YEAR, 1, 1, tzinfo=dt.UTC).timestamp()
+    seconds = rng.uniform(0, 365 * 86400, products)
+
+    def record(i: int) -> None:
+        when = dt.datetime.fromtimestamp(start + seconds[i], dt.UTC).replace(microsecond=0)
+        pid = f"S2B_MSIL2A_{when:%Y%m%dT%H%M%S}_N0500_R{i % 143:03d}_T31TEJ_{i:08d}"
+        footprint = box(lons[i], lats[i], lons[i] + 1.0, lats[i] + 1.0)
+        clone = dict(item, id=pid, geometry=mapping(footprint), bbox=list(footprint.bounds))
+        clone["properties"] = dict(item["properties"], datetime=when.isoformat())
+        key = layout.catalog_key(MODEL, VERSION, when.date(), pid)
+        store.put_bytes(key, json.dumps(clone, sort_keys=True, separators=(",", ":")).encode())
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(record, range(products), chunksize=1000))
+
+
+def serve(root: str, workers: int, ready: Any, stop: Any) -> None:
+    """The server process: start (index build) timed, port and memory reported."""
+    from earthsignature.grpc_api.server import ApiServer
+
+    store = LocalStore(root)
+    settings = Settings(
+        model_name=MODEL,
+        model_version=VERSION,
+        api_host="127.0.0.1",
+        api_port=0,
+        api_workers=workers,
+        api_refresh_seconds=3600,
+    )
+    rss0 = _rss_mib()
+    t0 = time.perf_counter()
+    server = ApiServer(settings, store)
+    port = server.start()
+    ready.put(
+        {
+            "port": port,
+            "products": len(server.state.index),
+            "index_build_s": round(time.perf_counter() - t0, 2),
+            "rss_before_mib": round(rss0, 1),
+            "rss_after_mib": round(_rss_mib(), 1),
+        }
+    )
+    stop.wait()
+    server.stop(grace=1.0)
+
+
+def area(rng: np.random.Generator) -> shapely.Geometry:
+    """A 10 x 10 km lon/lat area around CENTRE, shifted by up to 1 km."""
+    dx, dy = rng.uniform(-1000, 1000, 2)
+    x, y = CENTRE[0] + dx, CENTRE[1] + dy
+    utm = shapely.segmentize(box(x - 5000, y - 5000, x + 5000, y + 5000), 500.0)
+    return shapely.transform(
+        utm, lambda xy: np.column_stack(TO_LONLAT.transform(xy[:, 0], xy[:, 1]))
+    )
+
+
+def month(i: int) -> tuple[dt.datetime, dt.datetime]:
+    first = dt.datetime(YEAR, i % 12 + 1, 1, tzinfo=dt.UTC)
+    nxt = dt.datetime(YEAR + (first.month == 12), first.month % 12 + 1, 1, tzinfo=dt.UTC)
+    return first, nxt - dt.timedelta(seconds=1)
+
+
+def v2_call(stub: Any, i: int, rng: np.random.Generator, n_results: int | None) -> tuple[int, int]:
+    from earthsignature.proto.stubs import geobuf_pb2, v2_pb2
+
+    start, end = month(i)
+    feature = {
+        "type": "Feature",
+        "geometry": mapping(area(rng)),
+        "properties": {"start_date": start.isoformat(), "end_date": end.isoformat()},
+    }
+    if n_results is not None:
+        feature["properties"]["n_results"] = n_results
+    query = geobuf_pb2.Data.FromString(geobuf.encode(feature))
+    responses = list(stub.ListSegmentation(v2_pb2.ListSegmentationRequest(query=query)))
+    return len(responses), sum(r.ByteSize() for r in responses)
+
+
+def v1_call(stub: Any, i: int, rng: np.random.Generator, n_results: int | None) -> tuple[int, int]:
+    from earthsignature.proto.stubs import v1_pb2
+
+    start, end = month(i)
+    stamps = [Timestamp(), Timestamp()]
+    stamps[0].FromDatetime(start)
+    stamps[1].FromDatetime(end)
+    request = v1_pb2.ListSegmentationRequest(
+        wkt=area(rng).wkt, start_date=stamps[0], end_date=stamps[1], n_results=n_results
+    )
+    responses = list(stub.ListSegmentation(request))
+    return len(responses), sum(r.ByteSize() for r in responses)
+
+
+def load(
+    port: int,
+    call: Any,
+    version: str,
+    clients: int,
+    n_results: int | None,
+    requests: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """``clients`` threads, one channel each, until ``requests`` calls or ``seconds`` pass."""
+    from earthsignature.proto.stubs import v1_pb2_grpc, v2_pb2_grpc
+
+    module = v1_pb2_grpc if version == "v1" else v2_pb2_grpc
+    latencies: list[float] = []
+    answers: list[int] = []
+    sizes: list[int] = []
+    counter = iter(range(requests))
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    limit = 256 * 1024 * 1024
+    options = [("grpc.max_receive_message_length", limit)]
+
+    def client(c: int) -> None:
+        rng = np.random.default_rng(c)
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+            stub = module.DatabaseProductServiceStub(channel)
+            while time.monotonic() < deadline:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                t0 = time.perf_counter()
+                n, size = call(stub, i, rng, n_results)
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    latencies.append(elapsed)
+                    answers.append(n)
+                    sizes.append(size)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ms = np.array(latencies) * 1000
+    return {
+        "api": version,
+        "clients": clients,
+        "n_results": n_results or "server default",
+        "requests": len(latencies),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "requests_per_s": round(len(latencies) / wall, 1),
+        "products_per_answer": round(statistics.mean(answers), 1),
+        "bytes_per_answer": int(statistics.mean(sizes)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=1000, help="per load level, at most")
+    parser.add_argument("--seconds", type=float, default=30.0, help="per load level, at most")
+    parser.add_argument("--workers", type=int, default=8, help="server worker threads")
+    parser.add_argument("--block", type=int, default=50, help="px side of one code square")
+    parser.add_argument("--keep", type=Path, help="catalog folder to reuse (built if empty)")
+    args = parser.parse_args()
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="earthsig-api-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    store = LocalStore(str(folder))
+    if not any(store.list(layout.catalog_prefix())):
+        t0 = time.perf_counter()
+        item = shared_product(store, args.block)
+        t1 = time.perf_counter()
+        write_catalog(store, item, args.products)
+        print(
+            json.dumps(
+                {
+                    "setup": "catalog",
+                    "products": args.products,
+                    "publish_shared_product_s": round(t1 - t0, 2),
+                    "write_records_s": round(time.perf_counter() - t1, 2),
+                }
+            )
+        )
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Queue(), ctx.Event()
+    server = ctx.Process(target=serve, args=(str(folder), args.workers, ready, stop))
+    server.start()
+    try:
+        info = ready.get(timeout=540)
+        print(json.dumps({"setup": "index", **info}))
+        port = info["port"]
+        load(port, v2_call, "v2", 4, None, 20, 30)  # warm-up
+        runs = [
+            ("v2", v2_call, 1, None),
+            ("v2", v2_call, 50, None),
+            ("v2", v2_call, 1, 1),
+            ("v2", v2_call, 50, 1),
+            ("v1", v1_call, 1, 1),
+            ("v1", v1_call, 50, 1),
+        ]
+        for version, call, clients, n_results in runs:
+            result = load(port, call, version, clients, n_results, args.requests, args.seconds)
+            result["server_rss_mib"] = round(_rss_mib(server.pid), 1)
+            print(json.dumps(result))
+    finally:
+        stop.set()
+        server.join(timeout=30)
+    print(f"client peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if args.keep is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        print(f"catalog kept in {folder}")
+
+
+if __name__ == "__main__":
+    main()
