@@ -44,7 +44,6 @@ import shapely
 from affine import Affine
 from google.protobuf.timestamp_pb2 import Timestamp
 from pyproj import Transformer
-from rasterio.io import MemoryFile
 from shapely.geometry import box, mapping
 
 from earthsignature import corine
@@ -52,6 +51,7 @@ from earthsignature.grpc_api import ingest
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import LocalStore, layout
+from earthsignature.testing.rasters import geotiff_bytes
 
 CRS = "EPSG:32631"
 MODEL, VERSION = "clc-bench", 1
@@ -71,19 +71,7 @@ def _rss_mib(pid: int | str = "self") -> float:
 
 def _geotiff(array: np.ndarray, **extra: Any) -> bytes:
     transform = Affine(10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1])
-    with MemoryFile() as memfile:
-        with memfile.open(
-            driver="GTiff",
-            width=array.shape[1],
-            height=array.shape[0],
-            count=1,
-            dtype=array.dtype,
-            crs=CRS,
-            transform=transform,
-            **extra,
-        ) as dst:
-            dst.write(array, 1)
-        return bytes(memfile.read())
+    return geotiff_bytes(array, transform, CRS, **extra)
 
 
 def shared_product(store: LocalStore, block: int) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import S3Store
 from earthsignature.storage.catalog import CatalogEntry
+from earthsignature.testing.rasters import geotiff_bytes
 from earthsignature.testing.seaweed import SeaweedS3
 from tests.conftest import TEST_BUCKET
 
@@ -55,20 +56,8 @@ class SampleProduct:
 
 
 def geotiff(array: np.ndarray, transform: Affine, crs: str = CRS, **extra: object) -> bytes:
-    """GeoTIFF bytes of one band."""
-    with MemoryFile() as memfile:
-        with memfile.open(
-            driver="GTiff",
-            width=array.shape[1],
-            height=array.shape[0],
-            count=1,
-            dtype=array.dtype,
-            crs=crs,
-            transform=transform,
-            **extra,
-        ) as dst:
-            dst.write(array, 1)
-        return bytes(memfile.read())
+    """GeoTIFF bytes of one band (CRS defaults to the test grid's)."""
+    return geotiff_bytes(array, transform, crs, **extra)
 
 
 def blocks(*quadrants: int) -> np.ndarray:

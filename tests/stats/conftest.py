@@ -18,13 +18,13 @@ import rasterio
 import shapely
 from affine import Affine
 from pyproj import Transformer
-from rasterio.io import MemoryFile
 
 from earthsignature.generator import generate_product
 from earthsignature.grpc_api import ingest
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import LocalStore
+from earthsignature.testing.rasters import geotiff_bytes
 
 MODEL, VERSION = "clc-stats", 1
 DAY1, DAY2 = dt.date(2024, 6, 1), dt.date(2024, 8, 1)
@@ -55,22 +55,6 @@ class Scene:
         return shapely.transform(dense, lambda xy: np.column_stack(to.transform(*xy.T)))
 
 
-def _tiff(array: np.ndarray, transform: Affine, crs: str, **extra: object) -> bytes:
-    with MemoryFile() as mem:
-        with mem.open(
-            driver="GTiff",
-            width=array.shape[1],
-            height=array.shape[0],
-            count=1,
-            dtype=array.dtype,
-            crs=crs,
-            transform=transform,
-            **extra,
-        ) as dst:
-            dst.write(array, 1)
-        return bytes(mem.read())
-
-
 def upload(
     pid: str, day: dt.date, tile: str, seg: np.ndarray, cloud: np.ndarray, t: Affine, crs: str
 ) -> ingest.Upload:
@@ -80,8 +64,8 @@ def upload(
         model=MODEL,
         version=VERSION,
         tile=tile,
-        segmentation=_tiff(seg, t, crs, nodata=0),
-        cloud_mask=_tiff(cloud, t, crs),
+        segmentation=geotiff_bytes(seg, t, crs, nodata=0),
+        cloud_mask=geotiff_bytes(cloud, t, crs),
     )
 
 
