@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from affine import Affine
-from rasterio.io import MemoryFile
 
 from earthsignature.grpc_api import ingest
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import LocalStore
+from earthsignature.testing.rasters import geotiff_bytes
 from earthsignature.viewer import ViewerServer
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -45,19 +45,7 @@ def quadrants(codes: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def _tiff(array: np.ndarray, **extra: object) -> bytes:
-    with MemoryFile() as mem:
-        with mem.open(
-            driver="GTiff",
-            width=SIZE,
-            height=SIZE,
-            count=1,
-            dtype=array.dtype,
-            crs=CRS,
-            transform=TRANSFORM,
-            **extra,
-        ) as dst:
-            dst.write(array, 1)
-        return bytes(mem.read())
+    return geotiff_bytes(array, TRANSFORM, CRS, **extra)
 
 
 @dataclass(frozen=True)
