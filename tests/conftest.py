@@ -39,13 +39,7 @@ def s3_server() -> Iterator[SeaweedS3]:
 @pytest.fixture
 def s3_store(s3_server: SeaweedS3) -> S3Store:
     """An S3Store under a fresh prefix of the session bucket, so tests never see each other."""
-    return S3Store(
-        TEST_BUCKET,
-        f"t-{uuid.uuid4().hex[:12]}",
-        endpoint_url=s3_server.endpoint_url,
-        access_key=s3_server.access_key,
-        secret_key=s3_server.secret_key,
-    )
+    return s3_server.store(TEST_BUCKET, f"t-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture

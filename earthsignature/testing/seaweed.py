@@ -15,6 +15,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from earthsignature.storage.s3 import S3Store
 from earthsignature.testing.ports import free_port_block
 
 ACCESS_KEY = "earthsig-test-key"
@@ -95,6 +96,16 @@ class SeaweedS3:
             except (BotoCoreError, ClientError):
                 time.sleep(0.2)
         raise TimeoutError(f"weed mini S3 not ready in {timeout}s: {self.log_tail()}")
+
+    def store(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None) -> S3Store:
+        """An S3Store on this server (or on ``endpoint_url``, e.g. a proxy in front of it)."""
+        return S3Store(
+            bucket,
+            prefix,
+            endpoint_url=endpoint_url or self.endpoint_url,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+        )
 
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)

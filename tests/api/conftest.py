@@ -116,13 +116,7 @@ def upload_of(product: SampleProduct, model: str = MODEL, version: int = VERSION
 @pytest.fixture(scope="session")
 def api_store(s3_server: SeaweedS3) -> S3Store:
     """The session's catalog lives on the real S3 server (reads are /vsis3/ range requests)."""
-    return S3Store(
-        TEST_BUCKET,
-        f"api-{uuid.uuid4().hex[:12]}",
-        endpoint_url=s3_server.endpoint_url,
-        access_key=s3_server.access_key,
-        secret_key=s3_server.secret_key,
-    )
+    return s3_server.store(TEST_BUCKET, f"api-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")

@@ -107,22 +107,10 @@ def proxied(
     s3_server: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiServer, CountingProxy, S3Store]]:
     prefix = f"range-{uuid.uuid4().hex[:10]}"
-    direct = S3Store(
-        TEST_BUCKET,
-        prefix,
-        endpoint_url=s3_server.endpoint_url,
-        access_key=s3_server.access_key,
-        secret_key=s3_server.secret_key,
-    )
+    direct = s3_server.store(TEST_BUCKET, prefix)
     write_product(direct, tmp_path_factory.mktemp("range"))
     with CountingProxy("127.0.0.1", s3_server.port) as proxy:
-        through_proxy = S3Store(
-            TEST_BUCKET,
-            prefix,
-            endpoint_url=proxy.endpoint_url,
-            access_key=s3_server.access_key,
-            secret_key=s3_server.secret_key,
-        )
+        through_proxy = s3_server.store(TEST_BUCKET, prefix, endpoint_url=proxy.endpoint_url)
         settings = Settings(model_name=MODEL, api_host="127.0.0.1", api_port=0, api_workers=2)
         server = ApiServer(settings, through_proxy)
         server.start()

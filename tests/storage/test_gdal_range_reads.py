@@ -44,10 +44,7 @@ def test_window_read_from_s3_transfers_far_less_than_the_file(
 ) -> None:
     cog, data = cog_2048
     with CountingProxy("127.0.0.1", s3_server.port) as proxy:
-        store = S3Store(
-            TEST_BUCKET, "gdal-range", endpoint_url=proxy.endpoint_url,
-            access_key=s3_server.access_key, secret_key=s3_server.secret_key,
-        )  # fmt: skip
+        store = s3_server.store(TEST_BUCKET, "gdal-range", endpoint_url=proxy.endpoint_url)
         store.put_file("rasters/cog.tif", cog)
         file_size = store.size("rasters/cog.tif")
         proxy.reset()
