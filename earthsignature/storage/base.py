@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from earthsignature.storage.errors import InvalidKey
+from earthsignature.storage.errors import InvalidKey, ObjectNotFound
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,6 @@ class ObjectStore(ABC):
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored under key."""
-        from earthsignature.storage.errors import ObjectNotFound
-
         try:
             self.size(key)
         except ObjectNotFound:

@@ -35,6 +35,10 @@ class LocalStore(ObjectStore):
         finally:
             tmp.unlink(missing_ok=True)
 
+    def _prefix_dir(self, prefix: str) -> Path:
+        """The deepest directory every key starting with prefix lies under."""
+        return self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+
     def put_file(self, key: str, path: Path) -> None:
         self._publish(key, lambda tmp: shutil.copyfile(path, tmp))
 
@@ -72,7 +76,7 @@ class LocalStore(ObjectStore):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         check_prefix(prefix)
         # Walk only the deepest directory the prefix names, not the whole store.
-        base_dir = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        base_dir = self._prefix_dir(prefix)
         if not base_dir.is_dir():
             return
         found: list[ObjectInfo] = []
@@ -89,9 +93,7 @@ class LocalStore(ObjectStore):
 
     def list_dirs(self, prefix: str) -> list[str]:
         check_prefix(prefix)
-        directory = self.root / prefix if prefix.endswith("/") or not prefix else None
-        if directory is None:
-            directory = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        directory = self._prefix_dir(prefix)
         if not directory.is_dir():
             return []
         out = []

@@ -171,7 +171,6 @@ class S3Store(ObjectStore):
         config = {
             "AWS_REGION": self.region,
             "AWS_VIRTUAL_HOSTING": "FALSE",
-            "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
             "CPL_VSIL_CURL_USE_HEAD": "YES",
         }
         if self.endpoint_url:
