@@ -9,16 +9,21 @@ item with its own id, time, footprint and bbox, written straight to its catalog 
 ``store.put_bytes`` (``catalog.commit`` would only add 4 ``exists`` checks per record on the
 same four assets). So every product a query meets reads real files by window / bounding box.
 
-The server (``ApiServer``, real gRPC on 127.0.0.1) runs in its own process: its start-up
-(index build over all records) is timed and its RSS read before and after. Clients are threads
-of this process, one channel each, calling the generated stubs; each request is a 10 x 10 km
-area (jittered by up to 1 km) over one calendar month (cycled), its whole stream consumed.
-Load levels: V2 ListSegmentation at 1 and 50 clients with the server's default number of
-results (``api_default_results``, 10) and with ``n_results`` 1; V1 ListSegmentation (AOI-clipped
-segmentation and cloud rasters) with ``n_results`` 1 at 1 and 50 clients. Each level stops
-after ``--requests`` calls or ``--seconds``, whichever comes first.
+The servers (``ServerGroup``: ``--processes`` ``ApiServer`` processes on one port, real gRPC
+on 127.0.0.1, each with its own index) start after a one-process server on an empty catalog
+gives the baseline RSS; start-up (index build) is timed and every process's RSS read. Clients
+are threads in ``--client-processes`` processes (never the servers'), one channel each, calling
+the generated stubs; each request is a 10 x 10 km area (jittered by up to 1 km) over one
+calendar month (cycled), its whole stream consumed. Load levels: V2 ListSegmentation at 1 and
+50 clients with the server's default number of results (``api_default_results``, 10) and with
+``n_results`` 1; V1 ListSegmentation (AOI-clipped segmentation and cloud rasters) with
+``n_results`` 1 at 1 and 50 clients. Each level stops after ``--requests`` calls or
+``--seconds``, whichever comes first, and reports latency percentiles, requests per second,
+the 1-minute load average (the host's cores may be shared) and the CPU time servers and clients
+spent per request, which does not depend on what else runs on the host.
 
-    python benchmarks/api.py [--products 100000] [--requests 1000] [--seconds 30] [--keep DIR]
+    python -m benchmarks api [--products 100000] [--requests 1000] [--seconds 30]
+        [--processes 2] [--client-processes 2] [--keep DIR] [--only v1|v2]
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ import argparse
 import datetime as dt
 import json
 import multiprocessing
+import os
 import resource
 import shutil
 import statistics
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -126,34 +132,44 @@ def write_catalog(store: LocalStore, item: dict[str, Any], products: int, seed: 
         list(pool.map(record, range(products), chunksize=1000))
 
 
-def serve(root: str, workers: int, ready: Any, stop: Any) -> None:
-    """The server process: start (index build) timed, port and memory reported."""
-    from earthsignature.grpc_api.server import ApiServer
+def start_servers(root: str, workers: int, processes: int) -> tuple[Any, dict[str, Any]]:
+    """``processes`` server processes on one port (``ServerGroup``), start-up timed, RSS read."""
+    from earthsignature.grpc_api.server import ServerGroup
 
-    store = LocalStore(root)
     settings = Settings(
+        store=root,
         model_name=MODEL,
         model_version=VERSION,
         api_host="127.0.0.1",
         api_port=0,
         api_workers=workers,
+        api_processes=processes,
         api_refresh_seconds=3600,
     )
-    rss0 = _rss_mib()
+    group = ServerGroup(settings, grace=1.0, start_timeout=540)
     t0 = time.perf_counter()
-    server = ApiServer(settings, store)
-    port = server.start()
-    ready.put(
-        {
-            "port": port,
-            "products": len(server.state.index),
-            "index_build_s": round(time.perf_counter() - t0, 2),
-            "rss_before_mib": round(rss0, 1),
-            "rss_after_mib": round(_rss_mib(), 1),
-        }
-    )
-    stop.wait()
-    server.stop(grace=1.0)
+    port = group.start()
+    return group, {
+        "port": port,
+        "processes": processes,
+        "products": group.products,
+        "index_build_s": round(time.perf_counter() - t0, 2),
+        "server_rss_mib_per_process": [round(_rss_mib(p.pid), 1) for p in group.processes],
+    }
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes (load-independent cost, unlike wall latency)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def server_rss(group: Any) -> float:
+    return round(sum(_rss_mib(p.pid) for p in group.processes), 1)
 
 
 def area(rng: np.random.Generator) -> shapely.Geometry:
@@ -202,19 +218,22 @@ def v1_call(stub: Any, i: int, rng: np.random.Generator, n_results: int | None) 
     return len(responses), sum(r.ByteSize() for r in responses)
 
 
-def load(
+CALLS = {"v1": v1_call, "v2": v2_call}
+
+
+def drive(
     port: int,
-    call: Any,
     version: str,
-    clients: int,
+    client_ids: list[int],
     n_results: int | None,
     requests: int,
     seconds: float,
 ) -> dict[str, Any]:
-    """``clients`` threads, one channel each, until ``requests`` calls or ``seconds`` pass."""
+    """Client threads (one channel each) until ``requests`` calls or ``seconds`` pass; raw times."""
     from earthsignature.proto.stubs import v1_pb2_grpc, v2_pb2_grpc
 
     module = v1_pb2_grpc if version == "v1" else v2_pb2_grpc
+    call = CALLS[version]
     latencies: list[float] = []
     answers: list[int] = []
     sizes: list[int] = []
@@ -234,24 +253,60 @@ def load(
                 if i is None:
                     return
                 t0 = time.perf_counter()
-                n, size = call(stub, i, rng, n_results)
+                n, size = call(stub, c * 7919 + i, rng, n_results)
                 elapsed = time.perf_counter() - t0
                 with lock:
                     latencies.append(elapsed)
                     answers.append(n)
                     sizes.append(size)
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    threads = [threading.Thread(target=client, args=(c,)) for c in client_ids]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    return {"latencies": latencies, "answers": answers, "sizes": sizes, "wall": wall, "cpu": cpu}
+
+
+def load(
+    group: Any,
+    version: str,
+    clients: int,
+    n_results: int | None,
+    requests: int,
+    seconds: float,
+    client_processes: int = 1,
+    pool: Any = None,
+) -> dict[str, Any]:
+    """``clients`` clients spread over ``client_processes`` processes (``pool``); statistics."""
+    port = group.port
+    pids = [p.pid for p in group.processes]
+    server_cpu0 = cpu_seconds(pids)
+    k = max(1, min(client_processes, clients))
+    groups = [list(range(clients))[i::k] for i in range(k)]
+    quotas = [requests // k + (i < requests % k) for i in range(k)]
+    if k == 1 or pool is None:
+        raws = [drive(port, version, groups[0], n_results, requests, seconds)]
+    else:
+        jobs = [
+            pool.submit(drive, port, version, g, n_results, q, seconds)
+            for g, q in zip(groups, quotas, strict=True)
+        ]
+        raws = [job.result() for job in jobs]
+    latencies = [x for r in raws for x in r["latencies"]]
+    answers = [x for r in raws for x in r["answers"]]
+    sizes = [x for r in raws for x in r["sizes"]]
+    wall = max(r["wall"] for r in raws)
+    server_cpu = cpu_seconds(pids) - server_cpu0
+    client_cpu = sum(r["cpu"] for r in raws)
     ms = np.array(latencies) * 1000
     return {
         "api": version,
         "clients": clients,
+        "client_processes": k,
         "n_results": n_results or "server default",
         "requests": len(latencies),
         "p50_ms": round(float(np.percentile(ms, 50)), 1),
@@ -259,6 +314,8 @@ def load(
         "requests_per_s": round(len(latencies) / wall, 1),
         "products_per_answer": round(statistics.mean(answers), 1),
         "bytes_per_answer": int(statistics.mean(sizes)),
+        "server_cpu_ms_per_request": round(server_cpu / len(latencies) * 1000, 2),
+        "client_cpu_ms_per_request": round(client_cpu / len(latencies) * 1000, 2),
     }
 
 
@@ -268,8 +325,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="per load level, at most")
     parser.add_argument("--seconds", type=float, default=30.0, help="per load level, at most")
     parser.add_argument("--workers", type=int, default=8, help="server worker threads")
+    parser.add_argument("--processes", type=int, default=2, help="server processes, one port")
+    parser.add_argument("--client-processes", type=int, default=2, help="processes of clients")
     parser.add_argument("--block", type=int, default=50, help="px side of one code square")
     parser.add_argument("--keep", type=Path, help="catalog folder to reuse (built if empty)")
+    parser.add_argument(
+        "--only", choices=["v1", "v2"], help="run only this API's load levels (profiling)"
+    )
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="earthsig-api-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -289,30 +351,45 @@ def main() -> None:
                 }
             )
         )
+    empty = tempfile.mkdtemp(prefix="earthsig-api-empty-")
+    group, _ = start_servers(empty, args.workers, 1)
+    baseline = server_rss(group)
+    group.stop(grace=0)
+    shutil.rmtree(empty, ignore_errors=True)
+    group, info = start_servers(str(folder), args.workers, args.processes)
     ctx = multiprocessing.get_context("spawn")
-    ready, stop = ctx.Queue(), ctx.Event()
-    server = ctx.Process(target=serve, args=(str(folder), args.workers, ready, stop))
-    server.start()
+    pool = ProcessPoolExecutor(args.client_processes, mp_context=ctx)
     try:
-        info = ready.get(timeout=540)
-        print(json.dumps({"setup": "index", **info}))
-        port = info["port"]
-        load(port, v2_call, "v2", 4, None, 20, 30)  # warm-up
+        info["server_rss_mib_empty_catalog"] = baseline
+        print(json.dumps({"setup": "index", **info, "load": os.getloadavg()[0]}))
+        load(group, "v2", 4, None, 40, 30, args.client_processes, pool)  # warm-up
         runs = [
-            ("v2", v2_call, 1, None),
-            ("v2", v2_call, 50, None),
-            ("v2", v2_call, 1, 1),
-            ("v2", v2_call, 50, 1),
-            ("v1", v1_call, 1, 1),
-            ("v1", v1_call, 50, 1),
+            ("v2", 1, None),
+            ("v2", 50, None),
+            ("v2", 1, 1),
+            ("v2", 50, 1),
+            ("v1", 1, 1),
+            ("v1", 50, 1),
         ]
-        for version, call, clients, n_results in runs:
-            result = load(port, call, version, clients, n_results, args.requests, args.seconds)
-            result["server_rss_mib"] = round(_rss_mib(server.pid), 1)
+        for version, clients, n_results in runs:
+            if args.only and version != args.only:
+                continue
+            result = load(
+                group,
+                version,
+                clients,
+                n_results,
+                args.requests,
+                args.seconds,
+                args.client_processes,
+                pool,
+            )
+            result["server_rss_mib"] = server_rss(group)
+            result["load"] = round(os.getloadavg()[0], 2)
             print(json.dumps(result))
     finally:
-        stop.set()
-        server.join(timeout=30)
+        pool.shutdown()
+        group.stop(grace=1.0)
     print(f"client peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if args.keep is None:
         shutil.rmtree(folder, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -103,6 +104,17 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="Bearer token required by CreateProduct; unset refuses writes."
     )
+    api_read_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token required by read methods too (the write token also works); "
+        "unset leaves reads open. Health and reflection stay open.",
+    )
+    api_max_area_km2: float | None = Field(
+        default=50_000_000.0,
+        gt=0,
+        description="Largest area of interest (km², WGS84) a call may give; larger areas are "
+        "refused with INVALID_ARGUMENT. Unset disables the cap.",
+    )
     api_default_results: int = Field(
         default=10, ge=1, description="Responses per call when a request sets no n_results."
     )
@@ -118,6 +130,11 @@ class Settings(BaseSettings):
         description="Largest raster (pixels) one response carries; bigger areas are decimated.",
     )
     api_workers: int = Field(default=8, ge=1, description="gRPC server worker threads.")
+    api_processes: int = Field(
+        default=1,
+        ge=1,
+        description="gRPC server processes on one port (SO_REUSEPORT), each with its own index.",
+    )
     api_refresh_seconds: float = Field(
         default=30.0,
         gt=0,
@@ -169,7 +186,19 @@ class Settings(BaseSettings):
         for key, value in out.items():
             if isinstance(getattr(self, key), SecretStr) and value is not None:
                 out[key] = "********"
+            elif isinstance(value, str) and "://" in value:
+                out[key] = _mask_url_password(value)
         return out
+
+
+def _mask_url_password(url: str) -> str:
+    """``scheme://user:********@host...`` for a URL carrying a password (a Redis URL)."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}********@{host}"))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -8,6 +8,7 @@ import sys
 import click
 
 from earthsignature.errors import ConfigurationError
+from earthsignature.queue.enqueue import require_model
 from earthsignature.queue.redis_conn import redis_connection
 from earthsignature.queue.reprocess import plan_reprocess
 from earthsignature.queue.run import enqueue_products, new_run_id, run_products
@@ -46,6 +47,7 @@ def command(
     """
     model, version = layout.model_name(model), layout.model_version(version)
     settings = load_settings()
+    require_model(settings, model, version)
     if workers <= 0 and not settings.redis_url:
         raise ConfigurationError("--workers 0 only enqueues, which needs REDIS_URL")
     rt = Runtime.from_settings(settings)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from earthsignature.queue.enqueue import require_model
 from earthsignature.queue.run import run_window, summary_json
 from earthsignature.settings import load_settings
 
@@ -44,6 +45,8 @@ def command(
     local store and the embedded onnxruntime runner.
     """
     settings = load_settings()
+    # an unknown model version is refused before Redis or any worker starts
+    require_model(settings, settings.model_name, settings.model_version)
     summary = run_window(
         settings,
         start=day.date(),

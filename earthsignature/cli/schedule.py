@@ -7,6 +7,7 @@ import datetime as dt
 import click
 
 from earthsignature.errors import ConfigurationError
+from earthsignature.queue.enqueue import require_model
 from earthsignature.queue.redis_conn import redis_connection
 from earthsignature.queue.schedule import DEFAULT_CRON, fire, make_scheduler, utc_today
 from earthsignature.settings import load_settings
@@ -32,6 +33,7 @@ from earthsignature.settings import load_settings
 def command(cron: str, days_back: int, fire_now: bool, day: dt.datetime | None) -> None:
     """Enqueue discover every day for the previous day; firing twice does no work twice."""
     settings = load_settings()
+    require_model(settings, settings.model_name, settings.model_version)
     if not settings.redis_url:
         raise ConfigurationError("the scheduler needs REDIS_URL: workers read the queues there")
     with redis_connection(settings.redis_url) as (conn, _url):

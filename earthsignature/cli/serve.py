@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import click
 
-from earthsignature.settings import load_settings
+from earthsignature.settings import Settings, load_settings
 from earthsignature.storage import open_store
 
 log = logging.getLogger(__name__)
@@ -25,20 +26,27 @@ log = logging.getLogger(__name__)
     show_default=True,
     help="Seconds given to running calls on SIGTERM.",
 )
-def command(host: str | None, port: int | None, grace: float) -> None:
+@click.option(
+    "--processes",
+    type=int,
+    default=None,
+    help="Server processes sharing the port (default EARTHSIG_API_PROCESSES).",
+)
+def command(host: str | None, port: int | None, grace: float, processes: int | None) -> None:
     """Serve the gRPC API with reflection and health; SIGTERM/SIGINT stop it gracefully."""
-    from earthsignature.grpc_api.server import ApiServer
-
-    overrides = {k: v for k, v in (("api_host", host), ("api_port", port)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (("api_host", host), ("api_port", port), ("api_processes", processes))
+        if v is not None
+    }
     settings = load_settings(**overrides)
-    server = ApiServer(settings, open_store(settings))
-    bound = server.start()
-    click.echo(
-        f"earthsig API listening on {settings.api_host}:{bound} "
-        f"({'TLS' if settings.api_tls_cert else 'plaintext'}), "
-        f"{len(server.state.index)} products, store {server.state.store.url}",
-        err=True,
-    )
+    if settings.api_processes > 1:
+        _serve_group(settings, grace)
+    else:
+        _serve_one(settings, grace)
+
+
+def _wait_for_signal(tick: Callable[[], object] | None = None) -> None:
     stopped = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -47,6 +55,40 @@ def command(host: str | None, port: int | None, grace: float) -> None:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    stopped.wait()
+    while not stopped.wait(1.0):
+        if tick is not None:
+            tick()
+
+
+def _serve_group(settings: Settings, grace: float) -> None:
+    from earthsignature.grpc_api.server import ServerGroup
+
+    group = ServerGroup(settings, grace=grace)
+    bound = group.start()
+    click.echo(
+        f"earthsig API listening on {settings.api_host}:{bound} "
+        f"({'TLS' if settings.api_tls_cert else 'plaintext'}), "
+        f"{settings.api_processes} processes, {group.products} products",
+        err=True,
+    )
+    try:
+        _wait_for_signal(group.revive)
+    finally:
+        group.stop(grace)
+    click.echo("earthsig API stopped", err=True)
+
+
+def _serve_one(settings: Settings, grace: float) -> None:
+    from earthsignature.grpc_api.server import ApiServer
+
+    server = ApiServer(settings, open_store(settings))
+    bound = server.start()
+    click.echo(
+        f"earthsig API listening on {settings.api_host}:{bound} "
+        f"({'TLS' if settings.api_tls_cert else 'plaintext'}), "
+        f"{len(server.state.index)} products, store {server.state.store.url}",
+        err=True,
+    )
+    _wait_for_signal()
     server.stop(grace)
     click.echo("earthsig API stopped", err=True)

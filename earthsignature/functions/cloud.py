@@ -3,8 +3,9 @@
 SCL (20 m) is read window by window, upsampled to the 10 m grid by nearest neighbour, and
 classified (3, 8, 9, 10 cloud; 0, 1 invalid). The fraction is the cloud share of valid pixels
 inside the area of interest (``settings.aoi_wkt``, reprojected to the tile's CRS). Products
-over ``settings.cloud_threshold`` (or entirely cloudy) are skipped after the mask is published;
-products outside the area are skipped and all-no-data products fail, with nothing published.
+over ``settings.cloud_threshold`` (or entirely cloudy) and products outside the area are
+skipped, all-no-data products fail. A product that stops here keeps only its record: the
+mask is published only for products that go on, and the product's ``raw/`` bands are removed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from shapely.geometry import box, mapping, shape
 
 from earthsignature.functions import cloudmask
 from earthsignature.functions.cog import to_cog
-from earthsignature.functions.errors import BadInput, ProductSkipped
+from earthsignature.functions.errors import BadInput, ProductSkipped, StageError
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
@@ -33,6 +34,15 @@ TEN_METRE_BANDS = ("B02", "B03", "B04", "B08")
 
 def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Publish the mask, set ``cloud_mask`` and ``cloud_fraction``; skip cloudy products."""
+    try:
+        return _handle(msg, rt)
+    except StageError:
+        rt.store.delete(layout.mask_key(msg.date, msg.tile, msg.product_id))
+        rt.store.delete_prefix(layout.raw_prefix(msg.date, msg.tile, msg.product_id))
+        raise
+
+
+def _handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     if "SCL" not in msg.bands:
         raise BadInput(f"product {msg.product_id} has no SCL band in raw/")
     store = rt.store
@@ -98,18 +108,17 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
                     f"product {msg.product_id} has no valid pixel inside the area of interest",
                     cloud_fraction=None,
                 )
+            fraction = cloudmask.cloud_percent(cloud, valid)
+            threshold = rt.settings.cloud_threshold
+            if fraction >= 100.0 or fraction > threshold:
+                raise ProductSkipped(
+                    f"cloud fraction {fraction:.2f} % is over the threshold of {threshold:.1f} %",
+                    cloud_fraction=fraction,
+                    threshold=threshold,
+                )
             key = layout.mask_key(msg.date, msg.tile, msg.product_id)
             with store.staged_file(key) as staged:
                 to_cog(plain, staged, nbits=1)
-    fraction = cloudmask.cloud_percent(cloud, valid)
     msg.cloud_mask = key
     msg.cloud_fraction = fraction
-    threshold = rt.settings.cloud_threshold
-    if fraction >= 100.0 or fraction > threshold:
-        raise ProductSkipped(
-            f"cloud fraction {fraction:.2f} % is over the threshold of {threshold:.1f} %",
-            cloud_fraction=fraction,
-            threshold=threshold,
-            cloud_mask=key,
-        )
     return [msg]

@@ -2,7 +2,11 @@
 
 Products already committed for the target model version are left out; products whose scene
 cloud cover (from the catalogue) is over the threshold are recorded as skipped, with the
-reason, and not fetched.
+reason, and not fetched. Items that cannot be processed at all (hostile or malformed id, no
+tile, a CRS that contradicts the tile) are recorded as failed at stage ``discover`` and never
+reach a key: the record is kept under the id when it is a valid one, else under
+:func:`~earthsignature.storage.layout.safe_product_id`, with the original id in its details.
+One bad item never stops the search.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from shapely.geometry import mapping
 
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
-from earthsignature.functions.stac import ProductRef, from_stac_item
+from earthsignature.functions.stac import ProductRef, from_stac_item, quote_id
 from earthsignature.runtime import Runtime
-from earthsignature.storage import catalog
+from earthsignature.storage import catalog, layout
 from earthsignature.storage.records import OutcomeRecord, write_record
 
 log = logging.getLogger(__name__)
@@ -27,7 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DiscoverResult:
-    """Messages to fetch, products skipped (with reason), ids already committed or invalid."""
+    """Messages to fetch, products skipped (with reason), ids already committed, and items
+    refused (original id, reason); each refused item has a failed record."""
 
     products: list[ProductMessage] = field(default_factory=list)
     skipped: list[tuple[ProductRef, str]] = field(default_factory=list)
@@ -70,6 +75,7 @@ def discover(
         try:
             ref = from_stac_item(raw)
         except BadInput as exc:
+            _reject(rt, raw, exc.reason, _bound(start, end=False)[:10])
             result.invalid.append((str(raw.get("id")), exc.reason))
             continue
         if ref.id in seen:
@@ -107,3 +113,31 @@ def discover(
             )
         )
     return result
+
+
+#: Characters of a refused item's original id kept in its record.
+KEEP_ID_CHARS = 1000
+
+
+def _reject(rt: Runtime, raw: dict[str, object], reason: str, window_start: str) -> str:
+    """Record a refused item as failed at discover under a key that cannot be hostile."""
+    item_id = raw.get("id")
+    props = raw.get("properties")
+    when = props.get("datetime") if isinstance(props, dict) else None
+    try:
+        date = layout.acquisition_date(str(when)).isoformat()
+    except ValueError:
+        date = window_start
+    settings = rt.settings
+    record = OutcomeRecord(
+        product_id=layout.safe_product_id(item_id),
+        date=date,
+        model=settings.model_name,
+        version=settings.model_version,
+        status="failed",
+        stage="discover",
+        reason=reason,
+        details={"item_id": str(item_id)[:KEEP_ID_CHARS], "item_id_quoted": quote_id(item_id)},
+    )
+    log.warning("discover refused STAC item %s: %s", quote_id(item_id), reason)
+    return write_record(rt.store, record)

@@ -1,10 +1,20 @@
 """Stage fetch: copy the bands a model needs into ``raw/`` as COGs, checked on the way.
 
-Each band is read from its catalogue href (file path, ``http(s)://`` via ``/vsicurl/``,
-``s3://`` via ``/vsis3/``), checked (readable, single band, the tile's UTM CRS, grids aligned
-with the other bands at their resolution ratios), converted to a COG block by block and
-published in one step. Bands already stored and valid are not copied again. Unusable input
-raises BadInput after removing the product's ``raw/`` folder, so nothing partial stays.
+Before anything is copied: the message's model version must exist in the model repository,
+and each band is opened from its catalogue href (file path, ``http(s)://`` via
+``/vsicurl/``, ``s3://`` via ``/vsis3/``) and checked: readable, single band, the tile's UTM
+CRS, grids aligned with the other bands at their resolution ratios, and plausible values.
+
+Values: a decimated sample of each reflectance band (overviews when the file has them, else
+a few spread windows) is turned into reflectance (DN x scale + offset); when at least
+:data:`MIN_VALID_SAMPLES` sampled pixels are valid (DN not no-data) and
+:data:`MAX_OUT_OF_RANGE` or more of them lie outside :data:`REFLECTANCE_RANGE`, the band is
+refused: saturated data or a wrong scale/offset, which no model output could survive.
+A few bright pixels (clouds, snow, glint) stay far inside that share.
+
+Bands are then converted to COGs block by block and published in one step; bands already
+stored and valid are not copied again. Unusable input raises BadInput after removing the
+product's ``raw/`` folder, so nothing partial stays.
 """
 
 from __future__ import annotations
@@ -14,16 +24,22 @@ import time
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 import rasterio
-from rasterio.errors import RasterioError, RasterioIOError
+from numpy.typing import NDArray
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
-from earthsignature.functions.stac import RESOLUTION, ProductRef
+from earthsignature.functions.stac import RESOLUTION, SCL, AssetRef, ProductRef
 from earthsignature.generator.mgrs import parse_tile, utm_epsg
+from earthsignature.models.errors import ModelError
+from earthsignature.models.repository import load_spec
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
+from earthsignature.storage.s3 import GDAL_RETRY_CODES, GDAL_RETRY_DELAY, S3_MAX_ATTEMPTS
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +48,23 @@ DEFAULT_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", 
 RETRIES = 3
 BACKOFF_S = 0.5
 _TRANSIENT = ("HTTP response code: 5", "HTTP response code: 429", "timed out", "Connection")
-_HTTP_ENV = {"GDAL_HTTP_MAX_RETRY": "3", "GDAL_HTTP_RETRY_DELAY": "0.5"}
+#: Source reads (HTTP archives) retry like the store's own GDAL reads do.
+_HTTP_ENV = {
+    "GDAL_HTTP_MAX_RETRY": str(S3_MAX_ATTEMPTS - 1),
+    "GDAL_HTTP_RETRY_DELAY": str(GDAL_RETRY_DELAY),
+    "GDAL_HTTP_RETRY_CODES": GDAL_RETRY_CODES,
+}
+#: Physically possible L2A surface reflectance: the 04.00 offset floor to bright cloud/snow.
+REFLECTANCE_RANGE = (-0.1, 1.6)
+#: Share of valid sampled pixels outside the range from which a band is refused.
+MAX_OUT_OF_RANGE = 0.99
+#: Fewer valid sampled pixels than this say nothing (mostly empty tiles): no verdict.
+MIN_VALID_SAMPLES = 64
+#: Side (px) of the decimated sample, and of each window when sampling without overviews.
+SAMPLE_PX = 256
+SAMPLE_WINDOWS = 3
+
+Grid = tuple[str, tuple[float, ...], int, int, float, str]
 
 
 def gdal_href(href: str) -> str:
@@ -44,16 +76,66 @@ def gdal_href(href: str) -> str:
     return href.removeprefix("file://")
 
 
-def _grid(path: str) -> tuple[str, tuple[float, ...], int, int, float, str]:
+def _sample(ds: rasterio.DatasetReader) -> NDArray[np.float64]:
+    """A small spread-out sample of band 1: decimated through overviews, else windows."""
+    longest = max(ds.width, ds.height)
+    if ds.overviews(1) or longest <= SAMPLE_PX * SAMPLE_WINDOWS:
+        scale = max(1.0, longest / SAMPLE_PX)
+        shape = (max(1, round(ds.height / scale)), max(1, round(ds.width / scale)))
+        return ds.read(1, out_shape=shape).astype(np.float64)
+    side = min(SAMPLE_PX, ds.width, ds.height)
+    parts = []
+    for fy in np.linspace(0, 1, SAMPLE_WINDOWS):
+        for fx in np.linspace(0, 1, SAMPLE_WINDOWS):
+            col, row = round(fx * (ds.width - side)), round(fy * (ds.height - side))
+            parts.append(ds.read(1, window=Window(col, row, side, side)).ravel())
+    return np.concatenate(parts).astype(np.float64)
+
+
+def _inspect(band: str, path: str) -> tuple[Grid, NDArray[np.float64], float]:
+    """The band's grid, a value sample and its no-data value (0, S2's, when unset)."""
     with rasterio.open(path) as ds:
         if ds.count != 1:
-            raise BadInput(f"{path}: expected one band, found {ds.count}")
-        return (str(ds.crs), tuple(ds.transform)[:6], ds.width, ds.height, ds.res[0], ds.dtypes[0])
+            raise BadInput(f"band {band}: {path}: expected one band, found {ds.count}", band=band)
+        grid = (str(ds.crs), tuple(ds.transform)[:6], ds.width, ds.height, ds.res[0], ds.dtypes[0])
+        sample = _sample(ds) if band != SCL else np.zeros(0)
+        return grid, sample, 0.0 if ds.nodata is None else float(ds.nodata)
 
 
-def check_grids(
-    grids: dict[str, tuple[str, tuple[float, ...], int, int, float, str]], epsg: int
+def check_reflectance(
+    band: str, sample: NDArray[np.float64], nodata: float, asset: AssetRef
 ) -> None:
+    """Refuse a band whose valid sampled pixels are (nearly) all outside the physical range."""
+    valid = sample[sample != nodata]
+    if valid.size < MIN_VALID_SAMPLES:
+        return
+    reflectance = valid * asset.scale + asset.offset
+    low, high = REFLECTANCE_RANGE
+    outside = float(np.count_nonzero((reflectance < low) | (reflectance > high))) / valid.size
+    if outside >= MAX_OUT_OF_RANGE:
+        raise BadInput(
+            f"band {band} reflectance out of range: {outside:.1%} of {valid.size} sampled valid "
+            f"pixels outside {low}..{high} (DN x {asset.scale:g} + {asset.offset:g}, median DN "
+            f"{np.median(valid):g}); saturated data or wrong scale/offset",
+            band=band,
+            share_outside=outside,
+            median_dn=float(np.median(valid)),
+        )
+
+
+def check_model(rt: Runtime, msg: ProductMessage) -> None:
+    """BadInput when the message's model version is not in this worker's model repository."""
+    try:
+        load_spec(rt, msg.model, msg.version)
+    except ModelError as exc:
+        raise BadInput(
+            f"unknown model version {msg.model} v{msg.version}: {exc}",
+            model=msg.model,
+            version=msg.version,
+        ) from exc
+
+
+def check_grids(grids: dict[str, Grid], epsg: int) -> None:
     """All bands in the tile's CRS, sharing the corner, sizes in their resolution ratios."""
     ref_band = min(grids, key=lambda b: RESOLUTION[b])
     _crs, transform, width, height, res, _ = grids[ref_band]
@@ -75,6 +157,18 @@ def check_grids(
                 f"({transform[2]}, {transform[5]})",
                 band=band,
             )
+
+
+def _describe(exc: BaseException) -> str:
+    """The error with GDAL's own message, which rasterio keeps as the cause."""
+    cause = exc.__cause__ or exc.__context__
+    return f"{exc} ({cause})" if cause is not None and str(cause) not in str(exc) else str(exc)
+
+
+def _unreadable(band: str, msg: ProductMessage, exc: BaseException) -> BadInput:
+    return BadInput(
+        f"band {band} of {msg.product_id} is unreadable or truncated: {_describe(exc)}", band=band
+    )
 
 
 def _is_transient(exc: Exception, path: str) -> bool:
@@ -106,6 +200,7 @@ def _stored_ok(rt: Runtime, key: str, expected: tuple[int, int]) -> bool:
 
 def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Copy the needed bands into raw/, set ``msg.bands``; BadInput leaves no raw/ objects."""
+    check_model(rt, msg)
     ref = ProductRef.from_dict(msg.item)
     needed = list(msg.extra.get("bands_needed") or DEFAULT_BANDS)
     missing = [band for band in needed if band not in ref.assets]
@@ -116,11 +211,16 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     zone, lat_band, _c, _r = parse_tile(msg.tile)
     paths = {band: gdal_href(ref.assets[band].href) for band in needed}
     try:
-        try:
-            with rasterio.Env(**_HTTP_ENV):
-                grids = {band: _grid(path) for band, path in paths.items()}
-        except RasterioIOError as exc:
-            raise BadInput(f"unreadable band of {msg.product_id}: {exc}") from exc
+        grids: dict[str, Grid] = {}
+        for band, path in paths.items():
+            try:
+                with rasterio.Env(**_HTTP_ENV):
+                    grids[band], sample, nodata = _inspect(band, path)
+            except RasterioError as exc:
+                if _is_transient(exc, path):
+                    raise
+                raise _unreadable(band, msg, exc) from exc
+            check_reflectance(band, sample, nodata, ref.assets[band])
         check_grids(grids, utm_epsg(zone, lat_band))
         bands: dict[str, str] = {}
         for band, path in paths.items():
@@ -131,10 +231,7 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
                 except RasterioError as exc:
                     if _is_transient(exc, path):
                         raise
-                    raise BadInput(
-                        f"band {band} of {msg.product_id} is unreadable or truncated: {exc}",
-                        band=band,
-                    ) from exc
+                    raise _unreadable(band, msg, exc) from exc
             bands[band] = key
     except BadInput:
         rt.store.delete_prefix(layout.raw_prefix(msg.date, msg.tile, msg.product_id))

@@ -25,6 +25,9 @@ from typing import Any
 import pystac
 
 from earthsignature.functions.errors import BadInput
+from earthsignature.generator.mgrs import parse_tile, utm_epsg
+from earthsignature.storage import layout
+from earthsignature.storage.errors import InvalidKey
 
 #: Canonical ESA band ids (DESIGN.md) in ESA order.
 BAND_IDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
@@ -65,6 +68,9 @@ QUANTIFICATION_VALUE = 10_000
 DEFAULT_BOA_ADD_OFFSET = -1000
 #: First day of processing baseline 04.00, for items that do not state their baseline.
 BASELINE_0400_START = dt.datetime(2022, 1, 25, tzinfo=dt.UTC)
+
+#: Longest item id quoted in an error message (ids of any length are refused, not echoed).
+QUOTE_CHARS = 80
 
 _TILE_IN_TEXT = re.compile(r"(?:^|_)T?(\d{2}[C-HJ-NP-X][A-HJ-NP-Z]{2})(?:_|$)")
 _BASELINE_IN_TEXT = re.compile(r"_N(\d{2})(\d{2})_")
@@ -179,6 +185,45 @@ def _baseline(props: dict[str, Any]) -> str | None:
     return None
 
 
+def quote_id(value: object) -> str:
+    """An untrusted id for a message: ``repr`` (shows ``\\n``, ``\\x00``), cut when long."""
+    text = repr(value)
+    if len(text) <= QUOTE_CHARS:
+        return text
+    length = f" ({len(value)} chars)" if isinstance(value, str) else ""
+    return f"{text[:QUOTE_CHARS]}...{length}"
+
+
+def _epsg(value: Any) -> int | None:
+    """An EPSG code from ``proj:epsg`` (int) or ``proj:code`` (``"EPSG:32629"``)."""
+    if value is None:
+        return None
+    text = str(value).upper().removeprefix("EPSG:")
+    return int(text) if text.isdigit() else None
+
+
+def check_projection(data: dict[str, Any], item_id: str, tile: str) -> None:
+    """Refuse items whose stated CRS (``proj:epsg``/``proj:code``, item or asset) is not
+    the UTM zone of their MGRS tile: their rasters cannot be on the tile's grid."""
+    zone, lat_band, _c, _r = parse_tile(tile)
+    expected = utm_epsg(zone, lat_band)
+    props = data.get("properties") or {}
+    stated = [("item", props.get("proj:epsg", props.get("proj:code")))]
+    for key, asset in (data.get("assets") or {}).items():
+        if isinstance(asset, dict) and band_id(key) is not None:
+            stated.append((f"asset {key}", asset.get("proj:epsg", asset.get("proj:code"))))
+    for where, value in stated:
+        epsg = _epsg(value)
+        if value is not None and epsg != expected:
+            raise BadInput(
+                f"STAC item {item_id}: CRS mismatch, {where} says proj:epsg {value} but tile "
+                f"{tile} is in EPSG:{expected}",
+                item_id=item_id,
+                stated=str(value),
+                expected=expected,
+            )
+
+
 def _assets(raw: dict[str, Any], baseline: str | None, when: dt.datetime) -> dict[str, AssetRef]:
     assets: dict[str, AssetRef] = {}
     for key, asset in raw.items():
@@ -206,6 +251,12 @@ def from_stac_item(item: dict[str, Any] | pystac.Item) -> ProductRef:
     item_id = data.get("id")
     if not item_id or not data.get("geometry") or not props.get("datetime"):
         raise BadInput("STAC item lacks an id, a geometry or a datetime", item_id=item_id)
+    if not layout.is_product_id(item_id):
+        raise BadInput(
+            f"hostile/invalid product id {quote_id(item_id)}: ids are 1-200 of "
+            "[A-Za-z0-9_.-], no '..', no slashes or control characters",
+            item_id=item_id,
+        )
     try:
         when = _parse_datetime(props["datetime"])
     except ValueError as exc:
@@ -213,6 +264,14 @@ def from_stac_item(item: dict[str, Any] | pystac.Item) -> ProductRef:
     tile = _tile(str(item_id), props)
     if tile is None:
         raise BadInput(f"STAC item {item_id} does not say its MGRS tile", item_id=item_id)
+    try:
+        tile = layout.tile_id(tile)
+        parse_tile(tile)
+    except (InvalidKey, ValueError) as exc:
+        raise BadInput(
+            f"STAC item {item_id} has an invalid MGRS tile {quote_id(tile)}", item_id=item_id
+        ) from exc
+    check_projection(data, item_id, tile)
     baseline = _baseline(props)
     cloud = props.get("eo:cloud_cover")
     published = props.get("published") or props.get("created")

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cql2
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from earthsignature.grpc_api.errors import BadRequest
-from earthsignature.grpc_api.query import parse_area
-from earthsignature.storage.catalog import CatalogEntry
+from earthsignature.grpc_api.errors import BadRequest, LimitExceeded
+from earthsignature.grpc_api.query import MAX_WKT_CHARS, parse_area
+
+if TYPE_CHECKING:
+    from earthsignature.grpc_api.index import IndexedProduct
 
 QUERYABLES = frozenset(
     {"datetime", "product_id", "category", "cloud_cover", "model", "version", "geometry"}
@@ -44,26 +46,28 @@ class Search:
     aoi: BaseGeometry | None
     names_model: bool
 
-    def matches(self, entry: CatalogEntry, footprint: BaseGeometry | None = None) -> bool:
-        geometry = mapping(footprint) if footprint is not None else entry.geometry
+    def matches(self, product: IndexedProduct) -> bool:
+        """Whether the query holds for the product (for one of its categories)."""
+        row = product.row
+        geometry = mapping(row.footprint)
         base = {
-            "datetime": entry.datetime.isoformat().replace("+00:00", "Z"),
-            "product_id": entry.product_id,
-            "cloud_cover": entry.cloud_cover,
-            "model": entry.model,
-            "version": entry.version,
+            "datetime": product.datetime.isoformat().replace("+00:00", "Z"),
+            "product_id": row.product_id,
+            "cloud_cover": row.cloud_cover,
+            "model": row.model,
+            "version": row.version,
         }
         try:
             return any(
                 self.expr.matches(
                     {
                         "type": "Feature",
-                        "id": entry.product_id,
+                        "id": row.product_id,
                         "geometry": geometry,
                         "properties": {**base, "category": code},
                     }
                 )
-                for code in (entry.categories or (None,))
+                for code in (row.categories or (None,))
             )
         except Exception as exc:  # cql2 raises a bare Exception when a query cannot evaluate
             raise BadRequest(f"query {self.text!r} cannot be evaluated: {exc}") from None
@@ -73,6 +77,8 @@ def parse(text: str) -> Search:
     """Parse CQL2-text; unknown properties and syntax errors are BadRequest."""
     if not text.strip():
         raise BadRequest("query is empty: give a CQL2-text expression, e.g. category = 311")
+    if len(text) > MAX_WKT_CHARS:
+        raise LimitExceeded(f"query is {len(text)} characters long; the limit is {MAX_WKT_CHARS}")
     try:
         expr = cql2.parse_text(text)
         tree = expr.to_json()
@@ -100,6 +106,8 @@ def _clip_area(tree: dict[str, Any]) -> BaseGeometry | None:
                 if isinstance(arg, dict) and "type" in arg and "coordinates" in arg:
                     try:
                         return parse_area(shape(arg), "S_INTERSECTS geometry")
+                    except LimitExceeded:
+                        raise
                     except BadRequest:
                         return None  # a point or line filters but does not clip
                     except (ValueError, TypeError, AttributeError) as exc:

@@ -30,8 +30,12 @@ class BadRequest(ApiError, ValueError):
     """The request is malformed (WKT, dates, n_results, product id, geobuf, query)."""
 
 
+class LimitExceeded(BadRequest):
+    """The request asks for more than a server cap allows (area, vertices, list length)."""
+
+
 class Unauthenticated(ApiError, PermissionError):
-    """A write without a valid bearer token."""
+    """A call without the bearer token its method needs."""
 
 
 class NotFound(ApiError, LookupError):
@@ -70,20 +74,40 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: Longest status message sent: messages quote the request, and a status travels in a
+#: trailer that clients refuse past 16 KiB ("Stream removed"), losing the message.
+MAX_DETAILS = 2000
+
+
+def details_of(exc: BaseException) -> str:
+    """The status message of an exception, cut to :data:`MAX_DETAILS` characters."""
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= MAX_DETAILS else text[: MAX_DETAILS - 16] + " ... (truncated)"
+
+
 def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
     code = status_for(exc)
     if code == grpc.StatusCode.INTERNAL:
         log.exception("unexpected error in API call")
         context.abort(code, f"internal error: {type(exc).__name__}")
-    context.abort(code, str(exc))
+    context.abort(code, details_of(exc))
+
+
+def _check_access(servicer: Any, method: str, context: grpc.ServicerContext) -> None:
+    """Ask the servicer's state (when it has one) whether this call may run at all."""
+    state = getattr(servicer, "state", None)
+    check = getattr(state, "check_access", None)
+    if check is not None:
+        check(method, context)
 
 
 def handle_errors(method: F) -> F:
-    """Wrap a unary or server-streaming servicer method so its errors become statuses."""
+    """Wrap a unary or server-streaming servicer method: access check, errors as statuses."""
 
     @functools.wraps(method)
     def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
+            _check_access(self, method.__name__, context)
             _check_decoded(request)
             return method(self, request, context)
         except Exception as exc:
@@ -94,6 +118,7 @@ def handle_errors(method: F) -> F:
     @functools.wraps(method)
     def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
+            _check_access(self, method.__name__, context)
             _check_decoded(request)
             yield from method(self, request, context)
         except Exception as exc:

@@ -20,15 +20,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import geobuf
+import numpy as np
 import shapely
+from pyproj import Transformer
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature import corine
-from earthsignature.grpc_api.errors import BadRequest
+from earthsignature.grpc_api.errors import BadRequest, LimitExceeded
 from earthsignature.proto.stubs import geobuf_pb2
 from earthsignature.storage import layout
 from earthsignature.storage.errors import InvalidKey
+
+#: Most values one request may list (product_ids, categories), after splitting commas.
+MAX_LIST_VALUES = 1000
+#: Most vertices of one area (WKT or geobuf); bigger areas are refused before any work.
+MAX_VERTICES = 100_000
+#: Longest WKT text read at all (about 64 characters per vertex).
+MAX_WKT_CHARS = 64 * MAX_VERTICES
+
+#: Geobuf header values the decoder can use (it computes 10**precision and lists of dimensions).
+GEOBUF_DIMENSIONS = range(2, 5)
+GEOBUF_PRECISION = range(0, 16)
+
+#: Lon/lat to an equal-area projection, for the area cap.
+_EQUAL_AREA = Transformer.from_crs("EPSG:4326", "+proj=cea +ellps=WGS84", always_xy=True)
 
 #: Properties a V2 query Feature may carry.
 QUERY_PROPERTIES = frozenset(
@@ -68,6 +84,11 @@ def parse_area(geometry: BaseGeometry, source: str) -> BaseGeometry | None:
         raise BadRequest(f"{source} is empty")
     if geometry.geom_type not in ("Polygon", "MultiPolygon"):
         raise BadRequest(f"{source} must be a POLYGON or MULTIPOLYGON, not {geometry.geom_type}")
+    vertices = shapely.get_num_coordinates(geometry)
+    if vertices > MAX_VERTICES:
+        raise LimitExceeded(f"{source} has {vertices} vertices; the limit is {MAX_VERTICES}")
+    if not np.isfinite(shapely.get_coordinates(geometry)).all():
+        raise BadRequest(f"{source} has coordinates that are not finite numbers")
     if not geometry.is_valid:
         raise BadRequest(f"{source} is not a valid polygon: {shapely.is_valid_reason(geometry)}")
     minx, miny, maxx, maxy = geometry.bounds
@@ -78,6 +99,8 @@ def parse_area(geometry: BaseGeometry, source: str) -> BaseGeometry | None:
 
 def parse_wkt(text: str) -> BaseGeometry:
     """The area of a WKT string (POLYGON or MULTIPOLYGON, EPSG:4326)."""
+    if len(text) > MAX_WKT_CHARS:
+        raise LimitExceeded(f"wkt is {len(text)} characters long; the limit is {MAX_WKT_CHARS}")
     try:
         geometry = shapely.from_wkt(text)
     except shapely.errors.GEOSException as exc:
@@ -90,16 +113,36 @@ def parse_wkt(text: str) -> BaseGeometry:
     return area
 
 
-def split_values(values: Iterable[Any]) -> list[str]:
-    """Repeated and comma-separated values, flattened and stripped."""
+def area_km2(aoi: BaseGeometry) -> float:
+    """Area of a lon/lat polygon whose edges are straight in lon/lat (as the index sees it)."""
+    dense = shapely.segmentize(aoi, 1.0)  # degrees: edges follow the parallels, not geodesics
+    projected = shapely.transform(
+        dense, lambda xy: np.column_stack(_EQUAL_AREA.transform(xy[:, 0], xy[:, 1]))
+    )
+    return float(projected.area) / 1e6
+
+
+def check_area(aoi: BaseGeometry | None, max_km2: float | None) -> None:
+    """Refuse an area larger (on the WGS84 ellipsoid) than the server's cap."""
+    if aoi is None or max_km2 is None:
+        return
+    km2 = area_km2(aoi)
+    if km2 > max_km2:
+        raise LimitExceeded(f"the area is {km2:,.0f} km²; the server's limit is {max_km2:,.0f} km²")
+
+
+def split_values(values: Iterable[Any], name: str = "values") -> list[str]:
+    """Repeated and comma-separated values, flattened and stripped; at most MAX_LIST_VALUES."""
     out: list[str] = []
     for value in values:
         out.extend(part.strip() for part in str(value).split(",") if part.strip())
+        if len(out) > MAX_LIST_VALUES:
+            raise LimitExceeded(f"{name} lists more than {MAX_LIST_VALUES} values")
     return out
 
 
 def parse_product_ids(values: Iterable[Any]) -> frozenset[str]:
-    ids = split_values(values)
+    ids = split_values(values, "product_ids")
     for value in ids:
         try:
             layout.product_id(value)
@@ -111,10 +154,12 @@ def parse_product_ids(values: Iterable[Any]) -> frozenset[str]:
 
 
 def parse_categories(values: Iterable[Any]) -> frozenset[int]:
-    codes = split_values(values)
-    bad = [code for code in codes if not (code.isdigit() and corine.is_code(code))]
+    codes = split_values(values, "categories")
+    bad = [
+        code for code in codes if not (code.isascii() and code.isdigit() and corine.is_code(code))
+    ]
     if bad:
-        raise BadRequest(f"unknown CORINE level-3 categories {bad} (codes are 111 ... 523)")
+        raise BadRequest(f"unknown CORINE level-3 categories {bad[:10]} (codes are 111 ... 523)")
     return frozenset(int(code) for code in codes)
 
 
@@ -150,7 +195,7 @@ def parse_model(model: Any, version: Any, default: ModelVersion) -> ModelVersion
     try:
         name = layout.model_name(str(model)) if model not in (None, "") else default.model
         number = layout.model_version(version) if version not in (None, "") else default.version
-    except InvalidKey as exc:
+    except (InvalidKey, OverflowError) as exc:
         raise BadRequest(f"bad model or version: {exc}") from None
     return ModelVersion(name, number)
 
@@ -162,6 +207,15 @@ def decode_geobuf(data: geobuf_pb2.Data) -> dict[str, Any]:
     """GeoJSON of a geobuf message; malformed content is a BadRequest."""
     if data.WhichOneof("data_type") is None:
         raise BadRequest("geobuf Data holds no feature, feature collection or geometry")
+    if data.HasField("dimensions") and data.dimensions not in GEOBUF_DIMENSIONS:
+        raise BadRequest(f"geobuf dimensions must be 2, 3 or 4, not {data.dimensions}")
+    if data.precision not in GEOBUF_PRECISION:
+        raise BadRequest(f"geobuf precision must be 0 ... 15, not {data.precision}")
+    values = _coordinate_values(data)
+    if values > 3 * MAX_VERTICES:
+        raise LimitExceeded(
+            f"geobuf holds {values} coordinate values; the limit is {3 * MAX_VERTICES}"
+        )
     # Defaults of the proto2 schema are not on the wire; the decoder needs them explicit.
     data = _with_defaults(data)
     try:
@@ -170,6 +224,23 @@ def decode_geobuf(data: geobuf_pb2.Data) -> dict[str, Any]:
     except Exception as exc:  # the decoder fails with Index/Key/Type errors on bad input
         raise BadRequest(f"malformed geobuf: {type(exc).__name__}: {exc}") from None
     return dict(decoded)
+
+
+def _coordinate_values(data: geobuf_pb2.Data) -> int:
+    """Coordinate numbers in a geobuf message, counted before decoding it."""
+    kind = data.WhichOneof("data_type")
+    if kind == "geometry":
+        stack = [data.geometry]
+    elif kind == "feature":
+        stack = [data.feature.geometry]
+    else:
+        stack = [f.geometry for f in data.feature_collection.features]
+    count = 0
+    while stack:
+        geometry = stack.pop()
+        count += len(geometry.coords)
+        stack.extend(geometry.geometries)
+    return count
 
 
 def _with_defaults(data: geobuf_pb2.Data) -> geobuf_pb2.Data:

@@ -3,29 +3,54 @@
 Only the window covering the area (reprojected to the raster's CRS) is read, through
 ``store.gdal_path`` (``/vsis3/`` range requests on S3); pixels outside the area are set to 0.
 A window larger than ``max_pixels`` is read decimated (GDAL picks the COG overview), so one
-response stays within the message size limit.
+response stays within the message size limit. The area is first cut to the raster's
+neighbourhood in lon/lat, so a whole-world or far-away area never reprojects to infinities.
+
+Masks are rasterized under one lock: rasterio's ``_rasterize`` hides the
+NotGeoreferencedWarning of its in-memory dataset with ``warnings.catch_warnings``, which swaps
+the process-wide filter list, so two overlapping calls on different threads could restore each
+other's filters and let that warning (and others) through. The answers were right; the warning
+was not.
 """
 
 from __future__ import annotations
 
 import base64
 import math
+import threading
 from typing import Any
 
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.features import geometry_mask
 from rasterio.io import MemoryFile
-from rasterio.warp import transform_geom
+from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window
-from shapely.geometry import mapping, shape
+from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.storage.base import ObjectStore
+from earthsignature.storage.errors import ObjectNotFound, StorageError
 
 _EPS = 1e-6
+
+#: Serialises rasterio's rasterize (see the module docstring).
+_RASTERIZE_LOCK = threading.Lock()
+
+
+def _near_raster(src: rasterio.DatasetReader, aoi: BaseGeometry) -> BaseGeometry:
+    """The part of ``aoi`` (lon/lat) within a margin around the raster's lon/lat bounds."""
+    west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+    margin = max(0.01, 0.05 * max(abs(north - south), 0.0))
+    south, north = max(-90.0, south - margin), min(90.0, north + margin)
+    if west > east:  # the raster crosses the antimeridian: keep every longitude
+        west, east = -180.0, 180.0
+    else:
+        west, east = max(-180.0, west - margin), min(180.0, east + margin)
+    return aoi.intersection(box(west, south, east, north))
 
 
 def _window_for(src: rasterio.DatasetReader, aoi_src: dict[str, Any]) -> Window | None:
@@ -44,6 +69,16 @@ def _window_for(src: rasterio.DatasetReader, aoi_src: dict[str, Any]) -> Window 
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
+def _open(store: ObjectStore, key: str) -> rasterio.DatasetReader:
+    """Open a stored raster; a committed raster that cannot be read is the store's failure."""
+    try:
+        return rasterio.open(store.gdal_path(key))
+    except RasterioIOError as exc:
+        if not store.exists(key):
+            raise ObjectNotFound(key, "the store (the catalog names it)") from None
+        raise StorageError(f"cannot read raster {key!r}: {exc}") from None
+
+
 def clip_to_base64(
     store: ObjectStore,
     key: str,
@@ -56,7 +91,11 @@ def clip_to_base64(
 
     None when the area misses the raster. ``aoi=None`` returns the whole raster.
     """
-    with store.gdal_env(), rasterio.open(store.gdal_path(key)) as src:
+    with store.gdal_env(), _open(store, key) as src:
+        if aoi is not None:
+            aoi = _near_raster(src, aoi)
+            if aoi.is_empty:
+                return None
         aoi_src = transform_geom("EPSG:4326", src.crs, mapping(aoi)) if aoi is not None else None
         window = (
             _window_for(src, aoi_src)
@@ -73,7 +112,8 @@ def clip_to_base64(
             window.width / out_w, window.height / out_h
         )
         if aoi_src is not None:
-            outside = geometry_mask([aoi_src], (out_h, out_w), transform, all_touched=True)
+            with _RASTERIZE_LOCK:
+                outside = geometry_mask([aoi_src], (out_h, out_w), transform, all_touched=True)
             if outside.all():
                 return None  # the bounding window meets the raster, the area does not
             data[outside] = 0

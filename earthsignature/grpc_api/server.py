@@ -5,11 +5,19 @@ request that is not even valid protobuf (e.g. broken geobuf bytes) is answered w
 INVALID_ARGUMENT rather than grpc's INTERNAL "Exception deserializing request". The index is
 loaded before the port opens and refreshed by a background thread every
 ``api_refresh_seconds``.
+
+One Python process answers on about one core (the GIL). :class:`ServerGroup` runs
+``api_processes`` servers on one port: each is its own process with its own index, bound with
+``SO_REUSEPORT`` so the kernel spreads connections between them.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
+import socket
 import threading
 from collections.abc import Callable
 from concurrent import futures
@@ -86,6 +94,8 @@ class ApiServer:
             options=[
                 ("grpc.max_send_message_length", mib),
                 ("grpc.max_receive_message_length", mib),
+                # shared with the other processes of a ServerGroup; else one server per port
+                ("grpc.so_reuseport", int(settings.api_processes > 1)),
             ],
             interceptors=[ApiMetricsInterceptor()],
         )
@@ -159,3 +169,115 @@ class ApiServer:
 
     def wait(self) -> None:
         self.server.wait_for_termination()
+
+
+def _serve_child(settings: Settings, ready: Any, stop: Any, grace: float) -> None:
+    """One process of a :class:`ServerGroup`: serve until ``stop``, SIGTERM or its parent dies."""
+    from earthsignature.storage import open_store
+
+    terminated = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: terminated.set())
+    server = ApiServer(settings, open_store(settings))
+    try:
+        port = server.start()
+    except Exception as exc:
+        ready.put((None, f"{type(exc).__name__}: {exc}"))
+        raise
+    ready.put((port, len(server.state.index)))
+    parent = os.getppid()
+    while not terminated.is_set() and not stop.wait(0.5):
+        if os.getppid() != parent:  # the group's process died (SIGKILL): do not serve orphaned
+            break
+    server.stop(grace)
+
+
+def _reserve_port(host: str) -> socket.socket:
+    """A socket holding a free port open (SO_REUSEPORT) until every process has bound it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    holder = socket.socket(family, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    holder.bind((host, 0))
+    return holder
+
+
+class ServerGroup:
+    """``settings.api_processes`` API servers answering on one port, each its own process.
+
+    Only the first process serves ``/metrics`` (the others would collide on its port).
+    """
+
+    def __init__(self, settings: Settings, grace: float = 10.0, start_timeout: float = 600.0):
+        self.settings = settings
+        self.grace = grace
+        self.start_timeout = start_timeout
+        self._ctx = multiprocessing.get_context("spawn")
+        self._stop = self._ctx.Event()
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.port = settings.api_port
+        self.products = 0
+
+    def _settings(self, index: int) -> Settings:
+        update: dict[str, Any] = {"api_port": self.port}
+        if index > 0:
+            update["metrics_port"] = None
+        return self.settings.model_copy(update=update)
+
+    def _spawn(self, index: int, ready: Any) -> multiprocessing.process.BaseProcess:
+        process = self._ctx.Process(
+            target=_serve_child,
+            args=(self._settings(index), ready, self._stop, self.grace),
+            name=f"earthsig-api-{index}",
+            daemon=True,
+        )
+        process.start()
+        return process
+
+    def start(self) -> int:
+        """Start every process (each loads its own index); returns the shared port."""
+        shared = self.settings.api_processes > 1
+        holder = _reserve_port(self.settings.api_host) if shared and not self.port else None
+        try:
+            if holder is not None:
+                self.port = holder.getsockname()[1]
+            ready = self._ctx.Queue()
+            self.processes = [self._spawn(i, ready) for i in range(self.settings.api_processes)]
+            for _ in self.processes:
+                port, detail = ready.get(timeout=self.start_timeout)
+                if port is None or (shared and port != self.port):
+                    raise ConfigurationError(f"an API server process failed to start: {detail}")
+                self.port, self.products = port, detail
+        except BaseException:
+            self.stop(grace=0)
+            raise
+        finally:
+            if holder is not None:
+                holder.close()
+        return self.port
+
+    def revive(self) -> int:
+        """Restart processes that died (a crash must not shrink the group); returns how many.
+
+        Returns once the restarted processes serve.
+        """
+        ready = self._ctx.Queue()
+        revived = 0
+        for i, process in enumerate(self.processes):
+            if not process.is_alive() and not self._stop.is_set():
+                log.error("API server process %d exited (%s); restarting", i, process.exitcode)
+                self.processes[i] = self._spawn(i, ready)
+                revived += 1
+        for _ in range(revived):
+            port, detail = ready.get(timeout=self.start_timeout)
+            if port != self.port:
+                log.error("API server process failed to restart: %s", detail)
+        return revived
+
+    def stop(self, grace: float | None = None) -> None:
+        """Ask every process to stop gracefully; kill those still running after the grace."""
+        grace = self.grace if grace is None else grace
+        self._stop.set()
+        for process in self.processes:
+            process.join(timeout=grace + 10)
+            if process.is_alive():
+                process.kill()
+                process.join()

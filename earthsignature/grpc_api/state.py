@@ -7,10 +7,15 @@ from dataclasses import dataclass
 import grpc
 
 from earthsignature.grpc_api import ingest
-from earthsignature.grpc_api.auth import metadata_value, require_token
+from earthsignature.grpc_api.auth import (
+    WRITE_METHODS,
+    metadata_value,
+    require_read_token,
+    require_token,
+)
 from earthsignature.grpc_api.errors import BadRequest
 from earthsignature.grpc_api.index import IndexedProduct, ProductIndex
-from earthsignature.grpc_api.query import ModelVersion, Query, parse_model
+from earthsignature.grpc_api.query import ModelVersion, Query, check_area, parse_model
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage.base import ObjectStore
@@ -43,6 +48,7 @@ class ApiState:
 
     def find(self, query: Query) -> list[IndexedProduct]:
         """Products matching a query, newest first, at most ``query.limit``."""
+        check_area(query.aoi, self.settings.api_max_area_km2)
         found = self.index.search(
             query.model.model,
             query.model.version,
@@ -53,6 +59,13 @@ class ApiState:
             categories=query.categories,
         )
         return found if query.limit is None else found[: query.limit]
+
+    def check_access(self, method: str, context: grpc.ServicerContext) -> None:
+        """Before any servicer method runs: writes need the token, reads the read token if set."""
+        if method in WRITE_METHODS:
+            require_token(context, self.settings.api_token)
+        else:
+            require_read_token(context, self.settings.api_read_token, self.settings.api_token)
 
     def authorize(self, context: grpc.ServicerContext) -> None:
         """Writes need the bearer token; checked before the request is even parsed."""

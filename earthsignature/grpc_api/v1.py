@@ -23,6 +23,7 @@ from earthsignature.grpc_api.errors import BadRequest, handle_errors
 from earthsignature.grpc_api.index import IndexedProduct
 from earthsignature.grpc_api.query import (
     Query,
+    check_area,
     check_dates,
     feature_from_geobuf,
     parse_categories,
@@ -47,7 +48,14 @@ def timestamp(value: dt.datetime | None) -> Timestamp | None:
 def _time(request: Any, name: str) -> dt.datetime | None:
     if not request.HasField(name):
         return None
-    return getattr(request, name).ToDatetime(tzinfo=dt.UTC)
+    stamp = getattr(request, name)
+    try:
+        return stamp.ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        raise BadRequest(
+            f"{name} (seconds={stamp.seconds}, nanos={stamp.nanos}) is outside "
+            "0001-01-01 .. 9999-12-31"
+        ) from None
 
 
 def upload_from_feature(
@@ -154,13 +162,14 @@ class DatabaseProductService(v1_pb2_grpc.DatabaseProductServiceServicer):
         self, request: v1_pb2.SearchSegmentationRequest, context: grpc.ServicerContext
     ) -> Iterator[v1_pb2.SegmentationResponse]:
         search = cql.parse(request.query)
+        check_area(search.aoi, self.state.settings.api_max_area_km2)
         limit = self._limit(request.n_results if request.HasField("n_results") else None)
         model = self.state.model_for(context)
         candidates = self.state.index.search(
             None if search.names_model else model.model,
             None if search.names_model else model.version,
         )
-        matching = (p for p in candidates if search.matches(p.entry, p.footprint))
+        matching = (p for p in candidates if search.matches(p))
         yield from self._responses(matching, search.aoi, limit, context)
 
     @handle_errors

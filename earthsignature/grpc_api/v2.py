@@ -3,14 +3,14 @@
 The query Feature is described in :mod:`earthsignature.grpc_api.query` and the proto.
 ListSegmentation streams, newest product first, FeatureCollections of the product's polygons
 clipped to the area and filtered by category, read from FlatGeobuf by bounding box, at most
-:data:`FEATURES_PER_MESSAGE` features per message.
+:data:`FEATURES_PER_MESSAGE` features per message, encoded from whole arrays by
+:mod:`~earthsignature.grpc_api.geobuf_encode` (same bytes as the ``geobuf`` package's encoder).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from itertools import islice
 from typing import Any
 
 import grpc
@@ -18,11 +18,12 @@ from shapely.geometry import mapping
 
 from earthsignature.grpc_api import vectors
 from earthsignature.grpc_api.errors import BadRequest, handle_errors
+from earthsignature.grpc_api.geobuf_encode import encode_table
 from earthsignature.grpc_api.index import IndexedProduct
 from earthsignature.grpc_api.query import encode_geobuf, from_feature
 from earthsignature.grpc_api.state import ApiState, require_area_or_ids
 from earthsignature.grpc_api.v1 import upload_from_feature
-from earthsignature.proto.stubs import v2_pb2, v2_pb2_grpc
+from earthsignature.proto.stubs import geobuf_pb2, v2_pb2, v2_pb2_grpc
 
 #: Polygons per streamed FeatureCollection, so one message stays well under size limits.
 FEATURES_PER_MESSAGE = 5000
@@ -33,13 +34,13 @@ def _iso(value: dt.datetime | None) -> str:
 
 
 def product_properties(product: IndexedProduct) -> dict[str, Any]:
-    entry = product.entry
+    row = product.row
     return {
-        "product_id": entry.product_id,
-        "datetime": _iso(entry.datetime),
-        "model": entry.model,
-        "version": entry.version,
-        "cloud_cover": float(entry.cloud_cover) if entry.cloud_cover is not None else -1.0,
+        "product_id": row.product_id,
+        "datetime": _iso(product.datetime),
+        "model": row.model,
+        "version": row.version,
+        "cloud_cover": float(row.cloud_cover) if row.cloud_cover is not None else -1.0,
     }
 
 
@@ -69,19 +70,15 @@ class DatabaseProductService(v2_pb2_grpc.DatabaseProductServiceServicer):
         for product in self.state.find(query):
             if not context.is_active():
                 return
-            features = vectors.read_polygons(
-                self.state.store, product.entry.assets["polygons"], query.aoi, query.categories
+            table = vectors.read_table(
+                self.state.store, product.asset("polygons"), query.aoi, query.categories
             )
-            chunks = list(_chunks(features, FEATURES_PER_MESSAGE)) or [[]]
-            for part, chunk in enumerate(chunks, start=1):
-                collection = {
-                    "type": "FeatureCollection",
-                    "features": chunk,
-                    **product_properties(product),
-                    "part": part,
-                    "parts": len(chunks),
-                }
-                yield v2_pb2.SegmentationResponse(segmentation=encode_geobuf(collection))
+            parts = max(1, -(-len(table) // FEATURES_PER_MESSAGE))
+            for part in range(1, parts + 1):
+                rows = table.rows((part - 1) * FEATURES_PER_MESSAGE, part * FEATURES_PER_MESSAGE)
+                custom = {**product_properties(product), "part": part, "parts": parts}
+                data = geobuf_pb2.Data.FromString(encode_table(rows, custom))
+                yield v2_pb2.SegmentationResponse(segmentation=data)
 
     @handle_errors
     def ListProductIds(
@@ -124,9 +121,3 @@ class DatabaseProductService(v2_pb2_grpc.DatabaseProductServiceServicer):
         )
         self.state.create(upload)
         return v2_pb2.CreateProductResponse()
-
-
-def _chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    items = iter(items)
-    while chunk := list(islice(items, size)):
-        yield chunk

@@ -10,11 +10,17 @@ class ModelError(EarthSignatureError):
 class ModelNotFound(ModelError, LookupError):
     """No such model name or version in the repository (or not loaded by the server)."""
 
-    def __init__(self, name: str, version: int | None, where: str) -> None:
+    def __init__(
+        self, name: str, version: int | None, where: str, available: list[int] | None = None
+    ) -> None:
         what = f"{name!r}" if version is None else f"{name!r} version {version}"
-        super().__init__(f"model {what} not available in {where}")
+        known = ""
+        if available is not None:
+            known = f" (available versions: {', '.join(map(str, available)) or 'none'})"
+        super().__init__(f"model {what} not available in {where}{known}")
         self.name = name
         self.version = version
+        self.available = available
 
 
 class InvalidModel(ModelError, ValueError):

@@ -90,14 +90,14 @@ class ModelRepository:
     def onnx_path(self, name: str, version: int) -> Path:
         path = self.root / layout.model_name(name) / str(layout.model_version(version)) / MODEL_FILE
         if not path.is_file():
-            raise ModelNotFound(name, version, str(self.root))
+            raise ModelNotFound(name, version, str(self.root), self.versions(name))
         return path
 
     def spec(self, name: str, version: int) -> ModelSpec:
         """The metadata of one version; ModelNotFound when it is not there."""
         path = self.onnx_path(name, version).with_name(METADATA_FILE)
         if not path.is_file():
-            raise ModelNotFound(name, version, str(self.root))
+            raise ModelNotFound(name, version, str(self.root), self.versions(name))
         try:
             spec = ModelSpec.model_validate_json(path.read_text())
         except ValueError as exc:

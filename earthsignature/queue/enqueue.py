@@ -5,6 +5,9 @@ enqueued with RQ's atomic ``unique=True`` (one Lua script checks the job hash, s
 pushes the id), so a retried predecessor, a second trigger or a racing shard re-enqueueing
 the same work finds the job already there and adds nothing. Finished jobs are kept for
 :data:`KEEP_FINISHED` seconds, which is how long this deduplication holds.
+
+A run is only enqueued for a model version the model repository has (:func:`require_model`):
+a typo'd or not yet registered version is a clear error at once, not a day of failed jobs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from earthsignature.functions.messages import ProductMessage
+from earthsignature.models.repository import repository_for
 from earthsignature.queue import status
 from earthsignature.queue.rq_setup import make_queue
 from earthsignature.queue.stages import get_stage
@@ -125,8 +129,18 @@ def discover_payload(
     }
 
 
+def require_model(settings: Settings, model: str, version: int) -> None:
+    """Raise ModelNotFound (listing the versions there are) unless the repository that
+    ``settings`` name has ``model`` version ``version``."""
+    repository_for(settings.model_repository or None).spec(model, int(version))
+
+
 def enqueue_discover(conn: redis.Redis, settings: Settings, payload: dict[str, Any]) -> Job | None:
-    """Enqueue discover for a window; None when the same window/run/model is already queued."""
+    """Enqueue discover for a window; None when the same window/run/model is already queued.
+
+    Raises ModelNotFound for a model version the repository lacks (nothing is enqueued).
+    """
+    require_model(settings, payload["model"], payload["version"])
     jid = job_id(
         "discover",
         payload["model"],

@@ -28,6 +28,7 @@ from rq.job import Job
 from earthsignature import metrics
 from earthsignature.functions.errors import BadInput, ProductSkipped
 from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.stac import quote_id
 from earthsignature.logs import log_context
 from earthsignature.queue import fanin, status
 from earthsignature.queue.enqueue import enqueue_stage, start_product
@@ -213,12 +214,14 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
         if start_product(conn, rt.settings, msg) is not None:
             started.append(msg.product_id)
     skipped = _record_skipped(rt, conn, getattr(result, "skipped", []) or [], model, version, run)
-    status.mark_run_discovered(conn, run, len(started) + len(skipped))
+    rejected = [quote_id(item_id) for item_id, _ in getattr(result, "invalid", [])]
+    status.mark_run_discovered(conn, run, len(started) + len(skipped), rejected=len(rejected))
     return {
         "outcome": "ok",
         "started": started,
         "already_committed": committed,
         "skipped": skipped,
+        "rejected": rejected,
     }
 
 

@@ -49,40 +49,70 @@ def redis_server_binary() -> str:
 
 
 class EmbeddedRedis:
-    """A private redis-server on 127.0.0.1; ``stop()`` (or exiting the context) ends it."""
+    """A private redis-server on 127.0.0.1; ``stop()`` (or exiting the context) ends it.
 
-    def __init__(self, directory: Path | None = None, *, appendonly: bool = False) -> None:
+    With ``appendonly`` every write goes to an append-only file in :attr:`directory`
+    (fsync'd per ``fsync`` policy), so :meth:`restart` - even after a SIGKILL - brings the
+    queues back on the same port, as a restarted Redis in a deployment would.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        appendonly: bool = False,
+        fsync: str = "everysec",
+    ) -> None:
+        if fsync not in ("always", "everysec", "no"):
+            raise ValueError(f"fsync must be always, everysec or no, not {fsync!r}")
         self._own_dir = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="earthsig-redis-"))
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.appendonly = appendonly
+        self.fsync = fsync
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        args = [
+        self.restarts = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        atexit.register(self.stop)
+        self.start()
+
+    def _args(self) -> list[str]:
+        return [
             redis_server_binary(),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.directory),
             "--save", "",
-            "--appendonly", "yes" if appendonly else "no",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", self.fsync,
             "--daemonize", "no",
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        atexit.register(self.stop)
+
+    def start(self) -> None:
+        """Start the server (on the same port and data directory as before, if restarted)."""
+        if self.running:
+            return
+        self._proc = subprocess.Popen(
+            self._args(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url)
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RedisUnavailable(f"embedded redis-server exited: {self._log_tail()}")
-            try:
-                client.ping()
-                client.close()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
+        try:
+            while time.monotonic() < deadline:
+                if self._proc is None or self._proc.poll() is not None:
+                    raise RedisUnavailable(f"embedded redis-server exited: {self._log_tail()}")
+                try:
+                    client.ping()
+                    return
+                except (redis.ConnectionError, redis.BusyLoadingError):
+                    time.sleep(0.05)
+        finally:
+            client.close()
         self.stop()
         raise RedisUnavailable(f"embedded redis-server did not answer in {timeout}s")
 
@@ -95,19 +125,41 @@ class EmbeddedRedis:
 
     @property
     def running(self) -> bool:
-        return self._proc.poll() is None
+        return self._proc is not None and self._proc.poll() is None
+
+    def halt(self, *, kill: bool = False) -> None:
+        """End the server process, keeping its data directory (SIGKILL when ``kill``)."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            if kill:
+                proc.kill()
+            else:
+                proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+        self._proc = None
+
+    def restart(self, *, kill: bool = False, down_for: float = 0.0) -> None:
+        """Stop (or SIGKILL) the server, wait ``down_for`` seconds, start it on the same port.
+
+        What survives depends on persistence: everything acknowledged with ``appendonly`` and
+        ``fsync="always"``, up to a second less with ``everysec``, nothing without.
+        """
+        self.halt(kill=kill)
+        time.sleep(down_for)
+        self.start()
+        self.restarts += 1
 
     def stop(self) -> None:
         """Terminate the server and remove its private directory (idempotent)."""
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        if self._proc.stderr:
-            self._proc.stderr.close()
+        self.halt()
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
         atexit.unregister(self.stop)

@@ -67,6 +67,7 @@ class RunSummary:
     run: str
     products: list[status.ProductStatus]
     discover_error: str | None = None
+    rejected: int = 0  # STAC items discover refused (unsafe ids...), recorded under records/
 
     def with_state(self, state: str) -> list[status.ProductStatus]:
         return [p for p in self.products if p.state == state]
@@ -87,6 +88,8 @@ class RunSummary:
         ]
         if self.discover_error:
             out.append(f"  discover failed: {self.discover_error}")
+        if self.rejected:
+            out.append(f"  {self.rejected} STAC items refused at discover (see records/)")
         for p in self.products:
             extra = f" at {p.stage}: {p.reason}" if p.state in ("failed", "skipped") else ""
             retries = f" ({p.retries} retries)" if p.retries else ""
@@ -145,7 +148,8 @@ def wait_for_run(
             over = discovered() if discovered else bool(info)
             if over and all(p.terminal for p in found):
                 error = (info or {}).get("error") or None
-                return RunSummary(run, found, error)
+                rejected = int((info or {}).get("rejected") or 0)
+                return RunSummary(run, found, error, rejected)
             if workers is not None:
                 workers.check()
             if deadline and time.monotonic() > deadline:

@@ -196,10 +196,17 @@ def finished(
     _write(conn, msg, {"stage": stage, "state": state, "reason": reason[:500]})
 
 
-def mark_run_discovered(conn: redis.Redis, run: str, count: int, error: str = "") -> None:
-    """Discover for ``run`` is over: every product of the run is now known."""
+def mark_run_discovered(
+    conn: redis.Redis, run: str, count: int, error: str = "", rejected: int = 0
+) -> None:
+    """Discover for ``run`` is over: every product of the run is now known.
+
+    ``rejected`` counts STAC items refused before entering the run (unsafe ids, CRS
+    contradictions); their records are under ``records/`` with a stand-in key.
+    """
     key = f"{run_key(run)}:discover"
-    conn.hset(key, mapping={"done": "1", "count": str(count), "error": error[:500]})
+    mapping = {"done": "1", "count": str(count), "error": error[:500], "rejected": str(rejected)}
+    conn.hset(key, mapping=mapping)
     conn.expire(key, STATUS_TTL)
 
 
@@ -232,6 +239,8 @@ class QueueDepth:
     scheduled: int
     failed: int
     finished: int
+    claimed: int = 0
+    """Taken off the queue by a worker that has not started it yet (or died meanwhile)."""
 
 
 def queue_depths(conn: redis.Redis, names: Iterable[str] = QUEUES) -> list[QueueDepth]:
@@ -247,6 +256,7 @@ def queue_depths(conn: redis.Redis, names: Iterable[str] = QUEUES) -> list[Queue
                 scheduled=ScheduledJobRegistry(queue=queue).count,
                 failed=FailedJobRegistry(queue=queue).count,
                 finished=FinishedJobRegistry(queue=queue).count,
+                claimed=int(conn.llen(queue.intermediate_queue_key)),  # type: ignore[arg-type]
             )
         )
     return out

@@ -6,6 +6,11 @@ the next, and a thread keeps the job's heartbeat going while it runs. When a wor
 (SIGKILL, machine loss) its heartbeat stops; after ``heartbeat + grace`` seconds any other
 worker's registry maintenance finds the job abandoned and re-queues it if it has retries
 left (RQ's ``StartedJobRegistry.cleanup``), else records it failed.
+
+A worker that dies between taking a job off a queue and registering it as started would
+lose the job: RQ's ``BLPOP`` over several queues leaves it nowhere. :class:`ReliableQueue`
+moves each job atomically into the queue's intermediate list instead (as RQ does for
+single-queue workers), where registry maintenance finds it and retries it after a minute.
 """
 
 from __future__ import annotations
@@ -21,16 +26,19 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 from rq import SimpleWorker
+from rq.callbacks import execute_failure_callback
+from rq.exceptions import AbandonedJobError, DequeueTimeout
 from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
+from rq.utils import now
 from rq.worker import WorkerStatus
 
 from earthsignature.queue.errors import WorkerStartError
-from earthsignature.queue.rq_setup import make_queue
 
 
 @dataclass(frozen=True)
@@ -56,12 +64,102 @@ class WorkerTiming:
 FAST = WorkerTiming(heartbeat=1, grace=3, maintenance=2)
 
 
+#: Longest pause between polls of idle queues (a job waits at most this long to start).
+IDLE_POLL_MAX = 0.5
+
+
+class ReliableQueue(Queue):
+    """A queue whose jobs are taken with ``LMOVE`` into its intermediate list, never lost.
+
+    RQ does this only for a worker on one queue; a worker on several polls them in order
+    (idle polls back off to :data:`IDLE_POLL_MAX`), since Redis has no blocking move from
+    several lists. Needs Redis >= 6.2 (``LMOVE``).
+    """
+
+    @classmethod
+    def dequeue_any(  # type: ignore[override]
+        cls,
+        queues: Sequence[Queue],
+        timeout: int | None,
+        connection: redis.Redis,
+        job_class: type[Job] | None = None,
+        serializer: Any = None,
+        death_penalty_class: Any = None,
+    ) -> tuple[Job, Queue] | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.02
+        while True:
+            for queue in queues:
+                moved = cls.lmove(connection, queue.key, None)
+                if moved is None:
+                    continue
+                queue_key, job_id = (v.decode() if isinstance(v, bytes) else v for v in moved)
+                found = cls._fetch_dequeued_job(
+                    connection,
+                    queue_key,
+                    job_id,
+                    job_class=job_class,
+                    serializer=serializer,
+                    death_penalty_class=death_penalty_class,
+                )
+                if found is None:  # the job's hash is gone: nothing to run
+                    connection.lrem(f"{queue_key}:intermediate", 1, job_id)
+                    continue
+                return found
+            if deadline is None:
+                return None
+            if time.monotonic() >= deadline:
+                raise DequeueTimeout(timeout, [q.key for q in queues])
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, IDLE_POLL_MAX)
+
+
 class PipelineWorker(SimpleWorker):
     """A worker that keeps its process between jobs and heartbeats from a thread."""
+
+    queue_class = ReliableQueue
 
     def __init__(self, *args: object, grace: int = 30, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.grace = grace
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Register the job as started and take it off the intermediate list, atomically."""
+        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
+
+    def clean_registries(self) -> None:
+        """RQ's maintenance, after re-queueing jobs whose worker died before starting them."""
+        for queue in self.queues:
+            lock = f"earthsig:claimed-lock:{queue.name}"
+            expiry = max(1, int(self.maintenance_interval) - 1)  # the next tick may take it
+            if self.connection.set(lock, self.name, nx=True, ex=expiry):
+                self._recover_claimed(queue)
+        super().clean_registries()
+
+    def _recover_claimed(self, queue: Queue) -> None:
+        """Retry (or fail) jobs left in the intermediate list for ``heartbeat + grace`` seconds.
+
+        The same rule as RQ's (which waits a minute): a job seen there twice, apart by more
+        than that, and not started, belongs to a worker that died after taking it.
+        """
+        claimed = queue.intermediate_queue
+        limit = self.job_monitoring_interval + self.grace
+        for job_id in claimed.get_job_ids():
+            if job_id in queue.started_job_registry or claimed.set_first_seen(job_id):
+                continue
+            first = claimed.get_first_seen(job_id)
+            if first is None or (now() - first).total_seconds() <= limit:
+                continue
+            job = queue.fetch_job(job_id)
+            if job is not None:
+                self.log.warning("job %s was taken by a lost worker; retrying it", job_id)
+                with contextlib.suppress(Exception):  # as RQ: a failing callback is logged
+                    execute_failure_callback(
+                        job, self.death_penalty_class, AbandonedJobError, AbandonedJobError(), None
+                    )
+                self.handle_job_failure(job, queue, exc_string="worker lost before starting")
+            claimed.remove(job_id)
+            self.connection.delete(claimed.get_first_seen_key(job_id))
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """Time until a silent job counts as abandoned: one heartbeat interval plus grace."""
@@ -106,7 +204,7 @@ def run_worker(
     """
     conn = redis.Redis.from_url(redis_url)
     worker = PipelineWorker(
-        [make_queue(q, conn) for q in queues],
+        [ReliableQueue(q, connection=conn, serializer=JSONSerializer) for q in queues],
         connection=conn,
         serializer=JSONSerializer,
         name=name or f"earthsig-{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}",

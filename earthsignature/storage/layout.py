@@ -8,6 +8,7 @@ dates) is validated here, so no key can escape its prefix.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -31,14 +32,34 @@ WORK = "work"
 
 def product_id(value: str) -> str:
     """A Sentinel-2 product id: letters, digits, ``_ . -``; no slashes, no ``..``."""
-    if not isinstance(value, str) or not _PRODUCT_ID.match(value) or ".." in value:
+    if not isinstance(value, str) or not _PRODUCT_ID.fullmatch(value) or ".." in value:
         raise InvalidKey(str(value), "product ids are 1-200 of [A-Za-z0-9_.-], no '..'")
     return value
 
 
+def is_product_id(value: object) -> bool:
+    """Whether ``value`` is usable as a product id in keys (see :func:`product_id`)."""
+    try:
+        product_id(value)  # type: ignore[arg-type]
+    except InvalidKey:
+        return False
+    return True
+
+
+def safe_product_id(value: object) -> str:
+    """``value`` when it is a valid product id, else ``rejected-<digest>`` of it.
+
+    Records about items whose id cannot be a key (``../../x``, absolute paths, too long,
+    control characters) are kept under this stable stand-in; the original goes in the record.
+    """
+    if is_product_id(value):
+        return str(value)
+    return "rejected-" + hashlib.sha256(repr(value).encode()).hexdigest()[:24]
+
+
 def model_name(value: str) -> str:
     """A model name as Triton accepts it, restricted to lower-case [a-z0-9_.-]."""
-    if not isinstance(value, str) or not _MODEL_NAME.match(value) or ".." in value:
+    if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value) or ".." in value:
         raise InvalidKey(str(value), "model names are 1-64 of [a-z0-9_.-], no '..'")
     return value
 
@@ -58,21 +79,21 @@ def tile_id(value: str) -> str:
     """An MGRS tile id such as ``29RKH`` (a leading ``T`` is dropped)."""
     if isinstance(value, str) and value.startswith("T") and len(value) == 6:
         value = value[1:]
-    if not isinstance(value, str) or not _TILE.match(value):
+    if not isinstance(value, str) or not _TILE.fullmatch(value):
         raise InvalidKey(str(value), "MGRS tiles look like 29RKH")
     return value
 
 
 def band_name(value: str) -> str:
     """An asset/band name such as ``B04`` or ``scl``."""
-    if not isinstance(value, str) or not _BAND.match(value):
+    if not isinstance(value, str) or not _BAND.fullmatch(value):
         raise InvalidKey(str(value), "band names are 1-32 of [A-Za-z0-9_]")
     return value
 
 
 def run_id(value: str) -> str:
     """A pipeline run id used under ``work/``."""
-    if not isinstance(value, str) or not _RUN.match(value):
+    if not isinstance(value, str) or not _RUN.fullmatch(value):
         raise InvalidKey(str(value), "run ids are 1-64 of [A-Za-z0-9_-]")
     return value
 

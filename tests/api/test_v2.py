@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import geobuf
+import numpy as np
 import pytest
 import shapely
-from shapely.geometry import mapping, shape
+from shapely.geometry import box, mapping, shape
 
-from earthsignature.grpc_api.vectors import geodesic_area_m2
+from earthsignature.grpc_api.geobuf_encode import encode_table, varint, varints
+from earthsignature.grpc_api.vectors import PolygonTable, clip, equal_area_m2, geodesic_area_m2
 from earthsignature.proto.stubs import geobuf_pb2, v2_pb2
 from tests.api.conftest import MODEL, aoi_box, sample_products
 
@@ -104,3 +106,101 @@ def test_list_product_ids(v2, geometry, filters, expected) -> None:  # type: ign
         assert shape(product["geometry"]).is_valid
         assert product["properties"]["created"]
         assert product["properties"]["categories"]
+
+
+def lonlat_square(lon: float, lat: float, km: float) -> shapely.Geometry:
+    """A square of about ``km`` a side at (lon, lat), with 50 points an edge."""
+    dlat = km / 111.0
+    dlon = dlat / np.cos(np.radians(lat))
+    return shapely.segmentize(box(lon, lat, lon + dlon, lat + dlat), dlat / 50)
+
+
+@pytest.mark.parametrize("lon", [-10.5, 10.0, 44.8])
+@pytest.mark.parametrize("lat", [36.0, 52.0, 71.0])
+@pytest.mark.parametrize("km", [0.05, 10.0, 100.0])
+def test_equal_area_matches_geodesic_area(lon: float, lat: float, km: float) -> None:
+    square = lonlat_square(lon, lat, km)
+    parcel = square.difference(shapely.buffer(square.centroid, km / 400))  # with a hole
+    geometries = np.array([square, parcel, shapely.MultiPolygon([square])], dtype=object)
+    fast = equal_area_m2(geometries)
+    exact = np.array([geodesic_area_m2(g) for g in geometries])
+    assert np.all(np.abs(fast / exact - 1) < 1e-3)
+
+
+SQUARE = box(0.0, 0.0, 1.0, 1.0)
+HOLED = box(2.0, 2.0, 3.0, 3.0).difference(box(2.2, 2.2, 2.4, 2.4))
+TABLES = {
+    "polygons": ([SQUARE, HOLED], {"code": np.array([311, 512], dtype=np.int32)}),
+    "multipolygons": (
+        [shapely.MultiPolygon([SQUARE, HOLED]), shapely.MultiPolygon([SQUARE])],
+        {"label": np.array(["a", "b"], dtype=object)},
+    ),
+    "mixed": (
+        [HOLED, shapely.MultiPolygon([SQUARE, HOLED]), shapely.MultiPolygon([HOLED])],
+        {
+            "code": np.array([1, -2, 3]),
+            "area_m2": np.array([1.0, 2.5, -0.125]),
+            "label": np.array(["x", None, "z"], dtype=object),
+            "flag": np.array([True, False, True]),
+        },
+    ),
+    "fine coordinates": (
+        [shapely.segmentize(box(-10.123456789, 35.9, 44.85, 71.16), 0.37)],
+        {"version": np.array([7], dtype=np.int32)},
+    ),
+    "empty": ([], {"code": np.array([], dtype=np.int32)}),
+    "no columns": ([SQUARE], {}),
+}
+
+
+@pytest.mark.parametrize("name", list(TABLES))
+@pytest.mark.parametrize("precision", [6, 7])
+def test_fast_encoder_matches_the_geobuf_package(name: str, precision: int) -> None:
+    geometries, columns = TABLES[name]
+    table = PolygonTable(
+        np.array(geometries, dtype=object), tuple(columns), tuple(columns.values())
+    )
+    custom = {"product_id": "P1", "version": 1, "cloud_cover": 12.5, "part": 1, "parts": 1}
+    reference = geobuf.encode(
+        {"type": "FeatureCollection", "features": list(table.features()), **custom}, precision
+    )
+    fast = encode_table(table, custom, precision)
+    assert geobuf.decode(fast) == geobuf.decode(reference)
+    assert fast == reference  # even the bytes: same field order, same value rules
+
+
+def test_clip_keeps_inner_polygons_and_cuts_crossing_ones() -> None:
+    aoi = box(0.0, 0.0, 10.0, 10.0)
+    inner = box(1.0, 1.0, 2.0, 2.0)
+    crossing = box(9.0, 9.0, 11.0, 11.0)
+    touching = box(10.0, 0.0, 11.0, 1.0)  # shares only an edge: no area inside
+    outside = box(20.0, 20.0, 21.0, 21.0)
+    around = box(-1.0, 4.0, 11.0, 6.0)  # crosses the area from side to side
+    geometries = np.array([inner, crossing, touching, outside, around], dtype=object)
+    clipped, rows = clip(geometries, aoi)
+    assert rows.tolist() == [0, 1, 4]
+    assert clipped[0] is inner  # untouched, not re-built
+    assert clipped[1].equals(box(9.0, 9.0, 10.0, 10.0))
+    assert clipped[2].equals(box(0.0, 4.0, 10.0, 6.0))
+
+
+def test_large_answers_are_split_into_parts(v2, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    whole = collections(v2, geometry=AREA, product_ids=[A])
+    polygons = len(whole[0]["features"])
+    assert polygons >= 3
+    monkeypatch.setattr("earthsignature.grpc_api.v2.FEATURES_PER_MESSAGE", 2)
+    parts = collections(v2, geometry=AREA, product_ids=[A])
+    assert [(fc["part"], fc["parts"]) for fc in parts] == [
+        (i, len(parts)) for i in range(1, len(parts) + 1)
+    ]
+    assert len(parts) == -(-polygons // 2)
+    assert [f for fc in parts for f in fc["features"]] == whole[0]["features"]
+
+
+@pytest.mark.parametrize(
+    "values", [[0], [1, 127, 128, 300], [2**14 - 1, 2**14, 2**35], [2**63, 2**64 - 1], []]
+)
+def test_bulk_varints_match_one_by_one(values: list[int]) -> None:
+    data, sizes = varints(np.array(values, dtype=np.uint64))
+    assert data.tobytes() == b"".join(varint(v) for v in values)
+    assert sizes.tolist() == [len(varint(v)) for v in values]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,16 @@ from earthsignature.cli import cli
 from earthsignature.storage import LocalStore, catalog
 from tests.queue.conftest import product, write_products
 from tests.queue.test_cli import _embedded_env
+
+
+def _repository_with_two_versions(root: Path) -> Path:
+    """The shipped clc-baseline model as versions 1 and 2 (reprocessing needs both)."""
+    shipped = Path(__file__).resolve().parents[2] / "earthsignature/models/repository"
+    shutil.copytree(shipped / "clc-baseline", root / "clc-baseline")
+    shutil.copytree(root / "clc-baseline/1", root / "clc-baseline/2")
+    spec = root / "clc-baseline/2/earthsig.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text()), "version": 2}))
+    return root
 
 
 @pytest.mark.parametrize("source", ["catalog-record", "discover-again"])
@@ -27,6 +38,7 @@ def test_reprocess_with_second_version_keeps_both(tmp_path: Path, source: str) -
         ],
     )
     env = _embedded_env(store.root)
+    env["EARTHSIG_MODEL_REPOSITORY"] = str(_repository_with_two_versions(tmp_path / "models"))
     runner = CliRunner()
     for day in ("2026-03-01", "2026-03-03", "2026-03-09"):
         done = runner.invoke(
@@ -65,3 +77,14 @@ def test_reprocess_with_second_version_keeps_both(tmp_path: Path, source: str) -
     assert again.exit_code == 0, again.output
     assert "0 products to reprocess" in again.output and "2 already done" in again.output
     json.loads(store.get_bytes(v2["S2A_R1"].key))  # a complete record
+
+
+def test_reprocess_to_an_unknown_version_is_refused_before_any_work(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    args = ["reprocess", "--model", "clc-baseline", "--version", "7"]
+    args += ["--from", "2026-03-01", "--to", "2026-03-05", "--no-progress"]
+    result = CliRunner().invoke(cli, args, env=_embedded_env(store.root))
+    assert result.exit_code == 2
+    assert "model 'clc-baseline' version 7 not available" in result.output
+    assert "available versions: 1" in result.output
+    assert list(store.list("")) == []

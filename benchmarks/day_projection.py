@@ -1,0 +1,126 @@
+"""Projection of one day of Europe on one GPU with Triton plus N CPU workers, from measured costs.
+
+Not a measurement itself: a small model fed with the per-stage costs this repository measures
+(``python -m benchmarks full_tile`` for a 10980 x 10980 product on one core per stage,
+``python -m benchmarks triton_overhead`` for the server path, ``python -m benchmarks
+inference`` for the U-Net per chip), plus the assumptions below, each printed with its value
+and where it comes from. Change any of them on the command line; ``--stages FILE`` reads the
+stage costs from the JSON line ``full_tile`` prints (``{"stages_s": {...}}``).
+
+The model: every product is fetched (network) and cloud-filtered; the share that survives the
+cloud threshold is split, inferred on the GPU, stitched, vectorized and published. CPU stages
+run one per worker process (one core each), the GPU serves all workers through Triton, and
+products flow through independent RQ jobs, so the day's wall time is set by the busiest
+resource (CPU pool, GPU, network) plus the latency of one product through the chain.
+
+    python benchmarks/day_projection.py [--products 300] [--workers 4 8 16 32 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# Measured on the 2-core development machine (BENCHMARKS.md): seconds per full tile, one core.
+MEASURED_STAGES_S = {
+    "cloud": 6.0,
+    "split": 50.0,
+    "stitch": 1.2,
+    "vectorize_publish": 60.0,
+}
+UNET_CPU_MS_PER_CHIP = 12.2  # U-Net width 16, 256 x 256 chip, onnxruntime on 2 threads
+CHIPS_PER_TILE = 2809  # 256 x 256 chips with overlap over 10980 x 10980
+TRITON_MS_PER_MPX = 16.8 / (
+    512 * 512 / 1e6
+)  # measured server-path overhead per Mpx (python backend)
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """Every number the projection uses that this machine cannot measure."""
+
+    products: int
+    clear_share: float  # products under the cloud threshold (the rest stop after cloud)
+    gpu_speedup: float  # U-Net throughput of one GPU over 2 CPU threads
+    transfer_factor: float  # Triton transfer cost on the GPU node relative to the measured path
+    download_mb: float  # bytes fetched per product (model bands + SCL), MB
+    nic_mb_s: float  # node network bandwidth to the source archive, MB/s
+    cores_per_worker: float  # CPU cores one worker process uses
+
+
+def project(stages: dict[str, float], a: Assumptions, workers: int) -> dict[str, float | int | str]:
+    """Wall time of one day's products and the resource that bounds it."""
+    clear = a.products * a.clear_share
+    cpu_per_clear = stages["split"] + stages["stitch"] + stages["vectorize_publish"]
+    cpu_s = a.products * stages["cloud"] + clear * cpu_per_clear
+    fetch_s = a.products * a.download_mb / a.nic_mb_s
+    infer_gpu = CHIPS_PER_TILE * UNET_CPU_MS_PER_CHIP / 1000 / a.gpu_speedup
+    transfer = 10980 * 10980 / 1e6 * TRITON_MS_PER_MPX / 1000 * a.transfer_factor
+    gpu_s = clear * (infer_gpu + transfer)
+    cores = workers * a.cores_per_worker
+    bounds = {"cpu workers": cpu_s / cores, "gpu": gpu_s, "network": fetch_s}
+    binding = max(bounds, key=bounds.__getitem__)
+    latency = (
+        a.download_mb / a.nic_mb_s
+        + stages["cloud"]
+        + stages["split"]
+        + infer_gpu
+        + transfer
+        + stages["stitch"]
+        + stages["vectorize_publish"]
+    )
+    wall = bounds[binding] + latency
+    return {
+        "workers": workers,
+        "cpu_pool_h": round(bounds["cpu workers"] / 3600, 2),
+        "gpu_busy_h": round(gpu_s / 3600, 2),
+        "network_h": round(fetch_s / 3600, 2),
+        "bound_by": binding,
+        "day_wall_h": round(wall / 3600, 2),
+        "gpu_utilisation_pct": round(100 * gpu_s / wall, 1),
+    }
+
+
+def _stages(path: Path | None) -> dict[str, float]:
+    if path is None:
+        return dict(MEASURED_STAGES_S)
+    for line in reversed(path.read_text().splitlines()):
+        start = line.find("{")
+        if start >= 0 and "stages_s" in line:
+            found = json.loads(line[start:])["stages_s"]
+            return {k: float(found[k]) for k in MEASURED_STAGES_S}
+    raise SystemExit(f"{path}: no line with a 'stages_s' JSON object")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=300)
+    parser.add_argument("--workers", type=int, nargs="+", default=[4, 8, 16, 32, 64])
+    parser.add_argument("--stages", type=Path, help="output of `python -m benchmarks full_tile`")
+    parser.add_argument("--clear-share", type=float, default=0.6)
+    parser.add_argument("--gpu-speedup", type=float, default=30.0)
+    parser.add_argument("--transfer-factor", type=float, default=1.0)
+    parser.add_argument("--download-mb", type=float, default=600.0)
+    parser.add_argument("--nic-mb-s", type=float, default=500.0)
+    parser.add_argument("--cores-per-worker", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    stages = _stages(args.stages)
+    a = Assumptions(
+        products=args.products,
+        clear_share=args.clear_share,
+        gpu_speedup=args.gpu_speedup,
+        transfer_factor=args.transfer_factor,
+        download_mb=args.download_mb,
+        nic_mb_s=args.nic_mb_s,
+        cores_per_worker=args.cores_per_worker,
+    )
+    print("stage costs (s per full tile, one core) " + json.dumps(stages))
+    print("assumptions " + json.dumps(a.__dict__))
+    for workers in args.workers:
+        print(f"N={workers} " + json.dumps(project(stages, a, workers)))
+
+
+if __name__ == "__main__":
+    main()
