@@ -62,7 +62,10 @@ class ChipGrid:
 def read_padded(
     array: np.ndarray, y0: int, x0: int, height: int, width: int, fill: float = 0.0
 ) -> np.ndarray:
-    """``array[..., y0:y0+height, x0:x0+width]`` with ``fill`` outside the array."""
+    """``array[..., y0:y0+height, x0:x0+width]`` with ``fill`` outside the array (``array``
+    itself when that is all of it)."""
+    if (y0, x0) == (0, 0) and array.shape[-2:] == (height, width):
+        return array
     out = np.full((*array.shape[:-2], height, width), fill, dtype=array.dtype)
     h, w = array.shape[-2:]
     ys, xs = max(y0, 0), max(x0, 0)

@@ -48,6 +48,8 @@ DEFAULT_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", 
 RETRIES = 3
 BACKOFF_S = 0.5
 _TRANSIENT = ("HTTP response code: 5", "HTTP response code: 429", "timed out", "Connection")
+#: GDAL block cache while copying a band (MB): its default, 5 % of RAM, held ~1 GB a worker.
+COPY_CACHE_MB = 128
 #: Source reads (HTTP archives) retry like the store's own GDAL reads do.
 _HTTP_ENV = {
     "GDAL_HTTP_MAX_RETRY": str(S3_MAX_ATTEMPTS - 1),
@@ -178,7 +180,10 @@ def _is_transient(exc: Exception, path: str) -> bool:
 def _copy(rt: Runtime, src: str, key: str) -> None:
     for attempt in range(RETRIES + 1):
         try:
-            with rasterio.Env(**_HTTP_ENV), rt.store.staged_file(key) as tmp:
+            with (
+                rasterio.Env(**_HTTP_ENV, GDAL_CACHEMAX=COPY_CACHE_MB),
+                rt.store.staged_file(key) as tmp,
+            ):
                 to_cog(cast(Path, src), tmp)  # to_cog opens any GDAL path string
             return
         except RasterioError as exc:

@@ -12,6 +12,7 @@ from earthsignature.functions import shards
 from earthsignature.functions.chips import centre
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
+from earthsignature.memory import release_free_memory
 from earthsignature.models.runners import get_backend
 from earthsignature.runtime import Runtime
 
@@ -42,4 +43,6 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
         }
     )
     rt.store.put_bytes(shards.prediction_key(msg, msg.shard), data)
+    del shard, chips, classes, data
+    release_free_memory()
     return [msg]

@@ -13,8 +13,13 @@ import datetime as dt
 import json
 import logging
 import math
+import multiprocessing
 import tempfile
+import time
 import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +60,12 @@ EO_EXTENSION = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
 #: Largest side, in pixels, of the raster the valid-data footprint is traced on.
 FOOTPRINT_PX = 1024
 POLYGON_FIELDS = ("code", "label", "product_id", "date", "model", "version", "area_m2")
+#: Rasters of at least this many pixels are published by two child processes: the COG
+#: alongside the polygons, the tiles' low and high zoom levels side by side (two cores
+#: instead of one). The worker process only waits, so GDAL calls that hold the GIL for
+#: seconds (polygonize, sieve, the FlatGeobuf and PMTiles writers) never starve its
+#: heartbeat thread (a job silent past the heartbeat grace is run a second time).
+CHILD_PROCESS_PIXELS = 16_000_000
 
 
 def publish_product(
@@ -63,13 +74,19 @@ def publish_product(
     segmentation_path: Path,
     *,
     strip_rows: int = DEFAULT_STRIP_ROWS,
+    parallel: bool | None = None,
+    timings: dict[str, float] | None = None,
 ) -> CatalogEntry:
     """Store the product's outputs from a local uint16 CORINE-code GeoTIFF, then commit it.
 
-    ``strip_rows`` bounds how many raster rows are vectorized at a time. Raises BadInput
-    for a raster that is not a single-band uint16 CORINE map on the product's grid, or that
-    has no valid pixel.
+    ``strip_rows`` bounds how many raster rows are vectorized at a time; ``parallel`` builds
+    the COG, polygons and PMTiles in child processes (default: for rasters of at least
+    :data:`CHILD_PROCESS_PIXELS`); ``timings``, when given, receives the seconds each part
+    took in this process (benchmarks). Raises BadInput for a raster
+    that is not a single-band uint16 CORINE map on the product's grid, or that has no valid
+    pixel.
     """
+    timed = _Timer(timings)
     store = rt.store
     if msg.cloud_mask is None:
         raise BadInput("no cloud mask in the message: the cloud stage has not run")
@@ -81,43 +98,62 @@ def publish_product(
     }
     acquired = acquisition_time(msg)
     created = created_time(rt, msg)
-    with tempfile.TemporaryDirectory(prefix="earthsig-publish-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="earthsig-publish-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
-        check_segmentation(segmentation_path, msg)
-        cog = folder / "segmentation.tif"
-        with warnings.catch_warnings():
-            # rio-cogeo notes that a colormap makes the band a palette: that is the intent.
-            warnings.filterwarnings("ignore", "Dataset color interpretation", UserWarning)
-            to_cog(
-                segmentation_path,
-                cog,
-                overview_resampling="mode",
-                colormap=corine.colormap(),
-                nodata=corine.NODATA,
-            )
-        areas = class_areas(cog)
+        pixels = check_segmentation(segmentation_path, msg)
+        if parallel is None:
+            parallel = pixels >= CHILD_PROCESS_PIXELS
+        pool = stack.enter_context(_child_pool()) if parallel else None
+        with timed("areas"):
+            areas = class_areas(segmentation_path)
         if not areas:
             raise BadInput("segmentation has no valid pixel", product_id=msg.product_id)
-        footprint = valid_footprint(cog)
+        cog = folder / "segmentation.tif"
+        with timed("cog"):
+            cog_job = _submit(pool, write_cog, segmentation_path, cog)
         fgb = folder / "polygons.fgb"
-        count = write_polygons(
-            cog,
-            fgb,
-            msg,
-            mmu_m2=rt.settings.min_mapping_unit_m2,
-            tolerance_m=rt.settings.simplify_tolerance_m,
-            strip_rows=strip_rows,
-        )
+        with timed("fgb"):
+            count = _submit(
+                pool,
+                write_polygons,
+                segmentation_path,
+                fgb,
+                msg,
+                mmu_m2=rt.settings.min_mapping_unit_m2,
+                tolerance_m=rt.settings.simplify_tolerance_m,
+                strip_rows=strip_rows,
+            ).result()
         pmtiles = folder / "tiles.pmtiles"
-        write_pmtiles(fgb, pmtiles, name=msg.product_id)
-        store.put_file(keys["segmentation"], cog)
-        store.put_file(keys["polygons"], fgb)
-        store.put_file(keys["tiles"], pmtiles)
-    item = build_item(msg, keys, footprint, areas, acquired, created)
-    entry = catalog.commit(store, item)
-    records.clear_record(store, msg.model, msg.version, msg.date, msg.product_id)
+        with timed("pmtiles"):
+            write_pmtiles(fgb, pmtiles, name=msg.product_id, executor=pool)
+        with timed("cog_and_footprint (waited)"):
+            footprint = cog_job.result()
+        with timed("store"):
+            store.put_file(keys["segmentation"], cog)
+            store.put_file(keys["polygons"], fgb)
+            store.put_file(keys["tiles"], pmtiles)
+    with timed("catalog"):
+        item = build_item(msg, keys, footprint, areas, acquired, created)
+        entry = catalog.commit(store, item)
+        records.clear_record(store, msg.model, msg.version, msg.date, msg.product_id)
     log.info("published %s (%d polygons, %d classes)", msg.product_id, count, len(areas))
     return entry
+
+
+class _Timer:
+    """Context managers that add each part's wall time to a dict (when one is given)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+
+    @contextmanager
+    def __call__(self, part: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.into is not None:
+                self.into[part] = self.into.get(part, 0.0) + time.perf_counter() - start
 
 
 def acquisition_time(msg: ProductMessage) -> dt.datetime:
@@ -150,8 +186,46 @@ def created_time(rt: Runtime, msg: ProductMessage) -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def check_segmentation(path: Path, msg: ProductMessage) -> None:
-    """Refuse a raster that is not one uint16 band with a CRS on the product's grid."""
+def write_cog(segmentation: Path, cog: Path) -> dict[str, Any]:
+    """The segmentation COG (mode overviews, CORINE palette); returns the valid footprint."""
+    with warnings.catch_warnings():
+        # rio-cogeo notes that a colormap makes the band a palette: that is the intent.
+        warnings.filterwarnings("ignore", "Dataset color interpretation", UserWarning)
+        to_cog(
+            segmentation,
+            cog,
+            overview_resampling="mode",
+            colormap=corine.colormap(),
+            nodata=corine.NODATA,
+        )
+    return valid_footprint(cog)
+
+
+@contextmanager
+def _child_pool() -> Iterator[Executor]:
+    """Two spawned child processes (no fork: the worker has threads and GDAL state)."""
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: Executor | None, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+    """Run func in pool, or here and now when there is none (small rasters, tests)."""
+    if pool is not None:
+        return pool.submit(func, *args, **kwargs)
+    done: Future[Any] = Future()
+    try:
+        done.set_result(func(*args, **kwargs))
+    except BaseException as exc:
+        done.set_exception(exc)
+    return done
+
+
+def check_segmentation(path: Path, msg: ProductMessage) -> int:
+    """Refuse a raster that is not one uint16 band with a CRS on the product's grid; returns
+    its number of pixels."""
     try:
         with rasterio.open(path) as ds:
             if ds.count != 1 or ds.dtypes[0] != "uint16":
@@ -169,6 +243,7 @@ def check_segmentation(path: Path, msg: ProductMessage) -> None:
                 or not ds.transform.almost_equals(Affine(*grid["transform"][:6]))
             ):
                 raise BadInput("segmentation is not on the product grid", grid=grid)
+            return int(ds.width) * int(ds.height)
     except RasterioIOError as exc:
         raise BadInput(f"segmentation cannot be read: {exc}") from exc
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -30,11 +32,16 @@ def prediction_key(msg: ProductMessage, index: int) -> str:
 def encode(arrays: dict[str, np.ndarray], level: int = 1) -> bytes:
     """An .npz archive, DEFLATE at a fast level (shards are written once and read once)."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
+    write(buffer, arrays, level)
+    return buffer.getvalue()
+
+
+def write(target: Path | BinaryIO, arrays: dict[str, np.ndarray], level: int = 1) -> None:
+    """:func:`encode` into a file (no copy of the archive in memory)."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
         for name, array in arrays.items():
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
 
 
 def decode(data: bytes) -> dict[str, np.ndarray]:

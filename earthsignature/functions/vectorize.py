@@ -12,6 +12,7 @@ from pathlib import Path
 
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.publish import publish_product
+from earthsignature.memory import release_free_memory
 from earthsignature.runtime import Runtime
 
 
@@ -19,6 +20,7 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Stitch, publish and commit one product; the last stage, so no next message."""
     from earthsignature.functions.stitch import stitch_segmentation  # issue 4's module
 
+    release_free_memory()
     with tempfile.TemporaryDirectory(prefix="earthsig-vectorize-") as tmp:
         stitched = Path(tmp) / "stitched.tif"
         stitch_segmentation(rt, msg, stitched)

@@ -84,6 +84,8 @@ def parse(text: str) -> Search:
         tree = expr.to_json()
     except (cql2.ParseError, cql2.ValidationError, ValueError) as exc:
         raise BadRequest(f"query is not valid CQL2-text: {exc}") from None
+    if not isinstance(tree, dict | bool):  # a bare ``0`` or ``'x'`` is not a condition
+        raise BadRequest(f"query {text!r} is not a condition: give e.g. category = 311")
     nodes = list(_walk(tree))
     names = {node["property"] for node in nodes if "property" in node}
     unknown = sorted(str(n) for n in names - QUERYABLES)
@@ -99,6 +101,8 @@ def parse(text: str) -> Search:
 
 def _clip_area(tree: dict[str, Any]) -> BaseGeometry | None:
     """The polygon to clip to: of a top-level S_INTERSECTS (alone or in a top-level AND)."""
+    if not isinstance(tree, dict):  # TRUE / FALSE
+        return None
     candidates = [tree, *(tree.get("args", []) if tree.get("op") == "and" else [])]
     for node in candidates:
         if isinstance(node, dict) and node.get("op") == "s_intersects":

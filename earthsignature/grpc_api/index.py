@@ -18,8 +18,6 @@ never lock.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import datetime as dt
 import gc
 import json
@@ -36,6 +34,7 @@ import shapely
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from earthsignature.memory import release_free_memory
 from earthsignature.storage import catalog, layout
 from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.errors import ObjectNotFound
@@ -56,10 +55,9 @@ _NO_TIME = np.nan
 
 
 def _release_free_memory() -> None:
-    """Return freed heap pages to the OS after parsing many records (glibc only)."""
+    """Return the parsing garbage of many records to the OS."""
     gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: kept for reuse, no harm
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    release_free_memory()
 
 
 class ProductRow(NamedTuple):

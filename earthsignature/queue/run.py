@@ -29,7 +29,7 @@ from earthsignature.queue.enqueue import discover_payload, enqueue_discover, sta
 from earthsignature.queue.errors import QueueError
 from earthsignature.queue.redis_conn import redis_connection
 from earthsignature.queue.stages import PRODUCT_STAGES, QUEUES
-from earthsignature.queue.worker import FAST, LocalWorkers, WorkerTiming, local_workers
+from earthsignature.queue.worker import EMBEDDED, LocalWorkers, WorkerTiming, local_workers
 from earthsignature.settings import ENV_PREFIX, Settings
 
 
@@ -167,7 +167,7 @@ def run_window(
     aoi_wkt: str | None = None,
     workers: int = 2,
     progress: bool = True,
-    timing: WorkerTiming = FAST,
+    timing: WorkerTiming = EMBEDDED,
     log_dir: Path | None = None,
     timeout: float | None = None,
     run: str | None = None,
@@ -195,7 +195,7 @@ def run_products(
     *,
     workers: int = 2,
     progress: bool = True,
-    timing: WorkerTiming = FAST,
+    timing: WorkerTiming = EMBEDDED,
     log_dir: Path | None = None,
     timeout: float | None = None,
     redis_url: str | None = None,

@@ -38,6 +38,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import WorkerStatus
 
+from earthsignature.memory import release_free_memory
 from earthsignature.queue.errors import WorkerStartError
 
 
@@ -60,8 +61,13 @@ class WorkerTiming:
         ]  # fmt: skip
 
 
-#: Short timings for tests and the embedded run: a lost job is retried within seconds.
+#: Short timings for tests: a lost job is retried within seconds. Only for small products:
+#: a C call that holds the GIL longer than heartbeat + grace silences the heartbeat thread
+#: and the job is taken as abandoned while it still runs.
 FAST = WorkerTiming(heartbeat=1, grace=3, maintenance=2)
+
+#: The embedded run (``earthsig run``, ``demo``): full tiles, and still a quick retry.
+EMBEDDED = WorkerTiming(heartbeat=2, grace=30, maintenance=5)
 
 
 #: Longest pause between polls of idle queues (a job waits at most this long to start).
@@ -184,6 +190,7 @@ class PipelineWorker(SimpleWorker):
         finally:
             stop.set()
             thread.join(timeout=5)
+            release_free_memory()  # the next job must not stack on this one's freed peak
         self.set_state(WorkerStatus.IDLE)
 
 
@@ -254,17 +261,23 @@ class LocalWorkers:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Warm shutdown (SIGTERM: finish the current job), then kill what is left."""
-        for proc in self.alive():
+        stop_processes(self.procs, timeout)
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    """SIGTERM each live process group, wait up to ``timeout`` in all, SIGKILL the rest."""
+    for proc in procs:
+        if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def spawn_workers(

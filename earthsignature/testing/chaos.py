@@ -35,7 +35,7 @@ from earthsignature.queue.enqueue import discover_payload, enqueue_discover
 from earthsignature.queue.redis_conn import EmbeddedRedis
 from earthsignature.queue.run import settings_env
 from earthsignature.queue.stages import QUEUES, STAGES
-from earthsignature.queue.worker import FAST, spawn_workers
+from earthsignature.queue.worker import FAST, spawn_workers, stop_processes
 from earthsignature.settings import EUROPE_WKT, load_settings
 from earthsignature.storage import catalog, layout
 from earthsignature.storage.base import ObjectStore
@@ -106,18 +106,7 @@ class Supervisor:
     def stop(self, timeout: float = 15.0) -> None:
         self._halt.set()
         self._thread.join(timeout=5)
-        for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_processes(self.procs, timeout)
 
 
 class Controller(threading.Thread):

@@ -94,6 +94,8 @@ def test_v1_list_product_ids(v1, fields, message) -> None:  # type: ignore[no-un
         ({"query": "category = = 311"}, "CQL2"),
         ({"query": "colour = 'green'"}, "unknown properties"),
         ({"query": ""}, "empty"),
+        ({"query": "0"}, "not a condition"),
+        ({"query": "'x'"}, "not a condition"),
         ({"query": "category = 311", "n_results": 0}, "at least 1"),
     ],
 )

@@ -147,6 +147,8 @@ def test_list_product_ids(v1, request_fields, expected) -> None:  # type: ignore
         ("cloud_cover > 5", [A]),
         ("category = 311 AND cloud_cover < 10", [A]),
         ("model = 'clc-test' AND version = 1 AND category = 111", [C]),
+        ("TRUE", [B, A]),  # the default model only, as any query not naming one
+        ("FALSE", []),
     ],
 )
 def test_search_segmentation(v1, query, expected) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from earthsignature.functions import infer, split
+from earthsignature.functions import infer, shards, split
 from earthsignature.functions.chips import ChipGrid, predict_tiled, read_padded
 from earthsignature.functions.stitch import stitch_segmentation
 from earthsignature.models.repository import ModelRepository
@@ -88,3 +88,20 @@ def test_split_infer_stitch_has_no_seams(
     assert not valid[20:40, 60:90].any()  # SCL 0 at 20 m -> 10 m rows 20-39, cols 60-89
     assert (got[20:40, 60:90] == 0).all() and (got[0, :3] == 0).all()
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("shape", [(3, 6, 8, 8), (1, 2, 5, 7), (0, 6, 4, 4)])
+def test_shard_archive_round_trips_exactly(shape: tuple[int, ...]) -> None:
+    """Shards and predictions come back bit for bit (signed zeros included)."""
+    rng = np.random.default_rng(len(shape) + sum(shape))
+    chips = rng.normal(size=shape).astype(np.float16)
+    chips.reshape(-1)[:1] = np.float16(-0.0)  # signed zero survives
+    valid = rng.random((shape[0], *shape[2:])) > 0.5
+    origins = rng.integers(-5, 500, (shape[0], 2)).astype(np.int32)
+    data = shards.encode({"chips": chips, "valid": valid, "origins": origins})
+    out = shards.decode(data)
+    assert sorted(out) == ["chips", "origins", "valid"]
+    assert out["chips"].dtype == np.float16 and out["chips"].shape == shape
+    np.testing.assert_array_equal(out["chips"].view(np.uint16), chips.view(np.uint16))
+    np.testing.assert_array_equal(out["valid"], valid)
+    np.testing.assert_array_equal(out["origins"], origins)

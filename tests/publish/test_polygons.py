@@ -10,13 +10,27 @@ import pytest
 import rasterio
 import shapely
 from pyproj import Transformer
-from rasterio.features import shapes, sieve
+from rasterio.features import shapes
 from scipy.ndimage import gaussian_filter
 
-from earthsignature.functions.polygons import PolygonBatch, iter_polygon_batches, mmu_pixels
+from earthsignature.functions.polygons import (
+    PolygonBatch,
+    iter_polygon_batches,
+    mmu_pixels,
+    sieve_to_mmu,
+)
 from tests.publish.conftest import CRS, PIXEL_M2, TRANSFORM, block_codes, write_raster
 
 MMU_PX = 50  # 0.5 ha at 10 m, the default minimum mapping unit
+
+
+def speckle_codes(seed: int) -> np.ndarray:
+    """A per-pixel classifier's look: smooth patches, and a mixed area of random pixels."""
+    rng = np.random.default_rng(seed)
+    field = gaussian_filter(rng.normal(size=(200, 160)), 6)
+    levels = np.digitize(field, np.quantile(field, [0.33, 0.66]))
+    levels[40:160, 60:140] = rng.integers(0, 3, (120, 80))
+    return np.array([112, 211, 332], dtype=np.uint16)[levels]
 
 
 def random_codes(seed: int) -> np.ndarray:
@@ -44,7 +58,7 @@ def vectorize(path: Path, strip_rows: int, tolerance_px: float = 1.0) -> Polygon
 
 def whole_raster_components(codes: np.ndarray) -> dict[int, int]:
     """Per class, the number of 4-connected regions after sieving the whole raster at once."""
-    sieved = sieve(codes, size=MMU_PX, mask=codes != 0, connectivity=4)
+    sieved = sieve_to_mmu(codes, MMU_PX)
     counts: dict[int, int] = {}
     for _, value in shapes(sieved, connectivity=4):
         if value:
@@ -117,7 +131,7 @@ def test_class_areas_match_the_raster(tmp_path: Path, codes: np.ndarray) -> None
     out = vectorize(write_raster(tmp_path / "a.tif", codes), strip_rows=16)
     areas = utm_areas(out)
     np.testing.assert_allclose(areas, out.areas_m2, rtol=1e-4)
-    sieved = sieve(codes, size=MMU_PX, mask=codes != 0, connectivity=4)
+    sieved = sieve_to_mmu(codes, MMU_PX)
     for code in np.unique(sieved[sieved != 0]):
         raster = float((sieved == code).sum()) * PIXEL_M2
         polygons = float(areas[out.codes == code].sum())
@@ -130,6 +144,17 @@ def test_sieve_removes_regions_below_the_mmu_only(tmp_path: Path) -> None:
     assert 111 not in out.codes  # 9 px speck < 50 px
     assert (out.codes == 112).sum() == 1  # 100 px patch kept
     assert 0 not in out.codes
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_speckle_leaves_no_polygon_below_the_mmu(tmp_path: Path, seed: int) -> None:
+    """Speckle, where one GDAL sieve pass keeps most small regions, is sieved to the MMU."""
+    codes = speckle_codes(seed)
+    out = vectorize(write_raster(tmp_path / "n.tif", codes), strip_rows=32)
+    assert len(out) > 3
+    assert (out.areas_m2 >= MMU_PX * PIXEL_M2 * 0.9).all()  # simplification moves a little
+    got = {int(c): int((out.codes == c).sum()) for c in np.unique(out.codes)}
+    assert got == whole_raster_components(codes)
 
 
 @pytest.mark.parametrize(("mmu_m2", "expected"), [(5000.0, 50), (0.0, 1), (150.0, 2), (100.0, 1)])

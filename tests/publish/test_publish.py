@@ -14,7 +14,7 @@ import pyogrio.raw
 import pystac
 import pytest
 import rasterio
-from pmtiles.reader import MemorySource, Reader
+from pmtiles.reader import MemorySource, Reader, all_tiles
 from pmtiles.tile import TileType
 
 from earthsignature import corine
@@ -31,6 +31,12 @@ MessageFactory = Callable[..., ProductMessage]
 #: Classes left after sieving the block raster (the 111 speck is below the MMU).
 POLYGON_CODES = {112, 211, 231, 311, 312, 512}
 OUTPUTS = ("segmentation", "polygons", "tiles")
+
+
+def tile_dict(archive: bytes) -> dict[tuple[int, int, int], bytes]:
+    """Every tile of a PMTiles archive by (z, x, y)."""
+    source = MemorySource(archive)
+    return dict(all_tiles(source))
 
 
 def output_keys(msg: ProductMessage) -> dict[str, str]:
@@ -192,6 +198,28 @@ def test_republishing_writes_the_same_bytes(
     assert {k for k in first if k.startswith(layout.CATALOG)} == {output_keys(msg)["catalog"]}
     for key in first:
         assert first[key] == second[key], key
+
+
+def test_child_process_publish_writes_the_same_bytes(
+    store: ObjectStore, runtime: Runtime, segmentation: Path, make_message: MessageFactory
+) -> None:
+    """COG and PMTiles built in a child process (full tiles) equal the in-process ones."""
+    msg = make_message()
+    publish_product(runtime, msg, segmentation, strip_rows=128, parallel=False)
+    here = {info.key: store.get_bytes(info.key) for info in store.list()}
+    timings: dict[str, float] = {}
+    publish_product(runtime, msg, segmentation, strip_rows=128, parallel=True, timings=timings)
+    child = {info.key: store.get_bytes(info.key) for info in store.list()}
+    tiles_key = output_keys(msg)["tiles"]
+    assert set(here) == set(child)
+    assert {k: v for k, v in here.items() if k != tiles_key} == {
+        k: v for k, v in child.items() if k != tiles_key
+    }
+    # the tiles: written by zoom range in two processes and merged, the same tiles
+    assert tile_dict(child[tiles_key]) == tile_dict(here[tiles_key])
+    header = Reader(MemorySource(child[tiles_key])).header()
+    assert (header["min_zoom"], header["max_zoom"]) == (MIN_ZOOM, MAX_ZOOM)
+    assert {"areas", "fgb", "cog", "pmtiles", "store", "catalog"} <= set(timings)
 
 
 def test_publish_clears_a_stale_failure_record(
