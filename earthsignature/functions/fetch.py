@@ -39,7 +39,7 @@ from earthsignature.models.errors import ModelError
 from earthsignature.models.repository import load_spec
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
-from earthsignature.storage.s3 import GDAL_RETRY_CODES, GDAL_RETRY_DELAY, S3_MAX_ATTEMPTS
+from earthsignature.storage.s3 import GDAL_HTTP_RETRY
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,7 @@ _TRANSIENT = ("HTTP response code: 5", "HTTP response code: 429", "timed out", "
 #: GDAL block cache while copying a band (MB): its default, 5 % of RAM, held ~1 GB a worker.
 COPY_CACHE_MB = 128
 #: Source reads (HTTP archives) retry like the store's own GDAL reads do.
-_HTTP_ENV = {
-    "GDAL_HTTP_MAX_RETRY": str(S3_MAX_ATTEMPTS - 1),
-    "GDAL_HTTP_RETRY_DELAY": str(GDAL_RETRY_DELAY),
-    "GDAL_HTTP_RETRY_CODES": GDAL_RETRY_CODES,
-}
+_HTTP_ENV = GDAL_HTTP_RETRY
 #: Physically possible L2A surface reflectance: the 04.00 offset floor to bright cloud/snow.
 REFLECTANCE_RANGE = (-0.1, 1.6)
 #: Share of valid sampled pixels outside the range from which a band is refused.
@@ -115,13 +111,14 @@ def check_reflectance(
     low, high = REFLECTANCE_RANGE
     outside = float(np.count_nonzero((reflectance < low) | (reflectance > high))) / valid.size
     if outside >= MAX_OUT_OF_RANGE:
+        median_dn = float(np.median(valid))
         raise BadInput(
             f"band {band} reflectance out of range: {outside:.1%} of {valid.size} sampled valid "
             f"pixels outside {low}..{high} (DN x {asset.scale:g} + {asset.offset:g}, median DN "
-            f"{np.median(valid):g}); saturated data or wrong scale/offset",
+            f"{median_dn:g}); saturated data or wrong scale/offset",
             band=band,
             share_outside=outside,
-            median_dn=float(np.median(valid)),
+            median_dn=median_dn,
         )
 
 

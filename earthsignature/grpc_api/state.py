@@ -67,10 +67,6 @@ class ApiState:
         else:
             require_read_token(context, self.settings.api_read_token, self.settings.api_token)
 
-    def authorize(self, context: grpc.ServicerContext) -> None:
-        """Writes need the bearer token; checked before the request is even parsed."""
-        require_token(context, self.settings.api_token)
-
     def create(self, upload: ingest.Upload) -> CatalogEntry:
         """Ingest and index the product at once (visible before the next refresh)."""
         entry = ingest.ingest(Runtime(settings=self.settings, store=self.store), upload)

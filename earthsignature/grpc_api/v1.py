@@ -199,7 +199,6 @@ class DatabaseProductService(v1_pb2_grpc.DatabaseProductServiceServicer):
     def CreateProduct(
         self, request: v1_pb2.CreateProductRequest, context: grpc.ServicerContext
     ) -> v1_pb2.CreateProductResponse:
-        self.state.authorize(context)
         upload = upload_from_feature(
             request.data, request.segmentation, request.cloud_mask, self.state, context
         )

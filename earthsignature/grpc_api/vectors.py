@@ -145,13 +145,3 @@ def read_table(
     if "area_m2" in names:
         columns[names.index("area_m2")] = np.round(equal_area_m2(geometries), 1)
     return PolygonTable(geometries, names, tuple(columns))
-
-
-def read_polygons(
-    store: ObjectStore,
-    key: str,
-    aoi: BaseGeometry | None,
-    categories: frozenset[int] = frozenset(),
-) -> Iterator[dict[str, Any]]:
-    """GeoJSON features of ``key`` inside ``aoi`` (all when None), of the given codes (all)."""
-    yield from read_table(store, key, aoi, categories).features()

@@ -27,6 +27,12 @@ GDAL_RETRY_DELAY = 0.5
 #: What GDAL retries: 0 is a connection that ended without an answer (curl's "empty reply"),
 #: which GDAL (3.10) otherwise fails on at once; 404s and other 4xx are not retried.
 GDAL_RETRY_CODES = "0,429,500,502,503,504"
+#: GDAL's HTTP retry options, for the store's /vsis3/ reads and fetch's source reads alike.
+GDAL_HTTP_RETRY = {
+    "GDAL_HTTP_MAX_RETRY": str(S3_MAX_ATTEMPTS - 1),
+    "GDAL_HTTP_RETRY_DELAY": str(GDAL_RETRY_DELAY),
+    "GDAL_HTTP_RETRY_CODES": GDAL_RETRY_CODES,
+}
 
 
 class S3Store(ObjectStore):
@@ -182,9 +188,7 @@ class S3Store(ObjectStore):
             "AWS_REGION": self.region,
             "AWS_VIRTUAL_HOSTING": "FALSE",
             "CPL_VSIL_CURL_USE_HEAD": "YES",
-            "GDAL_HTTP_MAX_RETRY": str(S3_MAX_ATTEMPTS - 1),
-            "GDAL_HTTP_RETRY_DELAY": str(GDAL_RETRY_DELAY),
-            "GDAL_HTTP_RETRY_CODES": GDAL_RETRY_CODES,
+            **GDAL_HTTP_RETRY,
         }
         if self.endpoint_url:
             parsed = urlparse(self.endpoint_url)
