@@ -132,8 +132,6 @@ class BandReader:
         ye, xe = min(y0 + height, g.height), min(x0 + width, g.width)
         window = Window(xs, ys, xe - xs, ye - ys)
         out = np.empty((len(self.spec.bands), ye - ys, xe - xs), dtype=np.float32)
-        mean = np.asarray(self.spec.mean, dtype=np.float32)
-        std = np.asarray(self.spec.std, dtype=np.float32)
 
         def band(i: int) -> np.ndarray:
             """Band i into out[i] as normalised reflectance; returns where it has data."""
@@ -147,8 +145,7 @@ class BandReader:
             target[...] = dn  # a plain cast: a mixed-type ufunc is 5x slower
             target *= self.scale[i]
             target += self.offset[i]
-            target -= mean[i]
-            target /= std[i]
+            self.spec.normalise_band(i, target)
             return valid
 
         def scl() -> np.ndarray:

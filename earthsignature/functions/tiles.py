@@ -31,6 +31,7 @@ from typing import Any
 
 import pyogrio.raw
 from pmtiles.reader import MmapSource, Reader, all_tiles
+from pmtiles.tile import zxy_to_tileid
 from pmtiles.writer import write as pmtiles_writer
 
 MIN_ZOOM = 5
@@ -114,7 +115,7 @@ def merge_archives(parts: list[Path], dst: Path) -> None:
             headers.append(reader.header())
             if index == 0:
                 metadata = reader.metadata()
-            tiles.extend((zxy_tileid(z, x, y), data) for (z, x, y), data in all_tiles(source))
+            tiles.extend((zxy_to_tileid(z, x, y), data) for (z, x, y), data in all_tiles(source))
     tiles.sort(key=lambda t: t[0])
     header = dict(headers[0])
     min_zoom = min(h["min_zoom"] for h in headers)
@@ -128,9 +129,3 @@ def merge_archives(parts: list[Path], dst: Path) -> None:
         for tileid, data in tiles:
             writer.write_tile(tileid, data)
         writer.finalize(header, metadata)
-
-
-def zxy_tileid(z: int, x: int, y: int) -> int:
-    from pmtiles.tile import zxy_to_tileid
-
-    return int(zxy_to_tileid(z, x, y))

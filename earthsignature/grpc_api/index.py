@@ -148,10 +148,7 @@ class _Interner:
 
 def _seconds(value: str | None) -> float:
     """Epoch seconds of an ISO 8601 time (UTC when it names no zone); NaN for none."""
-    if not value:
-        return _NO_TIME
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+    return catalog.parse_time(value).timestamp() if value else _NO_TIME
 
 
 def _footprint(geometry: dict[str, Any]) -> BaseGeometry:

@@ -95,9 +95,16 @@ class ModelSpec(BaseModel):
 
     def normalise(self, reflectance: np.ndarray) -> np.ndarray:
         """``(reflectance - mean) / std`` per band; reflectance is ``[bands, H, W]``."""
-        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
-        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
-        return (reflectance.astype(np.float32) - mean) / std
+        out = reflectance.astype(np.float32)
+        for index in range(len(out)):
+            self.normalise_band(index, out[index])
+        return out
+
+    def normalise_band(self, index: int, values: np.ndarray) -> np.ndarray:
+        """In place: ``(values - mean) / std`` of band ``index`` (float32 ``values``)."""
+        values -= np.float32(self.mean[index])
+        values /= np.float32(self.std[index])
+        return values
 
     def code_lut(self) -> np.ndarray:
         """uint16 lookup table: class index -> CORINE code (256 entries, unused ones 0)."""

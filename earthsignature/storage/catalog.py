@@ -76,22 +76,23 @@ class CatalogEntry:
                 product_id=item["id"],
                 model=props[PROP_MODEL],
                 version=int(props[PROP_VERSION]),
-                datetime=_parse_time(props["datetime"]),
+                datetime=parse_time(props["datetime"]),
                 geometry=item["geometry"],
                 bbox=tuple(item["bbox"][:4]),  # type: ignore[arg-type]
                 cloud_cover=props.get("eo:cloud_cover"),
                 categories=tuple(int(c) for c in props.get(PROP_CATEGORIES, [])),
                 class_areas={int(k): float(v) for k, v in props.get(PROP_CLASS_AREAS, {}).items()},
                 assets=assets,
-                created=_parse_time(props["created"]) if props.get("created") else None,
-                published=_parse_time(props["published"]) if props.get("published") else None,
+                created=parse_time(props["created"]) if props.get("created") else None,
+                published=parse_time(props["published"]) if props.get("published") else None,
                 properties=props,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CatalogError(f"malformed catalog record {key!r}: {exc!r}") from exc
 
 
-def _parse_time(value: str) -> dt.datetime:
+def parse_time(value: str) -> dt.datetime:
+    """A catalog ISO 8601 time (``Z`` or an offset; UTC when it names no zone)."""
     parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
