@@ -316,7 +316,7 @@ def test_no_secret_in_logs_or_messages(  # type: ignore[no-untyped-def]
 ) -> None:
     """A debug-logging server with every secret set; failing calls; nothing leaks anywhere."""
     env = {
-        **s3_env(s3_server, secret_store),
+        **s3_env(secret_store),
         "EARTHSIG_API_TOKEN": WRITE_TOKEN,
         "EARTHSIG_API_READ_TOKEN": READ_TOKEN,
     }

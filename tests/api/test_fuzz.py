@@ -50,6 +50,7 @@ from tests.api.conftest import (
     upload_of,
 )
 from tests.conftest import TEST_BUCKET
+from tests.queue.conftest import store_env
 
 #: Codes a client may legitimately get for a bad or too-large request.
 CLIENT_ERRORS = {
@@ -163,15 +164,10 @@ def open_channel(address: str, credentials: grpc.ChannelCredentials | None = Non
     return grpc.insecure_channel(address, options=options)
 
 
-def s3_env(server: SeaweedS3, store: S3Store) -> dict[str, str]:
-    return {
-        "EARTHSIG_STORE": store.url,
-        "EARTHSIG_S3_ENDPOINT": server.endpoint_url,
-        "EARTHSIG_S3_ACCESS_KEY": server.access_key,
-        "EARTHSIG_S3_SECRET_KEY": server.secret_key,
-        "EARTHSIG_MODEL_NAME": MODEL,
-        "EARTHSIG_MODEL_VERSION": str(VERSION),
-    }
+def s3_env(store: S3Store) -> dict[str, str]:
+    """What a server process needs to open ``store`` and default to the sample model."""
+    model = {"EARTHSIG_MODEL_NAME": MODEL, "EARTHSIG_MODEL_VERSION": str(VERSION)}
+    return {**store_env(store), **model}
 
 
 def published_store(server: SeaweedS3) -> S3Store:
@@ -187,7 +183,7 @@ def published_store(server: SeaweedS3) -> S3Store:
 def served(s3_server: SeaweedS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     store = published_store(s3_server)
     env = {
-        **s3_env(s3_server, store),
+        **s3_env(store),
         "EARTHSIG_API_TOKEN": TOKEN,
         "EARTHSIG_API_MAX_RESULTS": str(MAX_RESULTS),
         "EARTHSIG_API_DEFAULT_RESULTS": "1",
