@@ -9,17 +9,18 @@ item with its own id, time, footprint and bbox, written straight to its catalog 
 ``store.put_bytes`` (``catalog.commit`` would only add 4 ``exists`` checks per record on the
 same four assets). So every product a query meets reads real files by window / bounding box.
 
-The servers (``ServerGroup``: ``--processes`` ``ApiServer`` processes on one port, real gRPC
-on 127.0.0.1, each with its own index) start after a one-process server on an empty catalog
-gives the baseline RSS; start-up (index build) is timed and every process's RSS read. Clients
-are threads in ``--client-processes`` processes (never the servers'), one channel each, calling
-the generated stubs; each request is a 10 x 10 km area (jittered by up to 1 km) over one
-calendar month (cycled), its whole stream consumed. Load levels: V2 ListSegmentation at 1 and
-50 clients with the server's default number of results (``api_default_results``, 10) and with
-``n_results`` 1; V1 ListSegmentation (AOI-clipped segmentation and cloud rasters) with
+The servers (``ServerGroup``: ``--processes`` ``ApiServer`` processes on one port, real gRPC on
+127.0.0.1, each with its own index) start after a one-process server on an empty catalog gives
+the baseline RSS; start-up (index build) is timed and every process's RSS read. Clients are
+threads in ``--client-processes`` processes (never the servers'), one channel each, calling the
+generated stubs (V2: the final module's ``snapearth.api.v2`` with the published request, wkt +
+start_date/end_date + n_results); each request is a 10 x 10 km area (jittered by up to 1 km)
+over one calendar month (cycled), its whole stream consumed. Load levels: V2 ListSegmentation
+at 1 and 50 clients with the server's default number of results (``api_default_results``, 10)
+and with ``n_results`` 1; V1 ListSegmentation (AOI-clipped segmentation and cloud rasters) with
 ``n_results`` 1 at 1 and 50 clients. Each level stops after ``--requests`` calls or
-``--seconds``, whichever comes first, and reports latency percentiles, requests per second,
-the 1-minute load average (the host's cores may be shared) and the CPU time servers and clients
+``--seconds``, whichever comes first, and reports latency percentiles, requests per second, the
+1-minute load average (the host's cores may be shared) and the CPU time servers and clients
 spent per request, which does not depend on what else runs on the host.
 
     python -m benchmarks api [--products 100000] [--requests 1000] [--seconds 30]
@@ -43,7 +44,6 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import geobuf
 import grpc
 import numpy as np
 import shapely
@@ -188,31 +188,32 @@ def month(i: int) -> tuple[dt.datetime, dt.datetime]:
     return first, nxt - dt.timedelta(seconds=1)
 
 
-def v2_call(stub: Any, i: int, rng: np.random.Generator, n_results: int | None) -> tuple[int, int]:
-    from earthsignature.proto.stubs import geobuf_pb2, v2_pb2
-
+def _stamps(i: int) -> tuple[Timestamp, Timestamp]:
     start, end = month(i)
-    feature = {
-        "type": "Feature",
-        "geometry": mapping(area(rng)),
-        "properties": {"start_date": start.isoformat(), "end_date": end.isoformat()},
-    }
-    if n_results is not None:
-        feature["properties"]["n_results"] = n_results
-    query = geobuf_pb2.Data.FromString(geobuf.encode(feature))
-    responses = list(stub.ListSegmentation(v2_pb2.ListSegmentationRequest(query=query)))
+    stamps = (Timestamp(), Timestamp())
+    stamps[0].FromDatetime(start)
+    stamps[1].FromDatetime(end)
+    return stamps
+
+
+def v2_call(stub: Any, i: int, rng: np.random.Generator, n_results: int | None) -> tuple[int, int]:
+    """V2 as the final module (R2, ``snapearth.api.v2``) publishes it: wkt, dates, n_results."""
+    from earthsignature.proto.stubs import r2_v2_pb2
+
+    start, end = _stamps(i)
+    request = r2_v2_pb2.ListSegmentationRequest(
+        wkt=area(rng).wkt, start_date=start, end_date=end, n_results=n_results
+    )
+    responses = list(stub.ListSegmentation(request))
     return len(responses), sum(r.ByteSize() for r in responses)
 
 
 def v1_call(stub: Any, i: int, rng: np.random.Generator, n_results: int | None) -> tuple[int, int]:
     from earthsignature.proto.stubs import v1_pb2
 
-    start, end = month(i)
-    stamps = [Timestamp(), Timestamp()]
-    stamps[0].FromDatetime(start)
-    stamps[1].FromDatetime(end)
+    start, end = _stamps(i)
     request = v1_pb2.ListSegmentationRequest(
-        wkt=area(rng).wkt, start_date=stamps[0], end_date=stamps[1], n_results=n_results
+        wkt=area(rng).wkt, start_date=start, end_date=end, n_results=n_results
     )
     responses = list(stub.ListSegmentation(request))
     return len(responses), sum(r.ByteSize() for r in responses)
@@ -230,9 +231,9 @@ def drive(
     seconds: float,
 ) -> dict[str, Any]:
     """Client threads (one channel each) until ``requests`` calls or ``seconds`` pass; raw times."""
-    from earthsignature.proto.stubs import v1_pb2_grpc, v2_pb2_grpc
+    from earthsignature.proto.stubs import r2_v2_pb2_grpc, v1_pb2_grpc
 
-    module = v1_pb2_grpc if version == "v1" else v2_pb2_grpc
+    module = v1_pb2_grpc if version == "v1" else r2_v2_pb2_grpc
     call = CALLS[version]
     latencies: list[float] = []
     answers: list[int] = []

@@ -2,11 +2,14 @@
 
 Servicer methods raise; :func:`status_for` (applied at the edge by :func:`handle_errors`)
 picks the code. Bad input is INVALID_ARGUMENT with a message that says what is wrong, never
-UNKNOWN or INTERNAL.
+UNKNOWN or INTERNAL. A stored object that exists but cannot be read (a truncated COG, a
+corrupt FlatGeobuf) is DATA_LOSS naming its key: a streaming answer skips that product, serves
+the others, and ends with DATA_LOSS listing what it skipped (:class:`CorruptProducts`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -17,6 +20,7 @@ import grpc
 
 from earthsignature.errors import ConfigurationError, EarthSignatureError
 from earthsignature.functions.errors import BadInput
+from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.errors import InvalidKey, ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,56 @@ class NotFound(ApiError, LookupError):
     """A named product or model version does not exist."""
 
 
+class DataLoss(ApiError):
+    """Stored data the catalog names cannot be read."""
+
+
+class CorruptObject(DataLoss):
+    """A stored object exists but GDAL cannot read it (truncated, overwritten, not a raster)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"stored object {key!r} is corrupt or truncated: {reason}")
+        self.key = key
+
+
+class CorruptProducts:
+    """Products a streaming answer skipped because one of their stored objects is corrupt.
+
+    ``with corrupt.skipping(product_id): ...`` records a :class:`CorruptObject` instead of
+    ending the stream; :meth:`raise_if_any`, after the last message, ends it with DATA_LOSS.
+    """
+
+    def __init__(self) -> None:
+        self.errors: dict[str, CorruptObject] = {}
+
+    @contextlib.contextmanager
+    def skipping(self, product_id: str) -> Iterator[None]:
+        try:
+            yield
+        except CorruptObject as exc:
+            log.error("skipping product %s: %s", product_id, exc)
+            self.errors[product_id] = exc
+
+    def skipped(self, product_id: str) -> bool:
+        return product_id in self.errors
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            listed = "; ".join(f"{pid}: {exc}" for pid, exc in self.errors.items())
+            raise DataLoss(f"{len(self.errors)} product(s) skipped, the rest was served: {listed}")
+
+
+def unreadable(store: ObjectStore, key: str, exc: Exception) -> Exception:
+    """Why a stored object failed to open or read: missing, corrupt, or the store failing."""
+    try:
+        present = store.exists(key)
+    except StorageError as store_error:
+        return store_error
+    if not present:
+        return ObjectNotFound(key, "the store (the catalog names it)")
+    return CorruptObject(key, str(exc))
+
+
 class MalformedRequest:
     """Stands in for a request whose bytes did not decode (see ``server._tolerant``)."""
 
@@ -58,6 +112,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (ObjectNotFound, grpc.StatusCode.NOT_FOUND),
     (ConfigurationError, grpc.StatusCode.FAILED_PRECONDITION),
+    (DataLoss, grpc.StatusCode.DATA_LOSS),
     (StorageError, grpc.StatusCode.UNAVAILABLE),
     (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
 )

@@ -38,7 +38,6 @@ from earthsignature.memory import release_free_memory
 from earthsignature.storage import catalog, layout
 from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.errors import ObjectNotFound
-from earthsignature.storage.local import LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +225,8 @@ class ProductIndex:
 
     def __init__(self, store: ObjectStore, read_threads: int | None = None) -> None:
         self.store = store
-        if read_threads is None:  # a local disk gains nothing from threads but contention
-            read_threads = 1 if isinstance(store, LocalStore) else READ_THREADS
+        if read_threads is None:
+            read_threads = min(store.parallel_reads, READ_THREADS)
         self.read_threads = read_threads
         self._lock = threading.Lock()
         self._intern = _Interner()

@@ -1,20 +1,16 @@
 """What a request asks for, parsed and validated once: area, dates, ids, categories, limit.
 
-V1 requests (protobuf fields) and V2 query Features (geobuf) both become a :class:`Query`,
-so filtering, ordering and capping are the same for both. Every check raises
-:class:`~earthsignature.grpc_api.errors.BadRequest` with a message saying what is wrong.
-
-The V2 query Feature: geometry = area of interest (Polygon/MultiPolygon, EPSG:4326; an empty
-GeometryCollection means none); properties, all optional: ``start_date``, ``end_date``
-(ISO 8601), ``product_ids`` and ``categories`` (lists, or comma-separated strings),
-``n_results`` (integer >= 1), ``model`` and ``version``.
+V1 and V2 requests of both revisions carry the same filters (wkt, start_date, end_date,
+product_ids, categories: strings in V1, integers in V2, n_results) and become one
+:class:`Query` through :func:`fields_query`, so filtering, ordering and capping are the same
+everywhere. Every check raises :class:`~earthsignature.grpc_api.errors.BadRequest` with a
+message saying what is wrong. Geobuf Features (CreateProduct) are decoded here too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +18,7 @@ from typing import Any
 import geobuf
 import numpy as np
 import shapely
+from google.protobuf.message import Message
 from pyproj import Transformer
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
@@ -45,11 +42,6 @@ GEOBUF_PRECISION = range(0, 16)
 
 #: Lon/lat to an equal-area projection, for the area cap.
 _EQUAL_AREA = Transformer.from_crs("EPSG:4326", "+proj=cea +ellps=WGS84", always_xy=True)
-
-#: Properties a V2 query Feature may carry.
-QUERY_PROPERTIES = frozenset(
-    {"start_date", "end_date", "product_ids", "categories", "n_results", "model", "version"}
-)
 
 
 @dataclass(frozen=True)
@@ -271,48 +263,33 @@ def feature_from_geobuf(data: geobuf_pb2.Data, what: str) -> tuple[BaseGeometry,
     return geometry, properties
 
 
-def _list_property(value: Any, name: str) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, list):
-        return value
-    raise BadRequest(f"{name} must be a list or a comma-separated string")
-
-
-def _int_property(value: Any, name: str) -> int | None:
-    if value is None:
+def request_time(request: Message, name: str) -> dt.datetime | None:
+    """A Timestamp field of a request (None when unset), as an aware datetime."""
+    if not request.HasField(name):
         return None
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise BadRequest(f"{name} must be an integer, not {value!r}")
+    stamp = getattr(request, name)
+    try:
+        return stamp.ToDatetime(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError, OSError):
+        raise BadRequest(
+            f"{name} (seconds={stamp.seconds}, nanos={stamp.nanos}) is outside "
+            "0001-01-01 .. 9999-12-31"
+        ) from None
 
 
-def from_feature(
-    data: geobuf_pb2.Data, default: ModelVersion, default_results: int, cap: int | None
-) -> Query:
-    """A V2 query Feature as a Query; ``cap=None`` means no limit unless one is asked."""
-    geometry, props = feature_from_geobuf(data, "query")
-    unknown = sorted(set(props) - QUERY_PROPERTIES)
-    if unknown:
-        raise BadRequest(f"unknown query properties {unknown}; known: {sorted(QUERY_PROPERTIES)}")
-    start = parse_time(props["start_date"], "start_date") if "start_date" in props else None
-    end = parse_time(props["end_date"], "end_date") if "end_date" in props else None
+def fields_query(request: Message, model: ModelVersion, limit: int | None = None) -> Query:
+    """The filters of a List* request of any version and revision (fields a request lacks,
+    e.g. product_ids of ListProductIdsRequest, are no filter)."""
+    start, end = request_time(request, "start_date"), request_time(request, "end_date")
     check_dates(start, end)
-    n_results = _int_property(props.get("n_results"), "n_results")
-    if cap is None:
-        limit = None if n_results is None else resolve_limit(n_results, n_results, n_results)
-    else:
-        limit = resolve_limit(n_results, default_results, cap)
+    wkt = getattr(request, "wkt", "")
+    ids = getattr(request, "product_ids", ())
     return Query(
-        model=parse_model(props.get("model"), props.get("version"), default),
-        aoi=parse_area(geometry, "query geometry"),
+        model=model,
+        aoi=parse_wkt(wkt) if wkt else None,
         start=start,
         end=end,
-        product_ids=parse_product_ids(_list_property(props.get("product_ids"), "product_ids")),
-        categories=parse_categories(_list_property(props.get("categories"), "categories")),
+        product_ids=parse_product_ids(ids),
+        categories=parse_categories(getattr(request, "categories", ())),
         limit=limit,
     )

@@ -1,4 +1,4 @@
-"""AOI-clipped rasters for the API: windowed range reads of stored COGs to base64 GeoTIFF.
+"""AOI-clipped rasters for the API: windowed range reads of stored COGs to GeoTIFF bytes.
 
 Only the window covering the area (reprojected to the raster's CRS) is read, through
 ``store.gdal_path`` (``/vsis3/`` range requests on S3); pixels outside the area are set to 0.
@@ -11,11 +11,16 @@ NotGeoreferencedWarning of its in-memory dataset with ``warnings.catch_warnings`
 the process-wide filter list, so two overlapping calls on different threads could restore each
 other's filters and let that warning (and others) through. The answers were right; the warning
 was not.
+
+Segmentation clips carry the CLC palette (a colour table) and the class names (band
+description and one ``CLC_<code>`` tag per class), as the published COGs do, so QGIS/GDAL draw
+and label them without the client knowing the CLC table. A uint16 colour table has 65536
+entries (384 KiB in the file) whatever the area's size. A stored raster that exists but cannot
+be read (truncated, corrupt) is a :class:`~earthsignature.grpc_api.errors.CorruptObject`.
 """
 
 from __future__ import annotations
 
-import base64
 import math
 import threading
 from typing import Any
@@ -32,13 +37,22 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from earthsignature import corine
+from earthsignature.grpc_api.errors import unreadable
 from earthsignature.storage.base import ObjectStore
-from earthsignature.storage.errors import ObjectNotFound, StorageError
 
 _EPS = 1e-6
 
 #: Serialises rasterio's rasterize (see the module docstring).
 _RASTERIZE_LOCK = threading.Lock()
+
+#: Band description of a segmentation clip.
+SEGMENTATION_DESCRIPTION = "CORINE Land Cover level-3 code (0 = no data)"
+
+
+def class_tags() -> dict[str, str]:
+    """``CLC_<code>`` -> class name, for every CORINE level-3 class (band metadata)."""
+    return {f"CLC_{code}": cls.label for code, cls in corine.CLASSES.items()}
 
 
 def _near_raster(src: rasterio.DatasetReader, aoi: BaseGeometry) -> BaseGeometry:
@@ -74,24 +88,40 @@ def _open(store: ObjectStore, key: str) -> rasterio.DatasetReader:
     try:
         return rasterio.open(store.gdal_path(key))
     except RasterioIOError as exc:
-        if not store.exists(key):
-            raise ObjectNotFound(key, "the store (the catalog names it)") from None
-        raise StorageError(f"cannot read raster {key!r}: {exc}") from None
+        raise unreadable(store, key, exc) from None
 
 
-def clip_to_base64(
+def clip_to_geotiff(
     store: ObjectStore,
     key: str,
     aoi: BaseGeometry | None,
     *,
     max_pixels: int,
     nbits: int | None = None,
-) -> str | None:
-    """Base64 text of a GeoTIFF of band 1 of ``key`` inside ``aoi`` (EPSG:4326).
+    classes: bool = False,
+) -> bytes | None:
+    """GeoTIFF bytes of band 1 of ``key`` inside ``aoi`` (EPSG:4326).
 
     None when the area misses the raster. ``aoi=None`` returns the whole raster.
+    ``classes``: add the CLC colour table and class names (segmentations).
     """
-    with store.gdal_env(), _open(store, key) as src:
+    with store.gdal_env():
+        try:
+            return _clip(store, key, aoi, max_pixels=max_pixels, nbits=nbits, classes=classes)
+        except RasterioIOError as exc:  # opened, then a tile read failed (e.g. truncated)
+            raise unreadable(store, key, exc) from None
+
+
+def _clip(
+    store: ObjectStore,
+    key: str,
+    aoi: BaseGeometry | None,
+    *,
+    max_pixels: int,
+    nbits: int | None,
+    classes: bool,
+) -> bytes | None:
+    with _open(store, key) as src:
         if aoi is not None:
             aoi = _near_raster(src, aoi)
             if aoi.is_empty:
@@ -132,13 +162,15 @@ def clip_to_base64(
             profile["nodata"] = src.nodata
     if nbits is not None:
         profile["nbits"] = nbits
-    return base64.b64encode(_geotiff_bytes(data, profile)).decode("ascii")
+    return _geotiff_bytes(data, profile, classes)
 
 
-def _geotiff_bytes(data: np.ndarray, profile: dict[str, Any]) -> bytes:
-    # No colour table: a uint16 palette has 65536 entries (384 KiB) whatever the area's size;
-    # clients colour codes with the CLC table (earthsignature.corine).
+def _geotiff_bytes(data: np.ndarray, profile: dict[str, Any], classes: bool) -> bytes:
     with MemoryFile() as memfile:
         with memfile.open(**profile) as dst:
             dst.write(data, 1)
+            if classes:
+                dst.write_colormap(1, corine.colormap())
+                dst.set_band_description(1, SEGMENTATION_DESCRIPTION)
+                dst.update_tags(1, **class_tags())
         return bytes(memfile.read())

@@ -1,4 +1,10 @@
-"""The gRPC server: V1 and V2 services, reflection, health, TLS, limits, graceful stop.
+"""The gRPC server: V1 and V2 of both API revisions, reflection, health, TLS, limits, stop.
+
+Four SnapEarth services are registered (:data:`REVISIONS`): R1 (``snapearth.api.v1.database``,
+``snapearth.api.v2.database``) and R2 (``snapearth.api.v1``, ``snapearth.api.v2``). Each
+version has one servicer class; a revision only gives it its generated messages and (V1) its
+raster encoding. The rpcs served are those of the revision's descriptor, so R2's V1 has no
+SearchSegmentation. Reflection lists every service and health reports each.
 
 Requests are decoded by :func:`_tolerant` instead of the generated stubs' ``FromString``, so a
 request that is not even valid protobuf (e.g. broken geobuf bytes) is answered with
@@ -35,7 +41,7 @@ from earthsignature.grpc_api.errors import MalformedRequest
 from earthsignature.grpc_api.index import ProductIndex
 from earthsignature.grpc_api.state import ApiState
 from earthsignature.metrics import ApiMetricsInterceptor, MetricsEndpoint, serve_metrics
-from earthsignature.proto.stubs import v1_pb2, v2_pb2
+from earthsignature.proto.stubs import r2_v1_pb2, r2_v2_pb2, v1_pb2, v2_pb2
 from earthsignature.settings import Settings
 from earthsignature.storage.base import ObjectStore
 
@@ -74,10 +80,19 @@ def _service_handler(module: ModuleType, servicer: Any) -> grpc.GenericRpcHandle
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
-SERVICE_NAMES = (
-    v1_pb2.DESCRIPTOR.services_by_name[SERVICE].full_name,
-    v2_pb2.DESCRIPTOR.services_by_name[SERVICE].full_name,
-)
+def _servicers(state: ApiState) -> tuple[tuple[ModuleType, Any], ...]:
+    """(generated module, servicer) of every served SnapEarth service."""
+    return (
+        (v1_pb2, v1.DatabaseProductService(state, v1_pb2, v1.BASE64_TEXT)),
+        (v2_pb2, v2.DatabaseProductService(state, v2_pb2)),
+        (r2_v1_pb2, v1.DatabaseProductService(state, r2_v1_pb2, v1.RAW_BYTES)),
+        (r2_v2_pb2, v2.DatabaseProductService(state, r2_v2_pb2)),
+    )
+
+
+#: Generated modules of the served services: R1 V1, R1 V2, R2 V1, R2 V2.
+REVISIONS = (v1_pb2, v2_pb2, r2_v1_pb2, r2_v2_pb2)
+SERVICE_NAMES = tuple(m.DESCRIPTOR.services_by_name[SERVICE].full_name for m in REVISIONS)
 
 
 class ApiServer:
@@ -100,10 +115,7 @@ class ApiServer:
             interceptors=[ApiMetricsInterceptor()],
         )
         self.server.add_generic_rpc_handlers(
-            (
-                _service_handler(v1_pb2, v1.DatabaseProductService(self.state)),
-                _service_handler(v2_pb2, v2.DatabaseProductService(self.state)),
-            )
+            tuple(_service_handler(module, servicer) for module, servicer in _servicers(self.state))
         )
         stats.stats_pb2_grpc.add_LandCoverStatsServicer_to_server(
             stats.LandCoverStats(self.state), self.server
@@ -142,7 +154,7 @@ class ApiServer:
             )
         self.server.start()
         self.metrics = serve_metrics(self.settings.metrics_port, self.settings.metrics_host)
-        for name in ("", *SERVICE_NAMES):
+        for name in ("", *SERVICE_NAMES, stats.SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._refresher = threading.Thread(
             target=self._refresh_loop, name="earthsig-api-index", daemon=True

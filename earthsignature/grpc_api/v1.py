@@ -1,9 +1,12 @@
-"""SnapEarth API V1 (``snapearth.api.v1.database.DatabaseProductService``).
+"""SnapEarth API V1 of both revisions: ``snapearth.api.v1.database`` (R1), ``.v1`` (R2).
 
-Rasters travel as base64 GeoTIFF text in string fields, clipped to the request's area by
-windowed reads of the stored COGs. Responses are streamed newest acquisition first; the model
-version is the server's unless the call metadata names one (``x-earthsig-model``,
-``x-earthsig-version``).
+One servicer class answers both; a :class:`RasterEncoding` is all a revision changes: R1
+carries the GeoTIFFs as base64 text in string fields, R2 as the file's bytes (which rpcs exist
+comes from the revision's descriptor, see ``server``). Rasters are clipped to the request's
+area by windowed reads of the stored COGs. Responses are streamed newest acquisition first; the
+model version is the server's unless the call metadata names one (``x-earthsig-model``,
+``x-earthsig-version``). A product whose stored raster cannot be read is skipped and the stream
+ends with DATA_LOSS naming it (see :func:`~earthsignature.grpc_api.errors.skipping_corrupt`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import grpc
@@ -19,66 +24,26 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.grpc_api import cql, ingest, rasters
-from earthsignature.grpc_api.errors import BadRequest, handle_errors
+from earthsignature.grpc_api.errors import BadRequest, CorruptProducts, handle_errors
 from earthsignature.grpc_api.index import IndexedProduct
 from earthsignature.grpc_api.query import (
-    Query,
     check_area,
-    check_dates,
     feature_from_geobuf,
-    parse_categories,
+    fields_query,
     parse_model,
     parse_product_ids,
     parse_time,
-    parse_wkt,
     resolve_limit,
 )
 from earthsignature.grpc_api.state import ApiState, require_area_or_ids
-from earthsignature.proto.stubs import v1_pb2, v1_pb2_grpc
 
 
-def timestamp(value: dt.datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(dt.UTC))
-    return stamp
+@dataclass(frozen=True)
+class RasterEncoding:
+    """How a revision carries GeoTIFFs: out to clients and in from CreateProduct."""
 
-
-def _time(request: Any, name: str) -> dt.datetime | None:
-    if not request.HasField(name):
-        return None
-    stamp = getattr(request, name)
-    try:
-        return stamp.ToDatetime(tzinfo=dt.UTC)
-    except (ValueError, OverflowError, OSError):
-        raise BadRequest(
-            f"{name} (seconds={stamp.seconds}, nanos={stamp.nanos}) is outside "
-            "0001-01-01 .. 9999-12-31"
-        ) from None
-
-
-def upload_from_feature(
-    data: Any, segmentation: str, cloud_mask: str, state: ApiState, context: grpc.ServicerContext
-) -> ingest.Upload:
-    """An Upload from a geobuf Feature (metadata) and two base64 GeoTIFFs."""
-    _footprint, props = feature_from_geobuf(data, "data")  # publish traces the footprint
-    if not props.get("product_id"):
-        raise BadRequest("the feature's properties must include product_id")
-    if not props.get("datetime"):
-        raise BadRequest("the feature's properties must include datetime (acquisition)")
-    model = parse_model(props.get("model"), props.get("version"), state.model_for(context))
-    return ingest.Upload(
-        product_id=next(iter(parse_product_ids([props["product_id"]]))),
-        acquired=parse_time(props["datetime"], "datetime"),
-        model=model.model,
-        version=model.version,
-        segmentation=decode_base64(segmentation, "segmentation"),
-        cloud_mask=decode_base64(cloud_mask, "cloud_mask"),
-        tile=props.get("tile"),
-        product_type=str(props.get("product_type") or "S2MSI2A"),
-        published=parse_time(props["published"], "published") if props.get("published") else None,
-    )
+    encode: Callable[[bytes], str | bytes]
+    decode: Callable[[Any, str], bytes]
 
 
 def decode_base64(text: str, name: str) -> bytes:
@@ -90,11 +55,62 @@ def decode_base64(text: str, name: str) -> bytes:
         raise BadRequest(f"{name} is not valid base64: {exc}") from None
 
 
-class DatabaseProductService(v1_pb2_grpc.DatabaseProductServiceServicer):
-    """The V1 servicer."""
+def _raw_bytes(data: bytes, name: str) -> bytes:
+    if not data:
+        raise BadRequest(f"{name} is empty: give the GeoTIFF file's bytes")
+    return bytes(data)
 
-    def __init__(self, state: ApiState) -> None:
+
+#: R1: base64 text in string fields.
+BASE64_TEXT = RasterEncoding(lambda tiff: base64.b64encode(tiff).decode("ascii"), decode_base64)
+#: R2: the GeoTIFF file's bytes in bytes fields.
+RAW_BYTES = RasterEncoding(bytes, _raw_bytes)
+
+
+def timestamp(value: dt.datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value.astimezone(dt.UTC))
+    return stamp
+
+
+def upload_from_feature(
+    props: dict[str, Any],
+    segmentation: bytes,
+    cloud_mask: bytes,
+    state: ApiState,
+    context: grpc.ServicerContext,
+) -> ingest.Upload:
+    """An Upload from a product Feature's properties and two GeoTIFFs.
+
+    The Feature's geometry is not used: publish traces the footprint from the segmentation.
+    """
+    if not props.get("product_id"):
+        raise BadRequest("the feature's properties must include product_id")
+    if not props.get("datetime"):
+        raise BadRequest("the feature's properties must include datetime (acquisition)")
+    model = parse_model(props.get("model"), props.get("version"), state.model_for(context))
+    return ingest.Upload(
+        product_id=next(iter(parse_product_ids([props["product_id"]]))),
+        acquired=parse_time(props["datetime"], "datetime"),
+        model=model.model,
+        version=model.version,
+        segmentation=segmentation,
+        cloud_mask=cloud_mask,
+        tile=props.get("tile"),
+        product_type=str(props.get("product_type") or "S2MSI2A"),
+        published=parse_time(props["published"], "published") if props.get("published") else None,
+    )
+
+
+class DatabaseProductService:
+    """The V1 servicer of one revision: its generated messages and its raster encoding."""
+
+    def __init__(self, state: ApiState, messages: ModuleType, rasters: RasterEncoding) -> None:
         self.state = state
+        self.messages = messages
+        self.encoding = rasters
 
     def _limit(self, n_results: int | None) -> int:
         settings = self.state.settings
@@ -106,29 +122,39 @@ class DatabaseProductService(v1_pb2_grpc.DatabaseProductServiceServicer):
         aoi: BaseGeometry | None,
         limit: int,
         context: grpc.ServicerContext,
-    ) -> Iterator[v1_pb2.SegmentationResponse]:
+    ) -> Iterator[Any]:
         sent = 0
         max_pixels = self.state.settings.api_max_pixels
+        encode = self.encoding.encode
+        corrupt = CorruptProducts()
         for product in products:
             if sent >= limit or not context.is_active():
-                return
+                break
             entry = product.entry
-            segmentation = rasters.clip_to_base64(
-                self.state.store,
-                entry.assets["segmentation"],
-                aoi,
-                max_pixels=max_pixels,
-            )
-            if segmentation is None:
-                continue  # the footprint meets the area but the raster's pixels do not
-            cloud = rasters.clip_to_base64(
-                self.state.store, entry.assets["cloud_mask"], aoi, max_pixels=max_pixels, nbits=1
-            )
+            with corrupt.skipping(entry.product_id):
+                segmentation = rasters.clip_to_geotiff(
+                    self.state.store,
+                    entry.assets["segmentation"],
+                    aoi,
+                    max_pixels=max_pixels,
+                    classes=True,
+                )
+                if segmentation is None:
+                    continue  # the footprint meets the area but the raster's pixels do not
+                cloud = rasters.clip_to_geotiff(
+                    self.state.store,
+                    entry.assets["cloud_mask"],
+                    aoi,
+                    max_pixels=max_pixels,
+                    nbits=1,
+                )
+            if corrupt.skipped(entry.product_id):
+                continue
             sent += 1
-            yield v1_pb2.SegmentationResponse(
+            yield self.messages.SegmentationResponse(
                 wkt=product.footprint.wkt,
-                segmentation=segmentation,
-                cloud_mask=cloud or "",
+                segmentation=encode(segmentation),
+                cloud_mask=encode(cloud) if cloud is not None else encode(b""),
                 product_id=entry.product_id,
                 product_type=str(entry.properties.get("earthsig:product_type", "")),
                 publication_date=timestamp(entry.published),
@@ -138,29 +164,17 @@ class DatabaseProductService(v1_pb2_grpc.DatabaseProductServiceServicer):
                 browse_url=str(entry.properties.get("browse_url", "")),
                 download_url=str(entry.properties.get("download_url", "")),
             )
+        corrupt.raise_if_any()
 
     @handle_errors
-    def ListSegmentation(
-        self, request: v1_pb2.ListSegmentationRequest, context: grpc.ServicerContext
-    ) -> Iterator[v1_pb2.SegmentationResponse]:
-        start, end = _time(request, "start_date"), _time(request, "end_date")
-        check_dates(start, end)
+    def ListSegmentation(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         limit = self._limit(request.n_results if request.HasField("n_results") else None)
-        query = Query(
-            model=self.state.model_for(context),
-            aoi=parse_wkt(request.wkt) if request.HasField("wkt") and request.wkt else None,
-            start=start,
-            end=end,
-            product_ids=parse_product_ids(request.product_ids),
-            categories=parse_categories(request.categories),
-        )
+        query = fields_query(request, self.state.model_for(context))
         require_area_or_ids(query)
         yield from self._responses(self.state.find(query), query.aoi, limit, context)
 
     @handle_errors
-    def SearchSegmentation(
-        self, request: v1_pb2.SearchSegmentationRequest, context: grpc.ServicerContext
-    ) -> Iterator[v1_pb2.SegmentationResponse]:
+    def SearchSegmentation(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         search = cql.parse(request.query)
         check_area(search.aoi, self.state.settings.api_max_area_km2)
         limit = self._limit(request.n_results if request.HasField("n_results") else None)
@@ -173,22 +187,12 @@ class DatabaseProductService(v1_pb2_grpc.DatabaseProductServiceServicer):
         yield from self._responses(matching, search.aoi, limit, context)
 
     @handle_errors
-    def ListProductIds(
-        self, request: v1_pb2.ListProductIdsRequest, context: grpc.ServicerContext
-    ) -> Iterator[v1_pb2.ProductId]:
-        start, end = _time(request, "start_date"), _time(request, "end_date")
-        check_dates(start, end)
-        query = Query(
-            model=self.state.model_for(context),
-            aoi=parse_wkt(request.wkt) if request.HasField("wkt") and request.wkt else None,
-            start=start,
-            end=end,
-            categories=parse_categories(request.categories),
-        )
+    def ListProductIds(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        query = fields_query(request, self.state.model_for(context))
         for product in self.state.find(query):
             if not context.is_active():
                 return
-            yield v1_pb2.ProductId(
+            yield self.messages.ProductId(
                 wkt=product.footprint.wkt,
                 product_id=product.entry.product_id,
                 publication_date=timestamp(product.entry.published),
@@ -196,11 +200,15 @@ class DatabaseProductService(v1_pb2_grpc.DatabaseProductServiceServicer):
             )
 
     @handle_errors
-    def CreateProduct(
-        self, request: v1_pb2.CreateProductRequest, context: grpc.ServicerContext
-    ) -> v1_pb2.CreateProductResponse:
+    def CreateProduct(self, request: Any, context: grpc.ServicerContext) -> Any:
+        decode = self.encoding.decode
+        _footprint, props = feature_from_geobuf(request.data, "data")
         upload = upload_from_feature(
-            request.data, request.segmentation, request.cloud_mask, self.state, context
+            props,
+            decode(request.segmentation, "segmentation"),
+            decode(request.cloud_mask, "cloud_mask"),
+            self.state,
+            context,
         )
         self.state.create(upload)
-        return v1_pb2.CreateProductResponse()
+        return self.messages.CreateProductResponse()

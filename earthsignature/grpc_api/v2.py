@@ -1,32 +1,45 @@
-"""SnapEarth API V2 (``snapearth.api.v2.database.DatabaseProductService``): geobuf in and out.
+"""SnapEarth API V2, both revisions (``snapearth.api.v2.database`` R1, ``snapearth.api.v2`` R2).
 
-The query Feature is described in :mod:`earthsignature.grpc_api.query` and the proto.
-ListSegmentation streams, newest product first, FeatureCollections of the product's polygons
-clipped to the area and filtered by category, read from FlatGeobuf by bounding box, at most
+Requests carry V1's filters (wkt, dates, product ids, integer categories, n_results); the model
+version comes from the call metadata as in V1. Answers are geobuf FeatureCollections.
+ListSegmentation streams, newest product first, the product's polygons clipped to the area and
+filtered by category, read from FlatGeobuf by bounding box, at most
 :data:`FEATURES_PER_MESSAGE` features per message, encoded from whole arrays by
 :mod:`~earthsignature.grpc_api.geobuf_encode` (same bytes as the ``geobuf`` package's encoder).
+With no filter at all it answers the newest products, at most n_results (default and cap of the
+server). ListProductIds streams the matching products, :data:`PRODUCTS_PER_MESSAGE` Features per
+FeatureCollection. CreateProduct takes a product Feature whose properties hold the two rasters
+as base64 GeoTIFF text (``segmentation``, ``cloud_mask``); see the proto.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import grpc
 from shapely.geometry import mapping
 
 from earthsignature.grpc_api import vectors
-from earthsignature.grpc_api.errors import BadRequest, handle_errors
+from earthsignature.grpc_api.errors import BadRequest, CorruptProducts, handle_errors
 from earthsignature.grpc_api.geobuf_encode import encode_table
 from earthsignature.grpc_api.index import IndexedProduct
-from earthsignature.grpc_api.query import encode_geobuf, feature_from_geobuf, from_feature
-from earthsignature.grpc_api.state import ApiState, require_area_or_ids
-from earthsignature.grpc_api.v1 import upload_from_feature
-from earthsignature.proto.stubs import geobuf_pb2, v2_pb2, v2_pb2_grpc
+from earthsignature.grpc_api.query import (
+    encode_geobuf,
+    feature_from_geobuf,
+    fields_query,
+    resolve_limit,
+)
+from earthsignature.grpc_api.state import ApiState
+from earthsignature.grpc_api.v1 import decode_base64, upload_from_feature
+from earthsignature.proto.stubs import geobuf_pb2
 
 #: Polygons per streamed FeatureCollection, so one message stays well under size limits.
 FEATURES_PER_MESSAGE = 5000
+#: Products per ListProductIds FeatureCollection.
+PRODUCTS_PER_MESSAGE = 1000
 
 
 def _iso(value: dt.datetime | None) -> str:
@@ -44,77 +57,82 @@ def product_properties(product: IndexedProduct) -> dict[str, Any]:
     }
 
 
-class DatabaseProductService(v2_pb2_grpc.DatabaseProductServiceServicer):
-    """The V2 servicer."""
+def product_feature(product: IndexedProduct) -> dict[str, Any]:
+    """A product as a GeoJSON Feature: its footprint and catalog properties."""
+    entry = product.entry
+    return {
+        "type": "Feature",
+        "id": entry.product_id,
+        "geometry": mapping(product.footprint),
+        "properties": {
+            **product_properties(product),
+            "created": _iso(entry.created),
+            "published": _iso(entry.published),
+            "categories": [int(c) for c in entry.categories],
+        },
+    }
 
-    def __init__(self, state: ApiState) -> None:
+
+class DatabaseProductService:
+    """The V2 servicer of one revision (its generated messages)."""
+
+    def __init__(self, state: ApiState, messages: ModuleType) -> None:
         self.state = state
-
-    def _query(self, request: Any, context: grpc.ServicerContext, limited: bool) -> Any:
-        if not request.HasField("query"):
-            raise BadRequest("query is missing: give a geobuf Feature")
-        settings = self.state.settings
-        return from_feature(
-            request.query,
-            self.state.model_for(context),
-            settings.api_default_results,
-            settings.api_max_results if limited else None,
-        )
+        self.messages = messages
 
     @handle_errors
-    def ListSegmentation(
-        self, request: v2_pb2.ListSegmentationRequest, context: grpc.ServicerContext
-    ) -> Iterator[v2_pb2.SegmentationResponse]:
-        query = self._query(request, context, limited=True)
-        require_area_or_ids(query)
+    def ListSegmentation(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        settings = self.state.settings
+        n_results = request.n_results if request.HasField("n_results") else None
+        limit = resolve_limit(n_results, settings.api_default_results, settings.api_max_results)
+        query = fields_query(request, self.state.model_for(context), limit)
+        corrupt = CorruptProducts()
         for product in self.state.find(query):
             if not context.is_active():
                 return
-            table = vectors.read_table(
-                self.state.store, product.asset("polygons"), query.aoi, query.categories
-            )
+            with corrupt.skipping(product.row.product_id):
+                table = vectors.read_table(
+                    self.state.store, product.asset("polygons"), query.aoi, query.categories
+                )
+            if corrupt.skipped(product.row.product_id):
+                continue
             parts = max(1, -(-len(table) // FEATURES_PER_MESSAGE))
             for part in range(1, parts + 1):
                 rows = table.rows((part - 1) * FEATURES_PER_MESSAGE, part * FEATURES_PER_MESSAGE)
                 custom = {**product_properties(product), "part": part, "parts": parts}
                 data = geobuf_pb2.Data.FromString(encode_table(rows, custom))
-                yield v2_pb2.SegmentationResponse(segmentation=data)
+                yield self.messages.SegmentationResponse(segmentation=data)
+        corrupt.raise_if_any()
 
     @handle_errors
-    def ListProductIds(
-        self, request: v2_pb2.ListProductIdsRequest, context: grpc.ServicerContext
-    ) -> Iterator[v2_pb2.ListProductIdsResponse]:
-        query = self._query(request, context, limited=False)
-        for product in self.state.find(query):
+    def ListProductIds(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        query = fields_query(request, self.state.model_for(context))
+        found = self.state.find(query)
+        for start in range(0, len(found), PRODUCTS_PER_MESSAGE):
             if not context.is_active():
                 return
-            entry = product.entry
-            feature = {
-                "type": "Feature",
-                "id": entry.product_id,
-                "geometry": mapping(product.footprint),
-                "properties": {
-                    **product_properties(product),
-                    "created": _iso(entry.created),
-                    "published": _iso(entry.published),
-                    "categories": [int(c) for c in entry.categories],
-                },
+            chunk = found[start : start + PRODUCTS_PER_MESSAGE]
+            collection = {
+                "type": "FeatureCollection",
+                "features": [product_feature(product) for product in chunk],
             }
-            yield v2_pb2.ListProductIdsResponse(product=encode_geobuf(feature))
+            yield self.messages.SegmentationResponse(segmentation=encode_geobuf(collection))
 
     @handle_errors
-    def CreateProduct(
-        self, request: v2_pb2.CreateProductRequest, context: grpc.ServicerContext
-    ) -> v2_pb2.CreateProductResponse:
+    def CreateProduct(self, request: Any, context: grpc.ServicerContext) -> Any:
         if not request.HasField("product"):
             raise BadRequest("product is missing: give a geobuf Feature")
         _geometry, props = feature_from_geobuf(request.product, "product")
+        rasters = {}
+        for name in ("segmentation", "cloud_mask"):
+            value = props.get(name)
+            if not isinstance(value, str):
+                raise BadRequest(
+                    f"the product's properties must include {name} as base64 GeoTIFF text"
+                )
+            rasters[name] = decode_base64(value, name)
         upload = upload_from_feature(
-            request.product,
-            str(props.get("segmentation") or ""),
-            str(props.get("cloud_mask") or ""),
-            self.state,
-            context,
+            props, rasters["segmentation"], rasters["cloud_mask"], self.state, context
         )
         self.state.create(upload)
-        return v2_pb2.CreateProductResponse()
+        return self.messages.CreateProductResponse()

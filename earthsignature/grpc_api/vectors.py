@@ -16,12 +16,14 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pyogrio.errors
 import pyogrio.raw
 import shapely
 from pyproj import Geod, Transformer
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
+from earthsignature.grpc_api.errors import unreadable
 from earthsignature.storage.base import ObjectStore
 
 _GEOD = Geod(ellps="WGS84")
@@ -131,9 +133,12 @@ def read_table(
     """
     where = f"code IN ({','.join(str(int(c)) for c in sorted(categories))})" if categories else None
     with store.gdal_env():
-        meta, _fids, wkb, columns = pyogrio.raw.read(
-            store.gdal_path(key), bbox=aoi.bounds if aoi is not None else None, where=where
-        )
+        try:
+            meta, _fids, wkb, columns = pyogrio.raw.read(
+                store.gdal_path(key), bbox=aoi.bounds if aoi is not None else None, where=where
+            )
+        except pyogrio.errors.DataSourceError as exc:  # missing, truncated or not FlatGeobuf
+            raise unreadable(store, key, exc) from None
     names = tuple(str(n) for n in meta["fields"])
     if wkb is None or len(wkb) == 0:
         return PolygonTable(np.empty(0, dtype=object), names, tuple(c[:0] for c in columns))

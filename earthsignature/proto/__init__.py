@@ -1,16 +1,8 @@
 """Protocol Buffers sources of the SnapEarth API and their generated Python code.
 
-The generated modules import each other by the contract's proto paths (``geobufproto``,
-``snapearth.api.v1``), so this directory is put on ``sys.path`` once, here; import them as
-``from earthsignature.proto.stubs import v1_pb2`` etc. Regenerate with
-``python -m earthsignature.proto.generate``.
+Two revisions of the SnapEarth API are generated (see ``../shared/snapearth-api.md``): R2, the
+final module (``snapearth/api/v1/database.proto``, ``snapearth/api/v2/database.proto``) and
+R1, the June 2022 deployment (``snapearth/api/v1/database/database.proto`` ...). The generated
+modules import each other package-relatively (see :mod:`.generate`); import them through
+:mod:`earthsignature.proto.stubs`. Regenerate with ``python -m earthsignature.proto.generate``.
 """
-
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parent)
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)

@@ -2,11 +2,18 @@
 
 Runs grpc_tools.protoc (the installed grpcio-tools, extra ``proto``) with this directory as
 the import root, so the descriptors keep the contract's file names
-(``snapearth/api/v1/database.proto``...) and the generated modules sit beside their sources.
+(``snapearth/api/v1/database.proto``, ``geobufproto/geobuf.proto``...) and the generated
+modules sit beside their sources. protoc writes imports by proto path
+(``from geobufproto import geobuf_pb2``); :func:`make_relative` rewrites them to
+package-relative imports (``from ....geobufproto import geobuf_pb2``), so the generated code
+lives inside ``earthsignature.proto`` and nothing is put on ``sys.path``. Every directory
+holding generated code gets an empty ``__init__.py``. The output depends only on the sources
+and the grpcio-tools version.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -14,16 +21,51 @@ from pathlib import Path
 PROTO_ROOT = Path(__file__).resolve().parent
 MESSAGES_ONLY = ("geobufproto/geobuf.proto",)
 SERVICES = (
+    # R2, the final module (packages snapearth.api.v1 / snapearth.api.v2)
     "snapearth/api/v1/database.proto",
     "snapearth/api/v2/database.proto",
+    # R1, June 2022 (packages snapearth.api.v1.database / snapearth.api.v2.database)
+    "snapearth/api/v1/database/database.proto",
+    "snapearth/api/v2/database/database.proto",
     "earthsig/stats/v1/stats.proto",
 )
 
+#: Top-level proto packages generated here (imports of anything else, e.g. google.protobuf,
+#: stay absolute).
+LOCAL_ROOTS = ("geobufproto", "snapearth", "earthsig")
+
+_ROOTS = "|".join(LOCAL_ROOTS)
+_IMPORT = re.compile(
+    rf"^(?P<indent>\s*)from (?P<module>(?:{_ROOTS})(?:\.\w+)*) import (?P<rest>.+)$",
+    re.MULTILINE,
+)
+
+
+def make_relative(text: str, module_dir: Path) -> str:
+    """Rewrite ``from <local proto package> import x`` lines to package-relative imports."""
+    depth = len(module_dir.relative_to(PROTO_ROOT).parts)
+
+    def replace(match: re.Match[str]) -> str:
+        dots = "." * (depth + 1)
+        return f"{match['indent']}from {dots}{match['module']} import {match['rest']}"
+
+    return _IMPORT.sub(replace, text)
+
+
+def _generated_files() -> list[Path]:
+    return sorted(
+        path
+        for pattern in ("*_pb2.py", "*_pb2.pyi", "*_pb2_grpc.py")
+        for path in PROTO_ROOT.rglob(pattern)
+    )
+
 
 def generate() -> None:
-    """Write *_pb2.py, *_pb2.pyi and *_pb2_grpc.py next to each source."""
+    """Write *_pb2.py, *_pb2.pyi and *_pb2_grpc.py next to each source, imports relative."""
     from grpc_tools import protoc
 
+    for stale in _generated_files():
+        stale.unlink()
     well_known = str(resources.files("grpc_tools") / "_proto")
     common = [
         "grpc_tools.protoc",
@@ -39,6 +81,14 @@ def generate() -> None:
         status = protoc.main(args)
         if status != 0:
             raise SystemExit(f"protoc failed with status {status}")
+    for path in _generated_files():
+        path.write_text(make_relative(path.read_text(), path.parent))
+        directory = path.parent
+        while directory != PROTO_ROOT:
+            init = directory / "__init__.py"
+            if not init.exists():
+                init.write_text("")
+            directory = directory.parent
 
 
 if __name__ == "__main__":

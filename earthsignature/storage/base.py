@@ -54,6 +54,9 @@ class ObjectStore(ABC):
     #: Human-readable location, e.g. ``s3://bucket/prefix`` or ``/data/earthsig``.
     url: str
 
+    #: Reads worth running at once (e.g. catalog records): remote stores wait on the network.
+    parallel_reads: int = 8
+
     @abstractmethod
     def put_file(self, key: str, path: Path) -> None:
         """Publish a local file under key, atomically (readers see all of it or nothing)."""

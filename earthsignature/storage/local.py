@@ -17,6 +17,9 @@ _TMP_PREFIX = ".tmp-"
 class LocalStore(ObjectStore):
     """Objects are files under ``root``; writes go to a hidden temp file, then ``os.replace``."""
 
+    #: A local disk gains nothing from threads but contention.
+    parallel_reads = 1
+
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).expanduser().resolve()
         self.root.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,17 @@ from earthsignature.cli import cli
 from earthsignature.grpc_api import ingest
 from earthsignature.grpc_api.server import ApiServer
 from earthsignature.proto.stats_stubs import stats_pb2, stats_pb2_grpc
-from earthsignature.proto.stubs import geobuf_pb2, v1_pb2, v1_pb2_grpc, v2_pb2, v2_pb2_grpc
+from earthsignature.proto.stubs import (
+    geobuf_pb2,
+    r2_v1_pb2,
+    r2_v1_pb2_grpc,
+    r2_v2_pb2,
+    r2_v2_pb2_grpc,
+    v1_pb2,
+    v1_pb2_grpc,
+    v2_pb2,
+    v2_pb2_grpc,
+)
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import LocalStore
@@ -153,10 +163,18 @@ def ids_of_with(stub: Any, version: int, auth: tuple[tuple[str, str], ...]) -> l
     return [p.product_id for p in stub.ListProductIds(request, metadata=metadata)]
 
 
-@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("version", ["v1", "v2", "r2v1", "r2v2"])
 def test_writes_are_refused_when_no_token_is_configured(serve: ServerFactory, version) -> None:  # type: ignore[no-untyped-def]
     chan = serve()
-    if version == "v1":
+    if version == "r2v1":
+        call = lambda: r2_v1_pb2_grpc.DatabaseProductServiceStub(chan).CreateProduct(  # noqa: E731
+            r2_v1_pb2.CreateProductRequest(), metadata=bearer("anything")
+        )
+    elif version == "r2v2":
+        call = lambda: r2_v2_pb2_grpc.DatabaseProductServiceStub(chan).CreateProduct(  # noqa: E731
+            r2_v2_pb2.CreateProductRequest(), metadata=bearer("anything")
+        )
+    elif version == "v1":
         call = lambda: v1_pb2_grpc.DatabaseProductServiceStub(chan).CreateProduct(  # noqa: E731
             upload_request("S2A_MSIL2A_20230502T100000_N0500_R022_T31TFJ_X", 8),
             metadata=bearer("anything"),
@@ -174,16 +192,6 @@ def test_writes_are_refused_when_no_token_is_configured(serve: ServerFactory, ve
 # -- reads ----------------------------------------------------------------------------------
 
 AREA_WKT = aoi_box(600_100.0, 4_980_000.0, 601_100.0, 4_980_900.0).wkt
-EMPTY_QUERY = geobuf_pb2.Data.FromString(
-    geobuf.encode(
-        {
-            "type": "Feature",
-            "geometry": {"type": "GeometryCollection", "geometries": []},
-            "properties": {"product_ids": [PRODUCT.product_id]},
-        }
-    )
-)
-
 #: Every read method of the API, each with a request that succeeds with the right token.
 READS: dict[str, Callable[[grpc.Channel, tuple[tuple[str, str], ...]], object]] = {
     "v1 ListSegmentation": lambda ch, md: list(
@@ -203,12 +211,32 @@ READS: dict[str, Callable[[grpc.Channel, tuple[tuple[str, str], ...]], object]] 
     ),
     "v2 ListSegmentation": lambda ch, md: list(
         v2_pb2_grpc.DatabaseProductServiceStub(ch).ListSegmentation(
-            v2_pb2.ListSegmentationRequest(query=EMPTY_QUERY), metadata=md
+            v2_pb2.ListSegmentationRequest(product_ids=[PRODUCT.product_id]), metadata=md
         )
     ),
     "v2 ListProductIds": lambda ch, md: list(
         v2_pb2_grpc.DatabaseProductServiceStub(ch).ListProductIds(
-            v2_pb2.ListProductIdsRequest(query=EMPTY_QUERY), metadata=md
+            v2_pb2.ListProductIdsRequest(), metadata=md
+        )
+    ),
+    "R2 v1 ListSegmentation": lambda ch, md: list(
+        r2_v1_pb2_grpc.DatabaseProductServiceStub(ch).ListSegmentation(
+            r2_v1_pb2.ListSegmentationRequest(product_ids=[PRODUCT.product_id]), metadata=md
+        )
+    ),
+    "R2 v1 ListProductIds": lambda ch, md: list(
+        r2_v1_pb2_grpc.DatabaseProductServiceStub(ch).ListProductIds(
+            r2_v1_pb2.ListProductIdsRequest(), metadata=md
+        )
+    ),
+    "R2 v2 ListSegmentation": lambda ch, md: list(
+        r2_v2_pb2_grpc.DatabaseProductServiceStub(ch).ListSegmentation(
+            r2_v2_pb2.ListSegmentationRequest(product_ids=[PRODUCT.product_id]), metadata=md
+        )
+    ),
+    "R2 v2 ListProductIds": lambda ch, md: list(
+        r2_v2_pb2_grpc.DatabaseProductServiceStub(ch).ListProductIds(
+            r2_v2_pb2.ListProductIdsRequest(), metadata=md
         )
     ),
     "stats AreaByDate": lambda ch, md: stats_pb2_grpc.LandCoverStatsStub(ch).AreaByDate(

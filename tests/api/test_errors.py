@@ -104,7 +104,37 @@ def test_v1_search(v1, fields, message) -> None:  # type: ignore[no-untyped-def]
     assert_invalid(lambda: list(v1.SearchSegmentation(request)), message)
 
 
-V2_QUERY_CASES = {
+V2_FIELD_CASES = {
+    "point wkt": ({"wkt": "POINT (3 45)"}, "POLYGON or MULTIPOLYGON"),
+    "unparsable wkt": ({"wkt": "POLYGON ((0 0, 1 1"}, "not valid WKT"),
+    "zero results": ({"wkt": AREA.wkt, "n_results": 0}, "at least 1"),
+    "start after end": (
+        {
+            "wkt": AREA.wkt,
+            "start_date": ts("2021-02-01T00:00:00Z"),
+            "end_date": ts("2021-01-01T00:00:00Z"),
+        },
+        "after end_date",
+    ),
+    "bad product id": ({"product_ids": ["a b"]}, "malformed product id"),
+    "unknown category": ({"categories": [999]}, "categories"),
+    "negative category": ({"categories": [-311]}, "categories"),
+}
+
+
+@pytest.mark.parametrize(("fields", "message"), V2_FIELD_CASES.values(), ids=V2_FIELD_CASES.keys())
+def test_v2_list_segmentation(v2, fields, message) -> None:  # type: ignore[no-untyped-def]
+    request = v2_pb2.ListSegmentationRequest(**fields)
+    assert_invalid(lambda: list(v2.ListSegmentation(request)), message)
+
+
+def test_v2_bad_model_metadata(v2) -> None:  # type: ignore[no-untyped-def]
+    request = v2_pb2.ListProductIdsRequest()
+    md = (("x-earthsig-version", "zero"),)
+    assert_invalid(lambda: list(v2.ListProductIds(request, metadata=md)), "version")
+
+
+V2_UPLOAD_CASES = {
     "collection, not feature": (
         geobuf_pb2.Data.FromString(
             geobuf.encode(
@@ -116,18 +146,14 @@ V2_QUERY_CASES = {
         ),
         "must be a geobuf Feature",
     ),
-    "point area": (feature({"type": "Point", "coordinates": [3, 45]}), "POLYGON or MULTIPOLYGON"),
-    "unknown property": (feature(POLYGON, colour="green"), "unknown query properties"),
-    "n_results not a number": (feature(POLYGON, n_results="five"), "n_results"),
-    "zero results": (feature(POLYGON, n_results=0), "at least 1"),
-    "start after end": (
-        feature(POLYGON, start_date="2021-02-01", end_date="2021-01-01"),
-        "after end_date",
+    "no rasters": (
+        feature(POLYGON, product_id="S2A_X_T31TEJ_1", datetime="2021-01-01"),
+        "segmentation",
     ),
-    "bad date": (feature(POLYGON, start_date="yesterday"), "ISO 8601"),
-    "bad product id": (feature(product_ids=["a b"]), "malformed product id"),
-    "bad version": (feature(POLYGON, version=0), "version"),
-    "no area, no ids": (feature(), "area"),
+    "raster not text": (
+        feature(POLYGON, product_id="S2A_X_T31TEJ_1", datetime="2021-01-01", segmentation=5),
+        "segmentation",
+    ),
     "empty Data": (geobuf_pb2.Data(), "holds no feature"),
     "coords shorter than lengths": (
         geobuf_pb2.Data(
@@ -142,23 +168,18 @@ V2_QUERY_CASES = {
 }
 
 
-@pytest.mark.parametrize(("data", "message"), V2_QUERY_CASES.values(), ids=V2_QUERY_CASES.keys())
-def test_v2_list_segmentation(v2, data, message) -> None:  # type: ignore[no-untyped-def]
-    request = v2_pb2.ListSegmentationRequest(query=data)
-    assert_invalid(lambda: list(v2.ListSegmentation(request)), message)
-
-
-def test_v2_missing_query(v2) -> None:  # type: ignore[no-untyped-def]
-    assert_invalid(
-        lambda: list(v2.ListProductIds(v2_pb2.ListProductIdsRequest())), "query is missing"
-    )
+@pytest.mark.parametrize(("data", "message"), V2_UPLOAD_CASES.values(), ids=V2_UPLOAD_CASES.keys())
+def test_v2_create_product(v2, data, message) -> None:  # type: ignore[no-untyped-def]
+    request = v2_pb2.CreateProductRequest(product=data)
+    md = (("authorization", "Bearer test-token-0123456789"),)
+    assert_invalid(lambda: v2.CreateProduct(request, metadata=md), message)
 
 
 @pytest.mark.parametrize(
     ("method", "payload"),
     [
-        (V2_LIST, b"\x0a\x03\xff\xff\xff"),  # query field holding broken protobuf
-        (V2_LIST, b"\x0a\x05\x2a\x03\x0a\x01"),  # truncated nested geometry
+        (V2_LIST, b"\x12\x03\xff\xff\xff"),  # start_date holding broken protobuf
+        (V2_LIST, b"\x28\xff\xff"),  # categories varint cut short
         (V1_LIST, b"\x0a\xff\xff"),  # wkt with an impossible length
     ],
 )

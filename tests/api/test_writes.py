@@ -113,10 +113,10 @@ def test_v2_create_ingests(v2) -> None:  # type: ignore[no-untyped-def]
         cloud_mask=base64.b64encode(geotiff(product.cloud, product.transform)).decode(),
     )
     v2.CreateProduct(v2_pb2.CreateProductRequest(product=data), metadata=AUTH)
-    query = metadata_feature(version=3)
     found = [
-        geobuf.decode(r.product.SerializeToString())
-        for r in v2.ListProductIds(v2_pb2.ListProductIdsRequest(query=query))
+        feature
+        for r in v2.ListProductIds(v2_pb2.ListProductIdsRequest(), metadata=version_md(3))
+        for feature in geobuf.decode(r.segmentation.SerializeToString())["features"]
     ]
     assert [f["properties"]["product_id"] for f in found] == [product.product_id]
     assert sorted(found[0]["properties"]["categories"]) == [141, 142, 221, 222]

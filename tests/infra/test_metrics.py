@@ -12,16 +12,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from earthsignature import metrics
 from earthsignature.grpc_api import ingest
 from earthsignature.grpc_api.server import ApiServer
-from earthsignature.proto.stubs import v1_pb2, v2_pb2, v2_pb2_grpc
+from earthsignature.proto.stubs import r2_v2_pb2, r2_v2_pb2_grpc, v1_pb2, v2_pb2, v2_pb2_grpc
 from earthsignature.queue.rq_setup import make_queue
 from earthsignature.queue.stages import QUEUES
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import LocalStore
 from tests.api.conftest import MODEL, VERSION, sample_products, upload_of
-from tests.api.test_errors import feature
 
-V2 = v2_pb2.DESCRIPTOR.services_by_name["DatabaseProductService"].full_name
 V1 = v1_pb2.DESCRIPTOR.services_by_name["DatabaseProductService"].full_name
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -66,23 +64,27 @@ def api(local_store: LocalStore) -> Iterator[ApiServer]:
         server.stop(grace=1.0)
 
 
-def test_api_exposes_latency_and_errors(api: ApiServer) -> None:
+@pytest.mark.parametrize(
+    ("messages", "stubs"), [(v2_pb2, v2_pb2_grpc), (r2_v2_pb2, r2_v2_pb2_grpc)], ids=["R1", "R2"]
+)
+def test_api_exposes_latency_and_errors(api: ApiServer, messages, stubs) -> None:  # type: ignore[no-untyped-def]
     assert api.metrics is not None
     before = scrape(api.metrics.port)
     calls, bad = 3, 2
     with grpc.insecure_channel(f"127.0.0.1:{api.port}") as channel:
-        stub = v2_pb2_grpc.DatabaseProductServiceStub(channel)
+        stub = stubs.DatabaseProductServiceStub(channel)
         for _ in range(calls):
-            found = list(stub.ListProductIds(v2_pb2.ListProductIdsRequest(query=feature())))
-            assert len(found) == len(sample_products())
+            (found,) = stub.ListProductIds(messages.ListProductIdsRequest())
+            assert len(found.segmentation.feature_collection.features) == len(sample_products())
         for _ in range(bad):
-            request = v2_pb2.ListProductIdsRequest(query=feature(start_date="not a date"))
+            request = messages.ListProductIdsRequest(categories=[999])
             with pytest.raises(grpc.RpcError) as caught:
                 list(stub.ListProductIds(request))
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     after = scrape(api.metrics.port)
 
-    labels = {"service": V2, "method": "ListProductIds"}
+    service = messages.DESCRIPTOR.services_by_name["DatabaseProductService"].full_name
+    labels = {"service": service, "method": "ListProductIds"}
     count = "earthsig_api_request_duration_seconds_count"
     total = "earthsig_api_request_duration_seconds_sum"
     assert value(after, count, **labels) - value(before, count, **labels) == calls + bad

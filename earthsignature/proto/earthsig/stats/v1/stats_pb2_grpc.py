@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from earthsig.stats.v1 import stats_pb2 as earthsig_dot_stats_dot_v1_dot_stats__pb2
+from ....earthsig.stats.v1 import stats_pb2 as earthsig_dot_stats_dot_v1_dot_stats__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__

@@ -25,30 +25,30 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
-from geobufproto import geobuf_pb2 as geobufproto_dot_geobuf__pb2
+from ....geobufproto import geobuf_pb2 as geobufproto_dot_geobuf__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsnapearth/api/v1/database.proto\x12\x19snapearth.api.v1.database\x1a\x1fgoogle/protobuf/timestamp.proto\x1a google/protobuf/descriptor.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x18geobufproto/geobuf.proto\"\x86\x02\n\x17ListSegmentationRequest\x12\x10\n\x03wkt\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x33\n\nstart_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x31\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x12\x13\n\x0bproduct_ids\x18\x04 \x03(\t\x12\x12\n\ncategories\x18\x05 \x03(\t\x12\x16\n\tn_results\x18\x06 \x01(\x05H\x03\x88\x01\x01\x42\x06\n\x04_wktB\r\n\x0b_start_dateB\x0b\n\t_end_dateB\x0c\n\n_n_results\"\xb2\x02\n\x14SegmentationResponse\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x14\n\x0csegmentation\x18\x02 \x01(\t\x12\x12\n\ncloud_mask\x18\x03 \x01(\t\x12\x12\n\nproduct_id\x18\x04 \x01(\t\x12\x11\n\tquicklook\x18\x05 \x01(\t\x12\x14\n\x0cproduct_type\x18\x06 \x01(\t\x12\x34\n\x10publication_date\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcreation_date\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63loud_cover\x18\t \x01(\x02\x12\x12\n\nbrowse_url\x18\n \x01(\t\x12\x14\n\x0c\x64ownload_url\x18\x0b \x01(\t\"\xc9\x01\n\x15ListProductIdsRequest\x12\x10\n\x03wkt\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x33\n\nstart_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x31\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x12\x12\n\ncategories\x18\x04 \x03(\tB\x06\n\x04_wktB\r\n\x0b_start_dateB\x0b\n\t_end_date\"\x95\x01\n\tProductId\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x34\n\x10publication_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcreation_date\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x14\x43reateProductRequest\x12\x1f\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x11.geobufproto.Data\x12\x14\n\x0csegmentation\x18\x02 \x01(\t\x12\x12\n\ncloud_mask\x18\x03 \x01(\t\"\x17\n\x15\x43reateProductResponse\"\x8c\x01\n\x19SearchSegmentationRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x16\n\tn_results\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12:\n\x0e\x64\x65scriptor_set\x18\x03 \x01(\x0b\x32\".google.protobuf.FileDescriptorSetB\x0c\n\n_n_results2\xf2\x03\n\x16\x44\x61tabaseProductService\x12y\n\x10ListSegmentation\x12\x32.snapearth.api.v1.database.ListSegmentationRequest\x1a/.snapearth.api.v1.database.SegmentationResponse0\x01\x12r\n\rCreateProduct\x12/.snapearth.api.v1.database.CreateProductRequest\x1a\x30.snapearth.api.v1.database.CreateProductResponse\x12}\n\x12SearchSegmentation\x12\x34.snapearth.api.v1.database.SearchSegmentationRequest\x1a/.snapearth.api.v1.database.SegmentationResponse0\x01\x12j\n\x0eListProductIds\x12\x30.snapearth.api.v1.database.ListProductIdsRequest\x1a$.snapearth.api.v1.database.ProductId0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsnapearth/api/v1/database.proto\x12\x10snapearth.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a google/protobuf/descriptor.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x18geobufproto/geobuf.proto\"\x86\x02\n\x17ListSegmentationRequest\x12\x10\n\x03wkt\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x33\n\nstart_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x31\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x12\x13\n\x0bproduct_ids\x18\x04 \x03(\t\x12\x12\n\ncategories\x18\x05 \x03(\t\x12\x16\n\tn_results\x18\x06 \x01(\x05H\x03\x88\x01\x01\x42\x06\n\x04_wktB\r\n\x0b_start_dateB\x0b\n\t_end_dateB\x0c\n\n_n_results\"\xb2\x02\n\x14SegmentationResponse\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x14\n\x0csegmentation\x18\x02 \x01(\x0c\x12\x12\n\ncloud_mask\x18\x03 \x01(\x0c\x12\x12\n\nproduct_id\x18\x04 \x01(\t\x12\x11\n\tquicklook\x18\x05 \x01(\t\x12\x14\n\x0cproduct_type\x18\x06 \x01(\t\x12\x34\n\x10publication_date\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcreation_date\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63loud_cover\x18\t \x01(\x02\x12\x12\n\nbrowse_url\x18\n \x01(\t\x12\x14\n\x0c\x64ownload_url\x18\x0b \x01(\t\"\xc9\x01\n\x15ListProductIdsRequest\x12\x10\n\x03wkt\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x33\n\nstart_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x31\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x12\x12\n\ncategories\x18\x04 \x03(\tB\x06\n\x04_wktB\r\n\x0b_start_dateB\x0b\n\t_end_date\"\x95\x01\n\tProductId\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x34\n\x10publication_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcreation_date\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x14\x43reateProductRequest\x12\x1f\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x11.geobufproto.Data\x12\x14\n\x0csegmentation\x18\x02 \x01(\x0c\x12\x12\n\ncloud_mask\x18\x03 \x01(\x0c\"\x17\n\x15\x43reateProductResponse\"\x8c\x01\n\x19SearchSegmentationRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x16\n\tn_results\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12:\n\x0e\x64\x65scriptor_set\x18\x03 \x01(\x0b\x32\".google.protobuf.FileDescriptorSetB\x0c\n\n_n_results2\xbd\x02\n\x16\x44\x61tabaseProductService\x12g\n\x10ListSegmentation\x12).snapearth.api.v1.ListSegmentationRequest\x1a&.snapearth.api.v1.SegmentationResponse0\x01\x12`\n\rCreateProduct\x12&.snapearth.api.v1.CreateProductRequest\x1a\'.snapearth.api.v1.CreateProductResponse\x12X\n\x0eListProductIds\x12\'.snapearth.api.v1.ListProductIdsRequest\x1a\x1b.snapearth.api.v1.ProductId0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'snapearth.api.v1.database_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTSEGMENTATIONREQUEST']._serialized_start=185
-  _globals['_LISTSEGMENTATIONREQUEST']._serialized_end=447
-  _globals['_SEGMENTATIONRESPONSE']._serialized_start=450
-  _globals['_SEGMENTATIONRESPONSE']._serialized_end=756
-  _globals['_LISTPRODUCTIDSREQUEST']._serialized_start=759
-  _globals['_LISTPRODUCTIDSREQUEST']._serialized_end=960
-  _globals['_PRODUCTID']._serialized_start=963
-  _globals['_PRODUCTID']._serialized_end=1112
-  _globals['_CREATEPRODUCTREQUEST']._serialized_start=1114
-  _globals['_CREATEPRODUCTREQUEST']._serialized_end=1211
-  _globals['_CREATEPRODUCTRESPONSE']._serialized_start=1213
-  _globals['_CREATEPRODUCTRESPONSE']._serialized_end=1236
-  _globals['_SEARCHSEGMENTATIONREQUEST']._serialized_start=1239
-  _globals['_SEARCHSEGMENTATIONREQUEST']._serialized_end=1379
-  _globals['_DATABASEPRODUCTSERVICE']._serialized_start=1382
-  _globals['_DATABASEPRODUCTSERVICE']._serialized_end=1880
+  _globals['_LISTSEGMENTATIONREQUEST']._serialized_start=176
+  _globals['_LISTSEGMENTATIONREQUEST']._serialized_end=438
+  _globals['_SEGMENTATIONRESPONSE']._serialized_start=441
+  _globals['_SEGMENTATIONRESPONSE']._serialized_end=747
+  _globals['_LISTPRODUCTIDSREQUEST']._serialized_start=750
+  _globals['_LISTPRODUCTIDSREQUEST']._serialized_end=951
+  _globals['_PRODUCTID']._serialized_start=954
+  _globals['_PRODUCTID']._serialized_end=1103
+  _globals['_CREATEPRODUCTREQUEST']._serialized_start=1105
+  _globals['_CREATEPRODUCTREQUEST']._serialized_end=1202
+  _globals['_CREATEPRODUCTRESPONSE']._serialized_start=1204
+  _globals['_CREATEPRODUCTRESPONSE']._serialized_end=1227
+  _globals['_SEARCHSEGMENTATIONREQUEST']._serialized_start=1230
+  _globals['_SEARCHSEGMENTATIONREQUEST']._serialized_end=1370
+  _globals['_DATABASEPRODUCTSERVICE']._serialized_start=1373
+  _globals['_DATABASEPRODUCTSERVICE']._serialized_end=1690
 # @@protoc_insertion_point(module_scope)

@@ -3,7 +3,7 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf import descriptor_pb2 as _descriptor_pb2
 from google.protobuf import empty_pb2 as _empty_pb2
-from geobufproto import geobuf_pb2 as _geobuf_pb2
+from ....geobufproto import geobuf_pb2 as _geobuf_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -42,8 +42,8 @@ class SegmentationResponse(_message.Message):
     BROWSE_URL_FIELD_NUMBER: _ClassVar[int]
     DOWNLOAD_URL_FIELD_NUMBER: _ClassVar[int]
     wkt: str
-    segmentation: str
-    cloud_mask: str
+    segmentation: bytes
+    cloud_mask: bytes
     product_id: str
     quicklook: str
     product_type: str
@@ -52,7 +52,7 @@ class SegmentationResponse(_message.Message):
     cloud_cover: float
     browse_url: str
     download_url: str
-    def __init__(self, wkt: _Optional[str] = ..., segmentation: _Optional[str] = ..., cloud_mask: _Optional[str] = ..., product_id: _Optional[str] = ..., quicklook: _Optional[str] = ..., product_type: _Optional[str] = ..., publication_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., creation_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cloud_cover: _Optional[float] = ..., browse_url: _Optional[str] = ..., download_url: _Optional[str] = ...) -> None: ...
+    def __init__(self, wkt: _Optional[str] = ..., segmentation: _Optional[bytes] = ..., cloud_mask: _Optional[bytes] = ..., product_id: _Optional[str] = ..., quicklook: _Optional[str] = ..., product_type: _Optional[str] = ..., publication_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., creation_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cloud_cover: _Optional[float] = ..., browse_url: _Optional[str] = ..., download_url: _Optional[str] = ...) -> None: ...
 
 class ListProductIdsRequest(_message.Message):
     __slots__ = ("wkt", "start_date", "end_date", "categories")
@@ -84,9 +84,9 @@ class CreateProductRequest(_message.Message):
     SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     CLOUD_MASK_FIELD_NUMBER: _ClassVar[int]
     data: _geobuf_pb2.Data
-    segmentation: str
-    cloud_mask: str
-    def __init__(self, data: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., segmentation: _Optional[str] = ..., cloud_mask: _Optional[str] = ...) -> None: ...
+    segmentation: bytes
+    cloud_mask: bytes
+    def __init__(self, data: _Optional[_Union[_geobuf_pb2.Data, _Mapping]] = ..., segmentation: _Optional[bytes] = ..., cloud_mask: _Optional[bytes] = ...) -> None: ...
 
 class CreateProductResponse(_message.Message):
     __slots__ = ()

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from snapearth.api.v1 import database_pb2 as snapearth_dot_api_dot_v1_dot_database__pb2
+from ....snapearth.api.v1 import database_pb2 as snapearth_dot_api_dot_v1_dot_database__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -35,22 +35,17 @@ class DatabaseProductServiceStub:
             channel: A grpc.Channel.
         """
         self.ListSegmentation = channel.unary_stream(
-                '/snapearth.api.v1.database.DatabaseProductService/ListSegmentation',
+                '/snapearth.api.v1.DatabaseProductService/ListSegmentation',
                 request_serializer=snapearth_dot_api_dot_v1_dot_database__pb2.ListSegmentationRequest.SerializeToString,
                 response_deserializer=snapearth_dot_api_dot_v1_dot_database__pb2.SegmentationResponse.FromString,
                 _registered_method=True)
         self.CreateProduct = channel.unary_unary(
-                '/snapearth.api.v1.database.DatabaseProductService/CreateProduct',
+                '/snapearth.api.v1.DatabaseProductService/CreateProduct',
                 request_serializer=snapearth_dot_api_dot_v1_dot_database__pb2.CreateProductRequest.SerializeToString,
                 response_deserializer=snapearth_dot_api_dot_v1_dot_database__pb2.CreateProductResponse.FromString,
                 _registered_method=True)
-        self.SearchSegmentation = channel.unary_stream(
-                '/snapearth.api.v1.database.DatabaseProductService/SearchSegmentation',
-                request_serializer=snapearth_dot_api_dot_v1_dot_database__pb2.SearchSegmentationRequest.SerializeToString,
-                response_deserializer=snapearth_dot_api_dot_v1_dot_database__pb2.SegmentationResponse.FromString,
-                _registered_method=True)
         self.ListProductIds = channel.unary_stream(
-                '/snapearth.api.v1.database.DatabaseProductService/ListProductIds',
+                '/snapearth.api.v1.DatabaseProductService/ListProductIds',
                 request_serializer=snapearth_dot_api_dot_v1_dot_database__pb2.ListProductIdsRequest.SerializeToString,
                 response_deserializer=snapearth_dot_api_dot_v1_dot_database__pb2.ProductId.FromString,
                 _registered_method=True)
@@ -68,13 +63,6 @@ class DatabaseProductServiceServicer:
 
     def CreateProduct(self, request, context):
         """Ingest an externally made segmentation (bearer token required).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def SearchSegmentation(self, request, context):
-        """Products matching a CQL2-text query.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,11 +88,6 @@ def add_DatabaseProductServiceServicer_to_server(servicer, server):
                     request_deserializer=snapearth_dot_api_dot_v1_dot_database__pb2.CreateProductRequest.FromString,
                     response_serializer=snapearth_dot_api_dot_v1_dot_database__pb2.CreateProductResponse.SerializeToString,
             ),
-            'SearchSegmentation': grpc.unary_stream_rpc_method_handler(
-                    servicer.SearchSegmentation,
-                    request_deserializer=snapearth_dot_api_dot_v1_dot_database__pb2.SearchSegmentationRequest.FromString,
-                    response_serializer=snapearth_dot_api_dot_v1_dot_database__pb2.SegmentationResponse.SerializeToString,
-            ),
             'ListProductIds': grpc.unary_stream_rpc_method_handler(
                     servicer.ListProductIds,
                     request_deserializer=snapearth_dot_api_dot_v1_dot_database__pb2.ListProductIdsRequest.FromString,
@@ -112,9 +95,9 @@ def add_DatabaseProductServiceServicer_to_server(servicer, server):
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'snapearth.api.v1.database.DatabaseProductService', rpc_method_handlers)
+            'snapearth.api.v1.DatabaseProductService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('snapearth.api.v1.database.DatabaseProductService', rpc_method_handlers)
+    server.add_registered_method_handlers('snapearth.api.v1.DatabaseProductService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -135,7 +118,7 @@ class DatabaseProductService:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/snapearth.api.v1.database.DatabaseProductService/ListSegmentation',
+            '/snapearth.api.v1.DatabaseProductService/ListSegmentation',
             snapearth_dot_api_dot_v1_dot_database__pb2.ListSegmentationRequest.SerializeToString,
             snapearth_dot_api_dot_v1_dot_database__pb2.SegmentationResponse.FromString,
             options,
@@ -162,36 +145,9 @@ class DatabaseProductService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/snapearth.api.v1.database.DatabaseProductService/CreateProduct',
+            '/snapearth.api.v1.DatabaseProductService/CreateProduct',
             snapearth_dot_api_dot_v1_dot_database__pb2.CreateProductRequest.SerializeToString,
             snapearth_dot_api_dot_v1_dot_database__pb2.CreateProductResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SearchSegmentation(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
-            target,
-            '/snapearth.api.v1.database.DatabaseProductService/SearchSegmentation',
-            snapearth_dot_api_dot_v1_dot_database__pb2.SearchSegmentationRequest.SerializeToString,
-            snapearth_dot_api_dot_v1_dot_database__pb2.SegmentationResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -216,7 +172,7 @@ class DatabaseProductService:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/snapearth.api.v1.database.DatabaseProductService/ListProductIds',
+            '/snapearth.api.v1.DatabaseProductService/ListProductIds',
             snapearth_dot_api_dot_v1_dot_database__pb2.ListProductIdsRequest.SerializeToString,
             snapearth_dot_api_dot_v1_dot_database__pb2.ProductId.FromString,
             options,

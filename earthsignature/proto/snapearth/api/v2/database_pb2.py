@@ -22,29 +22,27 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from geobufproto import geobuf_pb2 as geobufproto_dot_geobuf__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from ....geobufproto import geobuf_pb2 as geobufproto_dot_geobuf__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsnapearth/api/v2/database.proto\x12\x19snapearth.api.v2.database\x1a\x18geobufproto/geobuf.proto\";\n\x17ListSegmentationRequest\x12 \n\x05query\x18\x01 \x01(\x0b\x32\x11.geobufproto.Data\"?\n\x14SegmentationResponse\x12\'\n\x0csegmentation\x18\x01 \x01(\x0b\x32\x11.geobufproto.Data\"9\n\x15ListProductIdsRequest\x12 \n\x05query\x18\x01 \x01(\x0b\x32\x11.geobufproto.Data\"<\n\x16ListProductIdsResponse\x12\"\n\x07product\x18\x01 \x01(\x0b\x32\x11.geobufproto.Data\":\n\x14\x43reateProductRequest\x12\"\n\x07product\x18\x01 \x01(\x0b\x32\x11.geobufproto.Data\"\x17\n\x15\x43reateProductResponse2\x80\x03\n\x16\x44\x61tabaseProductService\x12y\n\x10ListSegmentation\x12\x32.snapearth.api.v2.database.ListSegmentationRequest\x1a/.snapearth.api.v2.database.SegmentationResponse0\x01\x12r\n\rCreateProduct\x12/.snapearth.api.v2.database.CreateProductRequest\x1a\x30.snapearth.api.v2.database.CreateProductResponse\x12w\n\x0eListProductIds\x12\x30.snapearth.api.v2.database.ListProductIdsRequest\x1a\x31.snapearth.api.v2.database.ListProductIdsResponse0\x01\x42\x02H\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fsnapearth/api/v2/database.proto\x12\x10snapearth.api.v2\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18geobufproto/geobuf.proto\"\x86\x02\n\x17ListSegmentationRequest\x12\x10\n\x03wkt\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x33\n\nstart_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x31\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x12\x13\n\x0bproduct_ids\x18\x04 \x03(\t\x12\x12\n\ncategories\x18\x05 \x03(\x05\x12\x16\n\tn_results\x18\x06 \x01(\x05H\x03\x88\x01\x01\x42\x06\n\x04_wktB\r\n\x0b_start_dateB\x0b\n\t_end_dateB\x0c\n\n_n_results\"?\n\x14SegmentationResponse\x12\'\n\x0csegmentation\x18\x01 \x01(\x0b\x32\x11.geobufproto.Data\"\xc9\x01\n\x15ListProductIdsRequest\x12\x10\n\x03wkt\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x33\n\nstart_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x31\n\x08\x65nd_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x02\x88\x01\x01\x12\x12\n\ncategories\x18\x04 \x03(\x05\x42\x06\n\x04_wktB\r\n\x0b_start_dateB\x0b\n\t_end_date\":\n\x14\x43reateProductRequest\x12\"\n\x07product\x18\x01 \x01(\x0b\x32\x11.geobufproto.Data\"\x17\n\x15\x43reateProductResponse2\xc8\x02\n\x16\x44\x61tabaseProductService\x12g\n\x10ListSegmentation\x12).snapearth.api.v2.ListSegmentationRequest\x1a&.snapearth.api.v2.SegmentationResponse0\x01\x12`\n\rCreateProduct\x12&.snapearth.api.v2.CreateProductRequest\x1a\'.snapearth.api.v2.CreateProductResponse\x12\x63\n\x0eListProductIds\x12\'.snapearth.api.v2.ListProductIdsRequest\x1a&.snapearth.api.v2.SegmentationResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'snapearth.api.v2.database_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  _globals['DESCRIPTOR']._loaded_options = None
-  _globals['DESCRIPTOR']._serialized_options = b'H\003'
-  _globals['_LISTSEGMENTATIONREQUEST']._serialized_start=88
-  _globals['_LISTSEGMENTATIONREQUEST']._serialized_end=147
-  _globals['_SEGMENTATIONRESPONSE']._serialized_start=149
-  _globals['_SEGMENTATIONRESPONSE']._serialized_end=212
-  _globals['_LISTPRODUCTIDSREQUEST']._serialized_start=214
-  _globals['_LISTPRODUCTIDSREQUEST']._serialized_end=271
-  _globals['_LISTPRODUCTIDSRESPONSE']._serialized_start=273
-  _globals['_LISTPRODUCTIDSRESPONSE']._serialized_end=333
-  _globals['_CREATEPRODUCTREQUEST']._serialized_start=335
-  _globals['_CREATEPRODUCTREQUEST']._serialized_end=393
-  _globals['_CREATEPRODUCTRESPONSE']._serialized_start=395
-  _globals['_CREATEPRODUCTRESPONSE']._serialized_end=418
-  _globals['_DATABASEPRODUCTSERVICE']._serialized_start=421
-  _globals['_DATABASEPRODUCTSERVICE']._serialized_end=805
+  DESCRIPTOR._loaded_options = None
+  _globals['_LISTSEGMENTATIONREQUEST']._serialized_start=113
+  _globals['_LISTSEGMENTATIONREQUEST']._serialized_end=375
+  _globals['_SEGMENTATIONRESPONSE']._serialized_start=377
+  _globals['_SEGMENTATIONRESPONSE']._serialized_end=440
+  _globals['_LISTPRODUCTIDSREQUEST']._serialized_start=443
+  _globals['_LISTPRODUCTIDSREQUEST']._serialized_end=644
+  _globals['_CREATEPRODUCTREQUEST']._serialized_start=646
+  _globals['_CREATEPRODUCTREQUEST']._serialized_end=704
+  _globals['_CREATEPRODUCTRESPONSE']._serialized_start=706
+  _globals['_CREATEPRODUCTRESPONSE']._serialized_end=729
+  _globals['_DATABASEPRODUCTSERVICE']._serialized_start=732
+  _globals['_DATABASEPRODUCTSERVICE']._serialized_end=1060
 # @@protoc_insertion_point(module_scope)

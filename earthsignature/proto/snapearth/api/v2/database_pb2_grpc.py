@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from snapearth.api.v2 import database_pb2 as snapearth_dot_api_dot_v2_dot_database__pb2
+from ....snapearth.api.v2 import database_pb2 as snapearth_dot_api_dot_v2_dot_database__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -35,19 +35,19 @@ class DatabaseProductServiceStub:
             channel: A grpc.Channel.
         """
         self.ListSegmentation = channel.unary_stream(
-                '/snapearth.api.v2.database.DatabaseProductService/ListSegmentation',
+                '/snapearth.api.v2.DatabaseProductService/ListSegmentation',
                 request_serializer=snapearth_dot_api_dot_v2_dot_database__pb2.ListSegmentationRequest.SerializeToString,
                 response_deserializer=snapearth_dot_api_dot_v2_dot_database__pb2.SegmentationResponse.FromString,
                 _registered_method=True)
         self.CreateProduct = channel.unary_unary(
-                '/snapearth.api.v2.database.DatabaseProductService/CreateProduct',
+                '/snapearth.api.v2.DatabaseProductService/CreateProduct',
                 request_serializer=snapearth_dot_api_dot_v2_dot_database__pb2.CreateProductRequest.SerializeToString,
                 response_deserializer=snapearth_dot_api_dot_v2_dot_database__pb2.CreateProductResponse.FromString,
                 _registered_method=True)
         self.ListProductIds = channel.unary_stream(
-                '/snapearth.api.v2.database.DatabaseProductService/ListProductIds',
+                '/snapearth.api.v2.DatabaseProductService/ListProductIds',
                 request_serializer=snapearth_dot_api_dot_v2_dot_database__pb2.ListProductIdsRequest.SerializeToString,
-                response_deserializer=snapearth_dot_api_dot_v2_dot_database__pb2.ListProductIdsResponse.FromString,
+                response_deserializer=snapearth_dot_api_dot_v2_dot_database__pb2.SegmentationResponse.FromString,
                 _registered_method=True)
 
 
@@ -55,19 +55,22 @@ class DatabaseProductServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def ListSegmentation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Land-cover polygons of each matching product, clipped to the area, newest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateProduct(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Ingest an externally made segmentation (bearer token required).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListProductIds(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The matching products, as FeatureCollections of their footprints.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -88,13 +91,13 @@ def add_DatabaseProductServiceServicer_to_server(servicer, server):
             'ListProductIds': grpc.unary_stream_rpc_method_handler(
                     servicer.ListProductIds,
                     request_deserializer=snapearth_dot_api_dot_v2_dot_database__pb2.ListProductIdsRequest.FromString,
-                    response_serializer=snapearth_dot_api_dot_v2_dot_database__pb2.ListProductIdsResponse.SerializeToString,
+                    response_serializer=snapearth_dot_api_dot_v2_dot_database__pb2.SegmentationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'snapearth.api.v2.database.DatabaseProductService', rpc_method_handlers)
+            'snapearth.api.v2.DatabaseProductService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('snapearth.api.v2.database.DatabaseProductService', rpc_method_handlers)
+    server.add_registered_method_handlers('snapearth.api.v2.DatabaseProductService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -115,7 +118,7 @@ class DatabaseProductService:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/snapearth.api.v2.database.DatabaseProductService/ListSegmentation',
+            '/snapearth.api.v2.DatabaseProductService/ListSegmentation',
             snapearth_dot_api_dot_v2_dot_database__pb2.ListSegmentationRequest.SerializeToString,
             snapearth_dot_api_dot_v2_dot_database__pb2.SegmentationResponse.FromString,
             options,
@@ -142,7 +145,7 @@ class DatabaseProductService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/snapearth.api.v2.database.DatabaseProductService/CreateProduct',
+            '/snapearth.api.v2.DatabaseProductService/CreateProduct',
             snapearth_dot_api_dot_v2_dot_database__pb2.CreateProductRequest.SerializeToString,
             snapearth_dot_api_dot_v2_dot_database__pb2.CreateProductResponse.FromString,
             options,
@@ -169,9 +172,9 @@ class DatabaseProductService:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/snapearth.api.v2.database.DatabaseProductService/ListProductIds',
+            '/snapearth.api.v2.DatabaseProductService/ListProductIds',
             snapearth_dot_api_dot_v2_dot_database__pb2.ListProductIdsRequest.SerializeToString,
-            snapearth_dot_api_dot_v2_dot_database__pb2.ListProductIdsResponse.FromString,
+            snapearth_dot_api_dot_v2_dot_database__pb2.SegmentationResponse.FromString,
             options,
             channel_credentials,
             insecure,
