@@ -85,17 +85,18 @@ class DatabaseProductService:
         settings = self.state.settings
         n_results = request.n_results if request.HasField("n_results") else None
         limit = resolve_limit(n_results, settings.api_default_results, settings.api_max_results)
-        query = fields_query(request, self.state.model_for(context), limit)
-        corrupt = CorruptProducts()
+        query = fields_query(request, self.state.model_for(context))
+        corrupt, served = CorruptProducts(), 0
         for product in self.state.find(query):
-            if not context.is_active():
-                return
+            if served >= limit or not context.is_active():
+                break
             with corrupt.skipping(product.row.product_id):
                 table = vectors.read_table(
                     self.state.store, product.asset("polygons"), query.aoi, query.categories
                 )
             if corrupt.skipped(product.row.product_id):
-                continue
+                continue  # a skipped product leaves its place to the next one
+            served += 1
             parts = max(1, -(-len(table) // FEATURES_PER_MESSAGE))
             for part in range(1, parts + 1):
                 rows = table.rows((part - 1) * FEATURES_PER_MESSAGE, part * FEATURES_PER_MESSAGE)

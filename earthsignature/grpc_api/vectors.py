@@ -137,7 +137,8 @@ def read_table(
             meta, _fids, wkb, columns = pyogrio.raw.read(
                 store.gdal_path(key), bbox=aoi.bounds if aoi is not None else None, where=where
             )
-        except pyogrio.errors.DataSourceError as exc:  # missing, truncated or not FlatGeobuf
+        # missing, truncated or not FlatGeobuf: the open or a feature fails
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
             raise unreadable(store, key, exc) from None
     names = tuple(str(n) for n in meta["fields"])
     if wkb is None or len(wkb) == 0:

