@@ -41,9 +41,9 @@ _IMPORT = re.compile(
 )
 
 
-def make_relative(text: str, module_dir: Path) -> str:
+def make_relative(text: str, module_dir: Path, root: Path = PROTO_ROOT) -> str:
     """Rewrite ``from <local proto package> import x`` lines to package-relative imports."""
-    depth = len(module_dir.relative_to(PROTO_ROOT).parts)
+    depth = len(module_dir.relative_to(root).parts)
 
     def replace(match: re.Match[str]) -> str:
         dots = "." * (depth + 1)
@@ -52,39 +52,40 @@ def make_relative(text: str, module_dir: Path) -> str:
     return _IMPORT.sub(replace, text)
 
 
-def _generated_files() -> list[Path]:
+def generated_files(root: Path = PROTO_ROOT) -> list[Path]:
+    """The generated modules under ``root`` (not the hand-written ones)."""
     return sorted(
         path
         for pattern in ("*_pb2.py", "*_pb2.pyi", "*_pb2_grpc.py")
-        for path in PROTO_ROOT.rglob(pattern)
+        for path in root.rglob(pattern)
     )
 
 
-def generate() -> None:
-    """Write *_pb2.py, *_pb2.pyi and *_pb2_grpc.py next to each source, imports relative."""
+def generate(root: Path = PROTO_ROOT) -> None:
+    """Write *_pb2.py, *_pb2.pyi and *_pb2_grpc.py next to each source under ``root``."""
     from grpc_tools import protoc
 
-    for stale in _generated_files():
+    for stale in generated_files(root):
         stale.unlink()
     well_known = str(resources.files("grpc_tools") / "_proto")
     common = [
         "grpc_tools.protoc",
-        f"--proto_path={PROTO_ROOT}",
+        f"--proto_path={root}",
         f"--proto_path={well_known}",
-        f"--python_out={PROTO_ROOT}",
-        f"--pyi_out={PROTO_ROOT}",
+        f"--python_out={root}",
+        f"--pyi_out={root}",
     ]
     for args in (
         [*common, *MESSAGES_ONLY],
-        [*common, f"--grpc_python_out={PROTO_ROOT}", *SERVICES],
+        [*common, f"--grpc_python_out={root}", *SERVICES],
     ):
         status = protoc.main(args)
         if status != 0:
             raise SystemExit(f"protoc failed with status {status}")
-    for path in _generated_files():
-        path.write_text(make_relative(path.read_text(), path.parent))
+    for path in generated_files(root):
+        path.write_text(make_relative(path.read_text(), path.parent, root))
         directory = path.parent
-        while directory != PROTO_ROOT:
+        while directory != root:
             init = directory / "__init__.py"
             if not init.exists():
                 init.write_text("")
