@@ -107,10 +107,10 @@ def upload_from_feature(
 class DatabaseProductService:
     """The V1 servicer of one revision: its generated messages and its raster encoding."""
 
-    def __init__(self, state: ApiState, messages: ModuleType, rasters: RasterEncoding) -> None:
+    def __init__(self, state: ApiState, messages: ModuleType, encoding: RasterEncoding) -> None:
         self.state = state
         self.messages = messages
-        self.encoding = rasters
+        self.encoding = encoding
 
     def _limit(self, n_results: int | None) -> int:
         settings = self.state.settings
