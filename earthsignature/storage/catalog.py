@@ -70,11 +70,11 @@ class CatalogEntry:
     def from_item(cls, item: dict[str, Any], key: str) -> CatalogEntry:
         try:
             props = item["properties"]
-            assets = {
-                name: a[ASSET_KEY] if ASSET_KEY in a else asset_key_from_href(key, a.get("href"))
-                for name, a in item["assets"].items()
-            }
-            assets = {name: k for name, k in assets.items() if k is not None}
+            assets: dict[str, str] = {}
+            for name, asset in item["assets"].items():
+                found = asset.get(ASSET_KEY) or asset_key_from_href(key, asset.get("href"))
+                if found is not None:
+                    assets[str(name)] = str(found)
             return cls(
                 key=key,
                 product_id=item["id"],

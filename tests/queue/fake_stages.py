@@ -3,7 +3,8 @@
 They write real objects to the store under the real layout and commit real catalog
 records, so the tests observe what the orchestrator makes happen. A product's ``item``
 steers them: ``n_shards``; ``transient`` {stage: k} fails the first k attempts; ``skip_at``
-/ ``bad_at`` / ``denied_at`` (PermissionError) a stage; ``block`` a stage: the first attempt
+/ ``bad_at`` / ``denied_at`` (PermissionError) a stage; ``aoi``: cloud skips the product
+unless the message carries this area; ``block`` a stage: the first attempt
 announces itself in Redis and hangs (for SIGKILL tests). Every call counts itself in Redis
 (``test:runs:<stage>:<id>``).
 """
@@ -107,6 +108,8 @@ def fetch(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
 
 def cloud(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     _enter("cloud", msg)
+    if "aoi" in msg.item and msg.aoi_wkt != msg.item["aoi"]:  # the run's area must reach here
+        raise ProductSkipped(f"outside the area of interest (cloud saw {msg.aoi_wkt!r})")
     key = layout.mask_key(msg.date, msg.tile, msg.product_id)
     rt.store.put_bytes(key, b"mask")
     _done("cloud", msg)
