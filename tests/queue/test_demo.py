@@ -13,6 +13,7 @@ import pystac
 import pytest
 import rasterio
 from click.testing import CliRunner, Result
+from pystac.validation import validate_dict
 
 from earthsignature import corine
 from earthsignature.cli import cli
@@ -99,6 +100,13 @@ def test_stac_root_catalog_and_collection_per_model_version(demo: Demo) -> None:
     assert classes[331]["color_hint"] == corine.clc_class(331).hex.lstrip("#").upper()
     assert classes[331]["title"] == corine.clc_class(331).label
     assert collection.summaries.get_list("proj:code")
+    # pystac's JSON-schema validation against the core schemas it ships (the extensions'
+    # schemas would be fetched from the network, which tests do not reach)
+    for key in (ROOT_KEY, *{k.key for k in demo.store.list("stac/") if k.key != ROOT_KEY}):
+        document = json.loads(demo.store.get_bytes(key))
+        assert validate_dict(document, extensions=[]), key
+    for item in items:
+        assert validate_dict(item.to_dict(transform_hrefs=False), extensions=[])
 
 
 def test_second_demo_says_its_products_were_already_committed(demo: Demo) -> None:
