@@ -108,3 +108,9 @@ def colormap() -> dict[int, tuple[int, int, int, int]]:
     cmap = {code: (*cls.rgb, 255) for code, cls in CLASSES.items()}
     cmap[NODATA] = (0, 0, 0, 0)
     return cmap
+
+
+def class_tags() -> dict[str, str]:
+    """Band metadata naming every class (``CLC_111=Continuous urban fabric``...), stored in
+    the COGs, where GDAL keeps no category names of its own (those live in .aux.xml files)."""
+    return {f"CLC_{code}": cls.label for code, cls in CLASSES.items()}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from earthsignature.cli._signals import stop_on_signals
 from earthsignature.queue.demo import run_demo
 from earthsignature.storage import LocalStore, catalog
 
@@ -34,10 +35,13 @@ def command(out: Path, products: int, size: int, workers: int, no_progress: bool
     Needs no server: Redis is embedded, the store is a local directory, inference uses the
     embedded onnxruntime runner, and a loopback STAC API serves the generated scenes.
     """
-    result = run_demo(out, products=products, size=size, workers=workers, progress=not no_progress)
+    with stop_on_signals("demo"):
+        result = run_demo(
+            out, products=products, size=size, workers=workers, progress=not no_progress
+        )
     for line in result.summary.lines():
         click.echo(line)
-    store = LocalStore(result.store)
+    store = LocalStore(result.store, create=False)
     click.echo("")
     click.echo(f"scenes:  {result.scenes}")
     click.echo(f"outputs: {result.store}")

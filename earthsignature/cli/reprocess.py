@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from earthsignature.cli._params import ISO_DATE
 from earthsignature.errors import ConfigurationError
 from earthsignature.queue.enqueue import require_model
 from earthsignature.queue.redis_conn import redis_connection
@@ -20,8 +21,8 @@ from earthsignature.storage import layout
 @click.command("reprocess")
 @click.option("--model", required=True, help="Model name to run (as in the model repository).")
 @click.option("--version", "version", required=True, type=int, help="Model version to run.")
-@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]))
-@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--from", "start", required=True, type=ISO_DATE)
+@click.option("--to", "end", required=True, type=ISO_DATE)
 @click.option("--source-model", help="Only products committed by this model (default: any).")
 @click.option("--source-version", type=int, help="Only products committed by this version.")
 @click.option(
@@ -34,8 +35,8 @@ from earthsignature.storage import layout
 def command(
     model: str,
     version: int,
-    start: dt.datetime,
-    end: dt.datetime,
+    start: dt.date,
+    end: dt.date,
     source_model: str | None,
     source_version: int | None,
     workers: int,
@@ -56,8 +57,8 @@ def command(
         rt,
         model=model,
         version=version,
-        start=start.date(),
-        end=end.date(),
+        start=start,
+        end=end,
         run=run,
         source_model=source_model,
         source_version=source_version,

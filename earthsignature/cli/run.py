@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from earthsignature.cli._params import ISO_DATE
+from earthsignature.cli._signals import stop_on_signals
 from earthsignature.queue.enqueue import require_model
 from earthsignature.queue.run import run_window, summary_json
 from earthsignature.settings import load_settings
@@ -19,10 +21,10 @@ from earthsignature.settings import load_settings
     "--date",
     "day",
     required=True,
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=ISO_DATE,
     help="Acquisition day to process (UTC).",
 )
-@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: --date).")
+@click.option("--to", "end", type=ISO_DATE, help="Last day (default: --date).")
 @click.option("--aoi", help="Area of interest, WKT in EPSG:4326 (default: EARTHSIG_AOI_WKT).")
 @click.option("--workers", default=2, show_default=True, help="Local worker processes.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (logs, CI).")
@@ -30,8 +32,8 @@ from earthsignature.settings import load_settings
 @click.option("--logs", type=click.Path(path_type=Path), help="Directory for worker logs.")
 @click.option("--timeout", type=float, help="Give up after this many seconds.")
 def command(
-    day: dt.datetime,
-    end: dt.datetime | None,
+    day: dt.date,
+    end: dt.date | None,
     aoi: str | None,
     workers: int,
     no_progress: bool,
@@ -47,16 +49,17 @@ def command(
     settings = load_settings()
     # an unknown model version is refused before Redis or any worker starts
     require_model(settings, settings.model_name, settings.model_version)
-    summary = run_window(
-        settings,
-        start=day.date(),
-        end=end.date() if end else None,
-        aoi_wkt=aoi,
-        workers=max(1, workers),
-        progress=not no_progress,
-        log_dir=logs,
-        timeout=timeout,
-    )
+    with stop_on_signals("run"):
+        summary = run_window(
+            settings,
+            start=day,
+            end=end,
+            aoi_wkt=aoi,
+            workers=max(1, workers),
+            progress=not no_progress,
+            log_dir=logs,
+            timeout=timeout,
+        )
     if as_json:
         click.echo(json.dumps(summary_json(summary), indent=2))
     else:

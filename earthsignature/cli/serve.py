@@ -40,6 +40,7 @@ def command(host: str | None, port: int | None, grace: float, processes: int | N
         if v is not None
     }
     settings = load_settings(**overrides)
+    open_store(settings, create=False)  # a missing store is an error, not "0 products"
     if settings.api_processes > 1:
         _serve_group(settings, grace)
     else:
@@ -81,7 +82,7 @@ def _serve_group(settings: Settings, grace: float) -> None:
 def _serve_one(settings: Settings, grace: float) -> None:
     from earthsignature.grpc_api.server import ApiServer
 
-    server = ApiServer(settings, open_store(settings))
+    server = ApiServer(settings, open_store(settings, create=False))
     bound = server.start()
     click.echo(
         f"earthsig API listening on {settings.api_host}:{bound} "

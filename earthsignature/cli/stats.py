@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -46,44 +49,75 @@ def command(
     change: tuple[dt.date, dt.date] | None,
     as_json: bool,
 ) -> None:
-    """Per-class area (m²) per date inside WKT, cloud counted apart; optionally the change."""
+    """Per-class area per date inside WKT (hectares in the table, m² with --json), cloud
+    counted apart; optionally the change. Exits 1 when nothing matches or a product could
+    not be read."""
     from earthsignature import stats
     from earthsignature.functions.errors import BadInput
     from earthsignature.stats.convert import change_dict, date_areas_dict, label
+    from earthsignature.storage.catalog import model_versions
 
     settings = load_settings()
-    store = open_store(settings)
+    if start is not None and end is not None and end < start:
+        raise click.BadParameter(f"--to {end} is before --from {start}", param_hint="--to")
+    store = open_store(settings, create=False)
     model = model or settings.model_name
     version = version or settings.model_version
     try:
         aoi = stats.parse_aoi(wkt)
     except BadInput as exc:
         raise click.BadParameter(str(exc), param_hint="--wkt") from None
-    out: dict[str, object] = {"model": model, "version": version}
+    known = model_versions(store)
+    if (model, version) not in known:
+        there = ", ".join(f"{m} v{v}" for m, v in known) or "none"
+        raise click.ClickException(
+            f"no committed products of model {model} version {version} in {store.url}"
+            f" (there: {there})"
+        )
+    out: dict[str, Any] = {"model": model, "version": version}
+    problems: list[str] = []
     if start is not None or end is not None or change is None:
         areas = stats.area_by_date(
             store, aoi, start or dt.date.min, end or dt.date.max, model=model, version=version
         )
         out["dates"] = [date_areas_dict(a) for a in areas]
+        problems += [f"left out: {bad}" for a in areas for bad in a.unreadable]
+        if not areas:
+            window = f"{start or 'the start'} to {end or 'now'}"
+            problems.append(
+                f"no committed product of {model} v{version} inside the area from {window}"
+            )
     if change is not None:
-        out["change"] = change_dict(
-            stats.change(store, aoi, change[0], change[1], model=model, version=version)
-        )
+        result = stats.change(store, aoi, change[0], change[1], model=model, version=version)
+        out["change"] = change_dict(result)
+        if not result.product_ids:
+            problems.append(
+                f"no committed product of {model} v{version} inside the area on"
+                f" {change[0]} or {change[1]}"
+            )
     if as_json:
         click.echo(json.dumps(out, indent=2))
-        return
-    for day in out.get("dates", []):  # type: ignore[attr-defined]
+    else:
+        _print_table(out, label)
+    for line in problems:
+        click.echo(f"earthsig stats: {line}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+def _print_table(out: dict[str, Any], label: Callable[[int], str]) -> None:
+    for day in out.get("dates", []):
         click.echo(f"{day['date']}  ({len(day['product_ids'])} products)")
         for c in day["classes"]:
             click.echo(f"  {c['code']:>5}  {c['area_m2'] / 1e4:12.2f} ha  {c['label']}")
         click.echo(f"  cloud  {day['cloud_m2'] / 1e4:12.2f} ha")
     if "change" in out:
         ch = out["change"]
-        click.echo(f"change {ch['date_from']} -> {ch['date_to']}")  # type: ignore[index]
-        for t in ch["transitions"]:  # type: ignore[index]
+        click.echo(f"change {ch['date_from']} -> {ch['date_to']}")
+        for t in ch["transitions"]:
             mark = "" if t["from_code"] == t["to_code"] else "  *"
             click.echo(
                 f"  {t['from_code']} -> {t['to_code']}  {t['area_m2'] / 1e4:12.2f} ha"
                 f"  {label(t['from_code'])} -> {label(t['to_code'])}{mark}"
             )
-        click.echo(f"  cloud on either date  {ch['cloud_m2'] / 1e4:.2f} ha")  # type: ignore[index]
+        click.echo(f"  cloud on either date  {ch['cloud_m2'] / 1e4:.2f} ha")

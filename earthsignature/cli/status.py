@@ -8,10 +8,12 @@ from dataclasses import asdict
 
 import click
 
-from earthsignature.errors import ConfigurationError
 from earthsignature.queue import status
 from earthsignature.queue.redis_conn import redis_connection
-from earthsignature.settings import load_settings
+from earthsignature.settings import Settings, load_settings
+from earthsignature.storage import open_store
+from earthsignature.storage.catalog import iter_entries
+from earthsignature.storage.records import iter_records, record_model_versions
 
 
 @click.command("status")
@@ -22,7 +24,8 @@ def command(run: str | None, limit: int, as_json: bool) -> None:
     """Show where every product stands, the queues, and the live workers."""
     settings = load_settings()
     if not settings.redis_url:
-        raise ConfigurationError("status reads the queues' Redis: set REDIS_URL")
+        _from_store(settings, limit, as_json)
+        return
     with redis_connection(settings.redis_url) as (conn, _url):
         products = status.products(conn, run, limit=limit)
         queues = status.queue_depths(conn)
@@ -61,3 +64,48 @@ def command(run: str | None, limit: int, as_json: bool) -> None:
     for w in workers:
         job = f" job {w.current_job}" if w.current_job else ""
         click.echo(f"  {w.name} [{','.join(w.queues)}] {w.state}{job}")
+
+
+def _from_store(settings: Settings, limit: int, as_json: bool) -> None:
+    """Without Redis: committed products (catalog) and outcome records, newest last."""
+    store = open_store(settings, create=False)
+    click.echo(
+        f"REDIS_URL is not set: reporting from the store {store.url} (committed products and"
+        " failure/skip records; queues, retries and workers need REDIS_URL)",
+        err=True,
+    )
+    rows: list[dict[str, str]] = [
+        {
+            "product_id": e.product_id,
+            "model": f"{e.model} v{e.version}",
+            "date": e.date.isoformat(),
+            "state": "committed",
+            "stage": "publish",
+            "reason": "",
+        }
+        for e in iter_entries(store)
+    ]
+    rows += [
+        {
+            "product_id": r.product_id,
+            "model": f"{r.model} v{r.version}",
+            "date": r.date,
+            "state": r.status,
+            "stage": r.stage,
+            "reason": r.reason,
+        }
+        for m, v in record_model_versions(store)
+        for r in iter_records(store, m, v)
+    ]
+    rows = sorted(rows, key=lambda row: (row["date"], row["product_id"]))[-limit:]
+    if as_json:
+        click.echo(json.dumps({"source": "store", "store": store.url, "products": rows}, indent=2))
+        return
+    click.echo(f"{'product':<40} {'model':<18} {'date':<10} {'state':<9} {'stage':<9}  reason")
+    for row in rows:
+        click.echo(
+            f"{row['product_id'][-40:]:<40} {row['model'][-18:]:<18} {row['date']:<10}"
+            f" {row['state']:<9} {row['stage']:<9}  {row['reason']}"
+        )
+    if not rows:
+        click.echo("(no committed product and no record in the store)")

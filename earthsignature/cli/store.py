@@ -18,7 +18,7 @@ def command() -> None:
 @click.option("--dirs", is_flag=True, help="List partitions one level down instead of objects.")
 def ls(prefix: str, dirs: bool) -> None:
     """List objects (key and size) under PREFIX, e.g. catalog/model=clc-baseline/."""
-    store = open_store(load_settings())
+    store = open_store(load_settings(), create=False)
     if dirs:
         for key in store.list_dirs(prefix):
             click.echo(key)
@@ -31,5 +31,5 @@ def ls(prefix: str, dirs: bool) -> None:
 @click.argument("key")
 def cat(key: str) -> None:
     """Write one object to standard output."""
-    store = open_store(load_settings())
+    store = open_store(load_settings(), create=False)
     click.echo(store.get_bytes(key), nl=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
@@ -32,6 +33,12 @@ def command(
     pairs: tuple[tuple[Path, Path], ...], name: str, steps: int, width: int, offset: float
 ) -> None:
     """Train, export to ONNX (dynamic N/H/W, uint8 classes) and register in the repository."""
+    try:
+        importlib.import_module("torch")
+    except ImportError:
+        raise click.ClickException(
+            "earthsig train needs PyTorch, from the 'train' extra: pip install -e \".[train]\""
+        ) from None
     from earthsignature.models.repository import repository_for
     from earthsignature.models.train import DEFAULT_BANDS, load_scene, train_and_register
 

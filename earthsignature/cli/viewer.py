@@ -18,7 +18,7 @@ def command(host: str, port: int) -> None:
     from earthsignature.viewer import ViewerServer
 
     settings = load_settings()
-    server = ViewerServer(settings, open_store(settings), host=host, port=port)
+    server = ViewerServer(settings, open_store(settings, create=False), host=host, port=port)
     url = server.start()
     click.echo(f"earthsig viewer on {url} (store {server.httpd.store.url})", err=True)
     try:

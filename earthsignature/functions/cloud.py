@@ -2,10 +2,11 @@
 
 SCL (20 m) is read window by window, upsampled to the 10 m grid by nearest neighbour, and
 classified (3, 8, 9, 10 cloud; 0, 1 invalid). The fraction is the cloud share of valid pixels
-inside the area of interest (``settings.aoi_wkt``, reprojected to the tile's CRS). Products
-over ``settings.cloud_threshold`` (or entirely cloudy) and products outside the area are
-skipped, all-no-data products fail. A product that stops here keeps only its record: the
-mask is published only for products that go on, and the product's ``raw/`` bands are removed.
+inside the run's area of interest (``msg.aoi_wkt``, else ``settings.aoi_wkt``; reprojected to
+the tile's CRS). Products over ``settings.cloud_threshold`` (or entirely cloudy) and
+products outside the area are skipped, all-no-data products fail. A product that stops here
+keeps only its record: the mask is published only for products that go on, and the
+product's ``raw/`` bands are removed.
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ def _handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
         width, height = scl.width * factor, scl.height * factor
         a, b, c, d, e, f = tuple(scl.transform)[:6]
         transform = rasterio.Affine(a / factor, b, c, d, e / factor, f)
-        aoi = shape(transform_geom("EPSG:4326", scl.crs, mapping(wkt.loads(rt.settings.aoi_wkt))))
+        aoi = shape(
+            transform_geom(
+                "EPSG:4326", scl.crs, mapping(wkt.loads(msg.aoi_wkt or rt.settings.aoi_wkt))
+            )
+        )
         bounds = box(c, f + e * scl.height, c + a * scl.width, f)
         if not aoi.intersects(bounds):
             raise ProductSkipped(
@@ -118,7 +123,7 @@ def _handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
                 )
             key = layout.mask_key(msg.date, msg.tile, msg.product_id)
             with store.staged_file(key) as staged:
-                to_cog(plain, staged, nbits=1)
+                to_cog(plain, staged, nbits=1, description="cloud mask (1 = cloud or shadow)")
     msg.cloud_mask = key
     msg.cloud_fraction = fraction
     return [msg]

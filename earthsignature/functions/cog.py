@@ -26,12 +26,22 @@ def to_cog(
     blocksize: int = 512,
     in_memory: bool = False,
     nodata: float | None = None,
+    description: str | None = None,
+    band_tags: dict[str, str] | None = None,
 ) -> None:
     """Write ``src`` as a DEFLATE-compressed COG at ``dst`` (predictor 2 for integers).
 
     ``nbits=1`` packs a 0/1 band into one bit per pixel (the cloud mask); ``nodata`` sets
     the no-data value when ``src`` does not declare it (overviews then ignore it).
+    ``description`` and ``band_tags`` label band 1 (what GIS tools show as the band's name and
+    metadata); they are set on ``src`` (a stage's own temporary file) and carried over.
     """
+    if description is not None or band_tags:
+        with rasterio.open(src, "r+") as ds:
+            if description is not None:
+                ds.set_band_description(1, description)
+            if band_tags:
+                ds.update_tags(1, **band_tags)
     with rasterio.open(src) as ds:
         integer = ds.dtypes[0].startswith(("uint", "int"))
     profile = {
@@ -55,6 +65,7 @@ def to_cog(
         colormap=colormap,
         nodata=nodata,
         in_memory=in_memory,
+        forward_band_tags=bool(band_tags),
         quiet=True,
         config={"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_TIFF_INTERNAL_MASK": True},
     )

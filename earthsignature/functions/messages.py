@@ -38,6 +38,10 @@ class ProductMessage(BaseModel):
     n_shards: int | None = Field(default=None, description="Number of shards, set by split.")
     shard: int | None = Field(default=None, description="Shard index of an infer job.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Stage-specific data.")
+    aoi_wkt: str | None = Field(
+        default=None,
+        description="The run's area of interest (WKT, EPSG:4326); None means the settings' area.",
+    )
 
     @field_validator("product_id")
     @classmethod

@@ -59,6 +59,8 @@ PMTILES_MEDIA_TYPE = "application/vnd.pmtiles"
 EO_EXTENSION = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
 #: Largest side, in pixels, of the raster the valid-data footprint is traced on.
 FOOTPRINT_PX = 1024
+#: Band description of the segmentation COG (GIS tools show it as the band's name).
+SEGMENTATION_BAND = "CORINE Land Cover level-3 code (0 = no data)"
 POLYGON_FIELDS = ("code", "label", "product_id", "date", "model", "version", "area_m2")
 #: Rasters of at least this many pixels are published by two child processes: the COG
 #: alongside the polygons, the tiles' low and high zoom levels side by side (two cores
@@ -197,6 +199,8 @@ def write_cog(segmentation: Path, cog: Path) -> dict[str, Any]:
             overview_resampling="mode",
             colormap=corine.colormap(),
             nodata=corine.NODATA,
+            description=SEGMENTATION_BAND,
+            band_tags=corine.class_tags(),
         )
     return valid_footprint(cog)
 

@@ -7,6 +7,7 @@ turns it into the COG, polygons and vector tiles and commits the catalog record 
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.publish import publish_product
 from earthsignature.memory import release_free_memory
 from earthsignature.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
@@ -25,4 +28,17 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
         stitched = Path(tmp) / "stitched.tif"
         stitch_segmentation(rt, msg, stitched)
         publish_product(rt, msg, stitched)
+    remove_work(rt, msg)
     return []
+
+
+def remove_work(rt: Runtime, msg: ProductMessage) -> None:
+    """Delete the committed product's ``work/`` chips and predictions (on every store; the
+    MinIO lifecycle rule stays as a second guard). A failure here only logs: the product is
+    committed, and retrying the stage for a leftover would redo the whole publish."""
+    try:
+        removed = rt.store.delete_prefix(msg.work_prefix)
+    except Exception as exc:
+        log.warning("could not remove %s after commit: %s", msg.work_prefix, exc)
+        return
+    log.debug("removed %d work objects under %s", removed, msg.work_prefix)

@@ -21,7 +21,12 @@ import grpc
 from earthsignature.errors import ConfigurationError, EarthSignatureError
 from earthsignature.functions.errors import BadInput
 from earthsignature.storage.base import ObjectStore
-from earthsignature.storage.errors import InvalidKey, ObjectNotFound, StorageError
+from earthsignature.storage.errors import (
+    CorruptObject,
+    InvalidKey,
+    ObjectNotFound,
+    StorageError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +53,6 @@ class NotFound(ApiError, LookupError):
 
 class DataLoss(ApiError):
     """Stored data the catalog names cannot be read."""
-
-
-class CorruptObject(DataLoss):
-    """A stored object exists but GDAL cannot read it (truncated, overwritten, not a raster)."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(f"stored object {key!r} is corrupt or truncated: {reason}")
-        self.key = key
 
 
 class CorruptProducts:
@@ -113,6 +110,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ObjectNotFound, grpc.StatusCode.NOT_FOUND),
     (ConfigurationError, grpc.StatusCode.FAILED_PRECONDITION),
     (DataLoss, grpc.StatusCode.DATA_LOSS),
+    (CorruptObject, grpc.StatusCode.DATA_LOSS),
     (StorageError, grpc.StatusCode.UNAVAILABLE),
     (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
 )

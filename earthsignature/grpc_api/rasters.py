@@ -16,7 +16,7 @@ Segmentation clips carry the CLC palette (a colour table) and the class names (b
 description and one ``CLC_<code>`` tag per class), as the published COGs do, so QGIS/GDAL draw
 and label them without the client knowing the CLC table. A uint16 colour table has 65536
 entries (384 KiB in the file) whatever the area's size. A stored raster that exists but cannot
-be read (truncated, corrupt) is a :class:`~earthsignature.grpc_api.errors.CorruptObject`.
+be read (truncated, corrupt) is a :class:`~earthsignature.storage.errors.CorruptObject`.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from earthsignature.functions.stac import quote_id
 from earthsignature.logs import log_context
 from earthsignature.queue import fanin, status
 from earthsignature.queue.enqueue import enqueue_stage, start_product
+from earthsignature.queue.preflight import cannot_heal
 from earthsignature.queue.reprocess import for_model
 from earthsignature.queue.stages import get_stage, resolve_handler
 from earthsignature.runtime import Runtime
@@ -139,10 +140,15 @@ def _run_stage(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
         status.failure(conn, msg, stage, _reason(exc), final=True)
         return {"outcome": "failed", "reason": exc.reason}
     except Exception as exc:
-        final = _last_attempt(job)
-        status.failure(conn, msg, stage, _reason(exc), final=final)
+        permanent = cannot_heal(exc)  # unknown host, permission denied, a 4xx: no retry
+        final = permanent is not None or _last_attempt(job)
+        reason = f"{_reason(exc)} ({permanent})" if permanent else _reason(exc)
+        status.failure(conn, msg, stage, reason, final=final)
+        if permanent is not None:
+            _record(rt, msg, stage, "failed", reason, {"attempts": "cannot heal"})
+            return {"outcome": "failed", "reason": reason}
         if final:
-            _record(rt, msg, stage, "failed", _reason(exc), {"attempts": "exhausted"})
+            _record(rt, msg, stage, "failed", reason, {"attempts": "exhausted"})
         raise
     return _hand_on(conn, rt, spec.name, spec.next, msg, list(out or []))
 
@@ -202,12 +208,19 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
             run=run,
         )
     except Exception as exc:
+        permanent = cannot_heal(exc)
+        if permanent is not None:  # retrying cannot help: the run ends now, saying why
+            status.mark_run_discovered(conn, run, 0, error=f"{permanent} ({_reason(exc)})")
+            return {"outcome": "failed", "reason": permanent}
         if _last_attempt(job):
             status.mark_run_discovered(conn, run, 0, error=_reason(exc))
         raise
     started, committed = [], []
     for found in getattr(result, "products", result):  # DiscoverResult (or a plain list)
-        msg = found.model_copy(update={"model": model, "version": version, "run": run})
+        update: dict[str, Any] = {"model": model, "version": version, "run": run}
+        if payload.get("aoi_wkt"):  # the run's area reaches every stage
+            update["aoi_wkt"] = payload["aoi_wkt"]
+        msg = found.model_copy(update=update)
         if catalog.is_committed(rt.store, model, version, msg.date, msg.product_id):
             committed.append(msg.product_id)
             continue
@@ -215,7 +228,14 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
             started.append(msg.product_id)
     skipped = _record_skipped(rt, conn, getattr(result, "skipped", []) or [], model, version, run)
     rejected = [quote_id(item_id) for item_id, _ in getattr(result, "invalid", [])]
-    status.mark_run_discovered(conn, run, len(started) + len(skipped), rejected=len(rejected))
+    committed += list(getattr(result, "committed", []) or [])
+    status.mark_run_discovered(
+        conn,
+        run,
+        len(started) + len(skipped),
+        rejected=len(rejected),
+        committed=len(committed),
+    )
     return {
         "outcome": "ok",
         "started": started,

@@ -94,8 +94,13 @@ class EmbeddedRedis:
         """Start the server (on the same port and data directory as before, if restarted)."""
         if self.running:
             return
+        # its own session: a Ctrl-C at the terminal reaches the owning command, which stops
+        # its workers first and the server last (not the server under running workers)
         self._proc = subprocess.Popen(
-            self._args(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self._args(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         self._wait_ready()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import time
 import uuid
@@ -27,10 +28,14 @@ from earthsignature.functions.messages import ProductMessage
 from earthsignature.queue import status
 from earthsignature.queue.enqueue import discover_payload, enqueue_discover, start_product
 from earthsignature.queue.errors import QueueError
+from earthsignature.queue.preflight import check_run
 from earthsignature.queue.redis_conn import redis_connection
 from earthsignature.queue.stages import PRODUCT_STAGES, QUEUES
 from earthsignature.queue.worker import EMBEDDED, LocalWorkers, WorkerTiming, local_workers
 from earthsignature.settings import ENV_PREFIX, Settings
+from earthsignature.storage import ObjectStore, open_store
+
+log = logging.getLogger(__name__)
 
 
 def new_run_id(prefix: str = "run") -> str:
@@ -68,6 +73,7 @@ class RunSummary:
     products: list[status.ProductStatus]
     discover_error: str | None = None
     rejected: int = 0  # STAC items discover refused (unsafe ids...), recorded under records/
+    already_committed: int = 0  # products found but committed before, for this model version
 
     def with_state(self, state: str) -> list[status.ProductStatus]:
         return [p for p in self.products if p.state == state]
@@ -88,6 +94,11 @@ class RunSummary:
         ]
         if self.discover_error:
             out.append(f"  discover failed: {self.discover_error}")
+        if self.already_committed:
+            out.append(
+                f"  {self.already_committed} products found were already committed"
+                " for this model version (nothing to do for them)"
+            )
         if self.rejected:
             out.append(f"  {self.rejected} STAC items refused at discover (see records/)")
         for p in self.products:
@@ -95,6 +106,19 @@ class RunSummary:
             retries = f" ({p.retries} retries)" if p.retries else ""
             out.append(f"  {p.state:<9} {p.product_id}{retries}{extra}")
         return out
+
+
+def progress_line(p: status.ProductStatus) -> str:
+    """Product, stage (infer with its shards), state, retries and the last error."""
+    shards = f" {p.shards_done}/{p.shards}" if p.stage == "infer" and p.shards else ""
+    where = f"{p.stage}{shards} {p.state}"
+    line = f"{p.product_id[-40:]:<40} {where:<24}"
+    if p.retries:
+        line += f" retry {p.retries}"
+    last = p.reason or (p.failures[-1].get("reason") if p.failures else None)
+    if last and p.state != "committed":
+        line += f" | {str(last).splitlines()[0][:80]}"
+    return line
 
 
 class _Progress:
@@ -118,9 +142,7 @@ class _Progress:
                 )
                 self.bars[p.product_id] = bar
             bar.n = round(p.stages_done, 2)
-            shards = f" {p.shards_done}/{p.shards}" if p.stage == "infer" and p.shards else ""
-            where = f"{p.stage}{shards} {p.state}"
-            bar.set_description_str(f"{p.product_id[-40:]:<40} {where:<24}", refresh=False)
+            bar.set_description_str(progress_line(p), refresh=False)
             bar.refresh()
 
     def close(self) -> None:
@@ -149,7 +171,8 @@ def wait_for_run(
             if over and all(p.terminal for p in found):
                 error = (info or {}).get("error") or None
                 rejected = int((info or {}).get("rejected") or 0)
-                return RunSummary(run, found, error, rejected)
+                committed = int((info or {}).get("committed") or 0)
+                return RunSummary(run, found, error, rejected, committed)
             if workers is not None:
                 workers.check()
             if deadline and time.monotonic() > deadline:
@@ -174,6 +197,8 @@ def run_window(
 ) -> RunSummary:
     """Discover and process ``start..end`` with locally spawned workers."""
     run = run or new_run_id()
+    store = open_store(settings)
+    check_run(settings, store, aoi_wkt)  # fail in one line, before enqueueing
     with redis_connection(settings.redis_url) as (conn, url):
         env = settings_env(settings, url)
         with local_workers(workers, url, QUEUES, env=env, timing=timing, log_dir=log_dir) as procs:
@@ -186,7 +211,20 @@ def run_window(
                 aoi_wkt=aoi_wkt or settings.aoi_wkt,
             )
             enqueue_discover(conn, settings, payload)
-            return wait_for_run(conn, run, procs, progress=progress, timeout=timeout)
+            summary = wait_for_run(conn, run, procs, progress=progress, timeout=timeout)
+    if summary.with_state("committed"):
+        update_stac_catalog(store)
+    return summary
+
+
+def update_stac_catalog(store: ObjectStore) -> None:
+    """Rewrite the root STAC Catalog and Collections after a run (a failure only logs)."""
+    from earthsignature.storage.stac_catalog import write_stac_catalog
+
+    try:
+        write_stac_catalog(store)
+    except Exception as exc:
+        log.warning("could not update the STAC catalog of %s: %s", store.url, exc)
 
 
 def run_products(
@@ -229,6 +267,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
     return {
         "run": summary.run,
         "discover_error": summary.discover_error,
+        "already_committed": summary.already_committed,
         "products": [
             {
                 "product_id": p.product_id,

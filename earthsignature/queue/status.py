@@ -197,15 +197,27 @@ def finished(
 
 
 def mark_run_discovered(
-    conn: redis.Redis, run: str, count: int, error: str = "", rejected: int = 0
+    conn: redis.Redis,
+    run: str,
+    count: int,
+    error: str = "",
+    rejected: int = 0,
+    committed: int = 0,
 ) -> None:
     """Discover for ``run`` is over: every product of the run is now known.
 
     ``rejected`` counts STAC items refused before entering the run (unsafe ids, CRS
     contradictions); their records are under ``records/`` with a stand-in key.
+    ``committed`` counts products found but already committed for the model version.
     """
     key = f"{run_key(run)}:discover"
-    mapping = {"done": "1", "count": str(count), "error": error[:500], "rejected": str(rejected)}
+    mapping = {
+        "done": "1",
+        "count": str(count),
+        "error": error[:500],
+        "rejected": str(rejected),
+        "committed": str(committed),
+    }
     conn.hset(key, mapping=mapping)
     conn.expire(key, STATUS_TTL)
 

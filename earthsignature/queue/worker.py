@@ -312,11 +312,21 @@ def spawn_workers(
     return LocalWorkers(procs, log_dir)
 
 
+#: Seconds running jobs get to finish when the owning command is interrupted (SIGTERM,
+#: Ctrl-C): jobs are idempotent and the next run redoes them, so the stop stays quick.
+INTERRUPT_GRACE_S = 5.0
+
+
 @contextlib.contextmanager
 def local_workers(*args: object, **kwargs: object) -> Iterator[LocalWorkers]:
-    """:func:`spawn_workers` as a context that stops them on exit."""
+    """:func:`spawn_workers` as a context that stops them on exit (sooner when interrupted)."""
     workers = spawn_workers(*args, **kwargs)  # type: ignore[arg-type]
     try:
         yield workers
-    finally:
+    except Exception:
         workers.stop()
+        raise
+    except BaseException:  # KeyboardInterrupt, the CLI's Stopped
+        workers.stop(INTERRUPT_GRACE_S)
+        raise
+    workers.stop()

@@ -13,13 +13,14 @@ import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
 import shapely
 from rasterio.enums import Resampling
+from rasterio.errors import CRSError, RasterioError
 from rasterio.features import geometry_mask
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_geom
@@ -32,6 +33,7 @@ from shapely.geometry.base import BaseGeometry
 from earthsignature.functions.errors import BadInput
 from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.catalog import CatalogEntry, iter_entries
+from earthsignature.storage.errors import CorruptObject
 
 #: Code under which cloudy pixels are reported (not a CORINE code).
 CLOUD = -1
@@ -44,12 +46,17 @@ _CODES = 1 << 16  # uint16 codes
 
 @dataclass(frozen=True)
 class DateAreas:
-    """Areas (m²) by CORINE code on one date, cloud apart, and the products that gave them."""
+    """Areas (m²) by CORINE code on one date, cloud apart, and the products that gave them.
+
+    ``unreadable``: products of the date left out because an object of theirs cannot be read
+    (each a :class:`CorruptObject` naming the key); the areas are those of the others.
+    """
 
     date: dt.date
     class_areas: dict[int, float]
     cloud_m2: float
     product_ids: tuple[str, ...]
+    unreadable: tuple[CorruptObject, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,24 +148,71 @@ def area_by_date(
     for day, entries in _by_date(store, model, version, start, end, aoi).items():
         counts = np.zeros(_CODES, dtype=np.float64)
         cloud_m2 = 0.0
+        used: list[str] = []
+        unreadable: list[CorruptObject] = []
         with store.gdal_env():
             for entry in entries:
-                with (
-                    rasterio.open(store.gdal_path(entry.assets["segmentation"])) as seg,
-                    rasterio.open(store.gdal_path(entry.assets["cloud_mask"])) as cloud,
-                ):
-                    px = _pixel_m2(seg)
-                    for win, inside in _windows(seg, aoi, window_px):
-                        codes = seg.read(1, window=win)
-                        cloudy = cloud.read(1, window=win).astype(bool)
-                        mapped = inside & (codes > 0)
-                        cloud_m2 += float(np.count_nonzero(mapped & cloudy)) * px
-                        clear = codes[mapped & ~cloudy]
-                        if clear.size:
-                            counts[: clear.max() + 1] += np.bincount(clear) * px
+                try:
+                    with _reading(entry):
+                        product_counts, product_cloud = _product_areas(store, entry, aoi, window_px)
+                except CorruptObject as exc:
+                    unreadable.append(exc)
+                    continue
+                counts += product_counts
+                cloud_m2 += product_cloud
+                used.append(entry.product_id)
         areas = {int(c): float(counts[c]) for c in np.flatnonzero(counts)}
-        results.append(DateAreas(day, areas, cloud_m2, tuple(e.product_id for e in entries)))
+        results.append(DateAreas(day, areas, cloud_m2, tuple(used), tuple(unreadable)))
     return results
+
+
+@contextmanager
+def _reading(*entries: CatalogEntry) -> Iterator[None]:
+    """Turn GDAL's failure on a damaged object into :class:`CorruptObject` naming its key
+    (the one GDAL's message names, else the first entry's segmentation)."""
+    try:
+        yield
+    except (RasterioError, CRSError) as exc:
+        keys = [k for e in entries for k in e.assets.values()]
+        named = [k for k in keys if k in str(exc) or k.rsplit("/", 1)[-1] in str(exc)]
+        key = named[0] if named else entries[0].assets["segmentation"]
+        raise CorruptObject(key, str(exc).splitlines()[0][:300]) from exc
+
+
+@contextmanager
+def _open(store: ObjectStore, key: str) -> Iterator[rasterio.io.DatasetReader]:
+    """Open a stored raster; one GDAL cannot open, or that lost its georeferencing (a
+    truncated header), is a :class:`CorruptObject` naming ``key``."""
+    try:
+        ds = rasterio.open(store.gdal_path(key))
+    except RasterioError as exc:
+        raise CorruptObject(key, str(exc).splitlines()[0][:300]) from exc
+    with ds:
+        if ds.crs is None:
+            raise CorruptObject(key, "no georeferencing (damaged or truncated header)")
+        yield ds
+
+
+def _product_areas(
+    store: ObjectStore, entry: CatalogEntry, aoi: BaseGeometry, window_px: int
+) -> tuple[np.ndarray, float]:
+    """One product's class areas (m² by code) and cloud area inside ``aoi``."""
+    counts = np.zeros(_CODES, dtype=np.float64)
+    cloud_m2 = 0.0
+    with (
+        _open(store, entry.assets["segmentation"]) as seg,
+        _open(store, entry.assets["cloud_mask"]) as cloud,
+    ):
+        px = _pixel_m2(seg)
+        for win, inside in _windows(seg, aoi, window_px):
+            codes = seg.read(1, window=win)
+            cloudy = cloud.read(1, window=win).astype(bool)
+            mapped = inside & (codes > 0)
+            cloud_m2 += float(np.count_nonzero(mapped & cloudy)) * px
+            clear = codes[mapped & ~cloudy]
+            if clear.size:
+                counts[: clear.max() + 1] += np.bincount(clear) * px
+    return counts, cloud_m2
 
 
 def _on_grid(
@@ -177,8 +231,8 @@ def _on_grid(
     }
     out = []
     for entry in entries:
-        seg = stack.enter_context(rasterio.open(store.gdal_path(entry.assets["segmentation"])))
-        cloud = stack.enter_context(rasterio.open(store.gdal_path(entry.assets["cloud_mask"])))
+        seg = stack.enter_context(_open(store, entry.assets["segmentation"]))
+        cloud = stack.enter_context(_open(store, entry.assets["cloud_mask"]))
         out.append(
             (
                 stack.enter_context(WarpedVRT(seg, nodata=0, **opts)),
@@ -208,13 +262,9 @@ def change(
     cloud_m2 = 0.0
     with store.gdal_env():
         for entry in firsts:
-            with ExitStack() as stack:
-                seg = stack.enter_context(
-                    rasterio.open(store.gdal_path(entry.assets["segmentation"]))
-                )
-                cloud = stack.enter_context(
-                    rasterio.open(store.gdal_path(entry.assets["cloud_mask"]))
-                )
+            with ExitStack() as stack, _reading(entry, *seconds):
+                seg = stack.enter_context(_open(store, entry.assets["segmentation"]))
+                cloud = stack.enter_context(_open(store, entry.assets["cloud_mask"]))
                 others = _on_grid(stack, store, seconds, seg)
                 px = _pixel_m2(seg)
                 for win, inside in _windows(seg, aoi, window_px):

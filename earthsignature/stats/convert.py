@@ -21,6 +21,7 @@ def date_areas_dict(areas: DateAreas) -> dict[str, Any]:
         ],
         "cloud_m2": areas.cloud_m2,
         "product_ids": list(areas.product_ids),
+        "unreadable": [{"key": e.key, "reason": e.reason} for e in areas.unreadable],
     }
 
 

@@ -10,7 +10,6 @@ half-written object; raster and vector readers open :meth:`ObjectStore.gdal_path
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -132,11 +131,8 @@ class ObjectStore(ABC):
         crash never leaves a partial object.
         """
         check_key(key)
-        fd, name = tempfile.mkstemp(suffix=suffix or Path(key).suffix, prefix="earthsig-")
-        os.close(fd)
-        path = Path(name)
-        try:
+        # a private folder, removed whole: sidecars GDAL leaves (.aux.xml) go with the file
+        with tempfile.TemporaryDirectory(prefix="earthsig-") as folder:
+            path = Path(folder) / f"staged{suffix or Path(key).suffix}"
             yield path
             self.put_file(key, path)
-        finally:
-            path.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from earthsignature.storage import layout
-from earthsignature.storage.base import ObjectStore
+from earthsignature.storage.base import ObjectStore, check_key
 from earthsignature.storage.errors import ObjectNotFound, StorageError
 
 PROP_MODEL = "earthsig:model"
@@ -70,7 +70,11 @@ class CatalogEntry:
     def from_item(cls, item: dict[str, Any], key: str) -> CatalogEntry:
         try:
             props = item["properties"]
-            assets = {name: a[ASSET_KEY] for name, a in item["assets"].items() if ASSET_KEY in a}
+            assets: dict[str, str] = {}
+            for name, asset in item["assets"].items():
+                found = asset.get(ASSET_KEY) or asset_key_from_href(key, asset.get("href"))
+                if found is not None:
+                    assets[str(name)] = str(found)
             return cls(
                 key=key,
                 product_id=item["id"],
@@ -100,6 +104,20 @@ def parse_time(value: str) -> dt.datetime:
 def relative_href(item_key: str, asset_key: str) -> str:
     """The href of an asset relative to its item, as STAC readers resolve it."""
     return posixpath.relpath(asset_key, posixpath.dirname(item_key))
+
+
+def asset_key_from_href(item_key: str, href: object) -> str | None:
+    """The store key a relative asset href names (None for URLs, absolute paths, or an href
+    leaving the store), for assets written without ``earthsig:key``."""
+    if not isinstance(href, str) or not href or "://" in href or href.startswith("/"):
+        return None
+    key = posixpath.normpath(posixpath.join(posixpath.dirname(item_key), href))
+    if key.startswith("../") or key in (".", ".."):
+        return None
+    try:
+        return check_key(key)
+    except StorageError:
+        return None
 
 
 def commit(store: ObjectStore, item: dict[str, Any]) -> CatalogEntry:

@@ -15,6 +15,19 @@ class ObjectNotFound(StorageError, FileNotFoundError):
         self.key = key
 
 
+class StoreNotFound(StorageError, FileNotFoundError):
+    """The store a reader was pointed at does not exist (readers never create one)."""
+
+
+class CorruptObject(StorageError, ValueError):
+    """An object exists but cannot be read as what it should be (a truncated COG...)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"object {key!r} cannot be read: {reason}")
+        self.key = key
+        self.reason = reason
+
+
 class InvalidKey(StorageError, ValueError):
     """A key, or a part used to build one, could escape its prefix or is malformed."""
 

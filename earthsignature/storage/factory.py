@@ -10,8 +10,12 @@ from earthsignature.storage.local import LocalStore
 from earthsignature.storage.s3 import S3Store
 
 
-def open_store(settings: Settings) -> ObjectStore:
-    """``s3://bucket/prefix`` gives an :class:`S3Store`, anything else a :class:`LocalStore`."""
+def open_store(settings: Settings, *, create: bool = True) -> ObjectStore:
+    """``s3://bucket/prefix`` gives an :class:`S3Store`, anything else a :class:`LocalStore`.
+
+    Writers create a missing local store; readers pass ``create=False`` and get
+    :class:`~earthsignature.storage.errors.StoreNotFound` instead of an empty new folder.
+    """
     parsed = urlparse(settings.store)
     if parsed.scheme == "s3":
         if not parsed.netloc:
@@ -31,5 +35,5 @@ def open_store(settings: Settings) -> ObjectStore:
             ),
         )
     if parsed.scheme == "file":
-        return LocalStore(parsed.path)
-    return LocalStore(settings.store)
+        return LocalStore(parsed.path, create=create)
+    return LocalStore(settings.store, create=create)

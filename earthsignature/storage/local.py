@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from earthsignature.storage.base import ObjectInfo, ObjectStore, check_key, check_prefix
-from earthsignature.storage.errors import ObjectNotFound
+from earthsignature.storage.errors import ObjectNotFound, StorageError, StoreNotFound
 
 _TMP_PREFIX = ".tmp-"
 
@@ -20,10 +20,19 @@ class LocalStore(ObjectStore):
     #: A local disk gains nothing from threads but contention.
     parallel_reads = 1
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, create: bool = True) -> None:
+        """``create=False`` (readers) refuses a missing directory instead of making it."""
         self.root = Path(root).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
         self.url = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StorageError(f"store {self.url} is a file, not a directory")
+        if not self.root.exists():
+            if not create:
+                raise StoreNotFound(f"store {self.url} does not exist (check EARTHSIG_STORE)")
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create store {self.url}: {exc.strerror}") from None
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)

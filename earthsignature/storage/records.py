@@ -58,6 +58,16 @@ def read_record(
     return OutcomeRecord(**json.loads(raw))
 
 
+def record_model_versions(store: ObjectStore) -> list[tuple[str, int]]:
+    """Every (model, version) with at least one record."""
+    out = []
+    for model_dir in store.list_dirs(f"{layout.RECORDS}/"):
+        model = model_dir.rstrip("/").rsplit("model=", 1)[-1]
+        for version_dir in store.list_dirs(model_dir):
+            out.append((model, int(version_dir.rstrip("/").rsplit("version=", 1)[-1])))
+    return sorted(out)
+
+
 def iter_records(
     store: ObjectStore, model: str, version: int, date: dt.date | str | None = None
 ) -> Iterator[OutcomeRecord]:

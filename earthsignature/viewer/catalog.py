@@ -1,4 +1,5 @@
-"""What the page needs to know, as JSON: model versions, products by date, the CLC colours."""
+"""What the page needs to know, as JSON: model versions, products by date, the CLC colours,
+the basemap (packaged Natural Earth land and borders, in colours no CLC class has)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,18 @@ from typing import Any
 from earthsignature import corine
 from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.catalog import CatalogEntry, iter_entries, model_versions
+
+#: The offline basemap and its colours: a mid grey land and a slate sea, far (RGB distance
+#: over 90) from every CLC colour, so pale classes (beaches and sand, glaciers, sea) show.
+BASEMAP = {
+    "url": "/static/vendor/basemap-110m.json",
+    "land": "#8c8c84",
+    "sea": "#6d8aa3",
+    "border": "#f4f4f0",
+    "coast": "#3d4f5c",
+    "footprint": "#111111",
+    "source": "Natural Earth 1:110m (public domain), see static/vendor/LICENSE-basemap.txt",
+}
 
 
 def fill_color_expression() -> list[Any]:
@@ -30,8 +43,12 @@ def _product(entry: CatalogEntry) -> dict[str, Any]:
         "bbox": list(entry.bbox),
         "cloud_cover": entry.cloud_cover,
         "categories": list(entry.categories),
+        "footprint": entry.geometry,
         "tiles": f"/tiles/{entry.assets['tiles']}",
         "cloud": f"/cloud/{entry.assets['cloud_mask']}",
+        "confidence": (
+            f"/confidence/{entry.assets['confidence']}" if "confidence" in entry.assets else None
+        ),
     }
 
 
@@ -60,4 +77,5 @@ def catalog_json(
         "products": sorted(products, key=lambda p: (p["date"], p["id"])),
         "fill_color": fill_color_expression(),
         "legend": legend(),
+        "basemap": BASEMAP,
     }

@@ -28,7 +28,7 @@ from earthsignature.storage import layout
 from earthsignature.storage.base import ObjectStore, check_key
 from earthsignature.storage.errors import InvalidKey, ObjectNotFound
 from earthsignature.viewer.catalog import catalog_json
-from earthsignature.viewer.overlay import cloud_png
+from earthsignature.viewer.overlay import cloud_png, confidence_png
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._tiles(path[len("/tiles/") :])
             elif path.startswith("/cloud/"):
                 self._cloud(path[len("/cloud/") :], query)
+            elif path.startswith("/confidence/"):
+                self._confidence(path[len("/confidence/") :], query)
             else:
                 self._error(HTTPStatus.NOT_FOUND, f"no such page: {path}")
         except (BadInput, InvalidKey, ValueError) as exc:
@@ -186,6 +188,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not key.startswith(f"{layout.MASKS}/") or not key.endswith(".tif"):
             raise FileNotFoundError(key)
         png, corners = cloud_png(self.server.store, key)
+        if query.get("meta"):
+            self._json({"coordinates": corners})
+        else:
+            self._send(HTTPStatus.OK, png, "image/png")
+
+    def _confidence(self, key: str, query: dict[str, str]) -> None:
+        key = check_key(key)
+        if not key.startswith("confidence/") or not key.endswith(".tif"):
+            raise FileNotFoundError(key)
+        png, corners = confidence_png(self.server.store, key)
         if query.get("meta"):
             self._json({"coordinates": corners})
         else:

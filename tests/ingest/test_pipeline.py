@@ -187,3 +187,15 @@ def test_next_product_still_processed(local_store: ObjectStore, tmp_path: Path) 
     (msg,) = fetch.handle(message(json.loads(good.item.read_text())), rt)
     (msg,) = cloud.handle(msg, rt)
     assert msg.cloud_fraction == 0.0
+
+
+def test_run_area_in_the_message_wins_over_the_setting(
+    local_store: ObjectStore, generated: Path
+) -> None:
+    """A product inside the run's --aoi but outside EARTHSIG_AOI_WKT (Europe) goes on."""
+    rt = runtime(local_store)  # default AOI: Europe; 29RKH is in Western Sahara
+    (msg,) = fetch.handle(message(json.loads(generated.read_text())), rt)
+    msg.aoi_wkt = SAHARA
+    (out,) = cloud.handle(msg, rt)
+    assert out.cloud_mask is not None
+    assert out.aoi_wkt == SAHARA

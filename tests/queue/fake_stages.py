@@ -3,12 +3,15 @@
 They write real objects to the store under the real layout and commit real catalog
 records, so the tests observe what the orchestrator makes happen. A product's ``item``
 steers them: ``n_shards``; ``transient`` {stage: k} fails the first k attempts; ``skip_at``
-/ ``bad_at`` a stage; ``block`` a stage: the first attempt announces itself in Redis and
-hangs (for SIGKILL tests). Every call counts itself in Redis (``test:runs:<stage>:<id>``).
+/ ``bad_at`` / ``denied_at`` (PermissionError) a stage; ``aoi``: cloud skips the product
+unless the message carries this area; ``block`` a stage: the first attempt
+announces itself in Redis and hangs (for SIGKILL tests). Every call counts itself in Redis
+(``test:runs:<stage>:<id>``).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -41,6 +44,8 @@ def _enter(stage: str, msg: ProductMessage) -> int:
         raise ProductSkipped("too cloudy", cloud_fraction=97.5)
     if item.get("bad_at") == stage:
         raise BadInput("band B04 unreadable", band="B04")
+    if item.get("denied_at") == stage:  # a read-only store: no retry can help
+        raise PermissionError(errno.EACCES, "Permission denied", f"raw/{msg.product_id}")
     if attempt <= int(item.get("transient", {}).get(stage, 0)):
         raise ConnectionError(f"simulated outage in {stage}, attempt {attempt}")
     block = item.get("block")
@@ -103,6 +108,8 @@ def fetch(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
 
 def cloud(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     _enter("cloud", msg)
+    if "aoi" in msg.item and msg.aoi_wkt != msg.item["aoi"]:  # the run's area must reach here
+        raise ProductSkipped(f"outside the area of interest (cloud saw {msg.aoi_wkt!r})")
     key = layout.mask_key(msg.date, msg.tile, msg.product_id)
     rt.store.put_bytes(key, b"mask")
     _done("cloud", msg)

@@ -87,3 +87,33 @@ def test_status_shows_products_queues_and_workers(pipeline: Pipeline) -> None:
     )
     assert as_json["products"][0]["state"] == "committed"
     assert {q["name"] for q in as_json["queues"]} >= {"fetch", "infer", "vectorize"}
+
+
+def test_run_area_reaches_the_cloud_stage(tmp_path: Path) -> None:
+    """--aoi travels with each product's message: cloud sees the run's area, not the setting."""
+    area = "POLYGON ((-13 23, -10 23, -10 26, -13 26, -13 23))"
+    store = LocalStore(tmp_path / "store")
+    write_products(store, [product("S2A_SAHARA", aoi=area)])
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--date", "2026-03-01", "--aoi", area, "--no-progress", "--timeout", "60"],
+        env=_embedded_env(store.root),
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 committed" in result.output
+
+
+def test_progress_line_shows_stage_retries_and_last_error() -> None:
+    from earthsignature.queue.run import progress_line
+    from earthsignature.queue.status import ProductStatus
+
+    line = progress_line(
+        ProductStatus(
+            product_id="S2A_RETRYING", date="2026-03-01", tile="31TCJ", model="m", version=1,
+            run="r", stage="fetch", state="retrying", attempts=3, retries=2, shards=None,
+            shards_done=0, failures=[{"stage": "fetch", "reason": "ConnectionError: reset"}],
+        )
+    )  # fmt: skip
+    assert "fetch retrying" in line
+    assert "retry 2" in line
+    assert line.endswith("| ConnectionError: reset")

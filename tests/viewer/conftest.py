@@ -7,6 +7,7 @@ screenshot pixel's colour says which class was drawn.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -48,6 +49,31 @@ def _tiff(array: np.ndarray, **extra: object) -> bytes:
     return geotiff_bytes(array, TRANSFORM, CRS, **extra)
 
 
+def confidence_map() -> np.ndarray:
+    """Confidence rising from 0 % (left) to 99 % (right), no data (255) in the top 10 rows."""
+    cols = np.arange(SIZE) * 100 // SIZE
+    out = np.repeat(cols[None, :], SIZE, axis=0).astype(np.uint8)
+    out[:10] = 255
+    return out
+
+
+def add_confidence(store: LocalStore, day: dt.date) -> None:
+    """What the infer stage writes when the model gives confidences: a uint8 COG under
+    ``confidence/`` and a ``confidence`` asset in the product's record (a relative href)."""
+    pid = f"S2G_31TEJ_{day:%Y%m%d}_0_L2A"
+    key = f"confidence/model={MODEL}/version={VERSION}/date={day.isoformat()}/{pid}.tif"
+    store.put_bytes(key, _tiff(confidence_map(), nodata=255))
+    record = f"catalog/model={MODEL}/version={VERSION}/date={day.isoformat()}/{pid}.json"
+    item = json.loads(store.get_bytes(record))
+    item["assets"]["confidence"] = {
+        "href": f"../../../../{key}",
+        "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+        "roles": ["data"],
+        "title": "Per-pixel confidence, percent (255 = no data)",
+    }
+    store.put_bytes(record, json.dumps(item).encode())
+
+
 @dataclass(frozen=True)
 class Viewer:
     url: str
@@ -77,6 +103,7 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
                 cloud_mask=_tiff(cloud),
             ),
         )
+    add_confidence(store, max(DATES))
     server = ViewerServer(settings, store)
     url = server.start()
     try:

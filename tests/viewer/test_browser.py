@@ -191,3 +191,74 @@ def test_drawn_rectangle_shows_statistics_of_that_area(page: Any) -> None:
         (only,) = day["classes"]
         assert only["code"] == DATES[dt.date.fromisoformat(day["date"])][0]
         assert only["area_m2"] == pytest.approx(50 * 50 * 100, rel=0.1)
+
+
+def test_opens_fitted_to_the_products_with_footprints_scale_and_basemap(
+    browser: Any, viewer: Viewer
+) -> None:
+    browser.get(viewer.url)
+    idle(browser)
+    west, south = lonlat(0, SIZE)
+    east, north = lonlat(SIZE, 0)
+    bounds = browser.execute_script("return window.esMap.getBounds().toArray()")
+    (w, s), (e, n) = bounds
+    assert w <= west and s <= south and e >= east and n >= north  # every product in view
+    # and fitted: the 2 km product spans a good part of the map, not a 10-pixel speck
+    x0, _ = screen_point(browser, 0, 0)
+    x1, _ = screen_point(browser, SIZE, 0)
+    width = browser.execute_script("return window.esMap.getCanvas().clientWidth")
+    assert (x1 - x0) > width / 3
+    layers = browser.execute_script("return window.esMap.getStyle().layers.map(l => l.id)")
+    assert {"land", "coast", "borders", "footprint-line", "footprint-marker"} <= set(layers)
+    assert layers.index("land") < layers.index("fill-0") < layers.index("footprint-line")
+    assert "edge-0" in layers  # polygon edges keep pale classes readable
+    scale = browser.find_element("css selector", ".maplibregl-ctrl-scale").text
+    assert scale.endswith(("m", "km"))
+
+
+def test_confidence_toggle_enabled_only_where_a_map_exists(page: Any) -> None:
+    select_date(page, FIRST.isoformat())
+    assert not page.find_element("id", "confidence").is_enabled()
+    select_date(page, SECOND.isoformat())
+    box = page.find_element("id", "confidence")
+    assert box.is_enabled()
+    box.click()
+    wait(page, lambda: page.execute_script("return !!window.esMap.getLayer('conf-0')"))
+    idle(page)
+    dark, light = pixel(page, 5, SIZE // 2), pixel(page, SIZE - 5, SIZE // 2)
+    box.click()
+    idle(page)
+    assert dark.max() < 60 and light.min() > 190  # black 0 %, white 100 %
+    assert np.ptp(dark) < 12 and np.ptp(light) < 12  # grey, not class colours
+
+
+def test_chart_labels_fit_and_areas_read_in_hectares(page: Any) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    select_date(page, SECOND.isoformat())
+    ring = [lonlat(c, r) for c, r in ((0, 0), (SIZE, 0), (SIZE, SIZE), (0, SIZE), (0, 0))]
+    box = page.find_element("id", "wkt")
+    box.clear()
+    box.send_keys("POLYGON ((" + ", ".join(f"{x:.6f} {y:.6f}" for x, y in ring) + "))")
+    page.find_element("id", "compute").click()
+    wait(page, lambda: len(page.find_elements("css selector", "#chart svg text.total")) > 0)
+    overflow = page.execute_script(
+        "const svg = document.querySelector('#chart svg');"
+        "const w = svg.getBoundingClientRect().right;"
+        "return [...svg.querySelectorAll('text')].map(t => t.getBoundingClientRect().right - w);"
+    )
+    assert max(overflow) <= 0, overflow
+    canvas = page.find_element("css selector", "#map canvas")
+    x, y = screen_point(page, *QUADRANT_PX[3])
+    rect = canvas.rect
+    ActionChains(page).move_to_element_with_offset(
+        canvas, x - rect["x"] - rect["width"] / 2, y - rect["y"] - rect["height"] / 2
+    ).click().perform()
+    wait(page, lambda: "code" in page.find_element("id", "info").text)
+    rows = dict(
+        r.text.split(" ", 1)
+        for r in page.find_elements("css selector", "#info tr")
+        if " " in r.text
+    )
+    assert "area_m2" not in rows
+    assert rows["area"].endswith(" ha")

@@ -8,6 +8,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+import numpy as np
 import pytest
 from pyproj import Transformer
 
@@ -191,3 +192,49 @@ def test_earthsig_viewer_command_serves_the_page(viewer: Viewer, tmp_path) -> No
         _, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert f"127.0.0.1:{port}" in err
+
+
+def _rgb(hex_colour: str) -> np.ndarray:
+    return np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+
+def test_basemap_is_packaged_and_no_class_blends_into_it(
+    viewer: Viewer, catalog: dict[str, Any]
+) -> None:
+    basemap = catalog["basemap"]
+    status, _, body = get(viewer, basemap["url"])
+    assert status == 200 and len(body) < 1_000_000
+    kinds = {f["properties"]["kind"] for f in json.loads(body)["features"]}
+    assert kinds == {"land", "border"}
+    for ground in (basemap["land"], basemap["sea"]):
+        nearest = min(
+            np.linalg.norm(_rgb(ground) - np.array(cls.rgb)) for cls in corine.CLASSES.values()
+        )
+        assert nearest > 90, (ground, nearest)  # beaches (331) and sea (523) stand out
+
+
+def test_products_carry_footprint_and_confidence_when_they_have_one(
+    catalog: dict[str, Any],
+) -> None:
+    first, second = catalog["products"]
+    assert first["confidence"] is None
+    assert second["confidence"].startswith("/confidence/confidence/model=")
+    assert second["footprint"]["type"] in ("Polygon", "MultiPolygon")
+
+
+def test_confidence_overlay_is_greyscale_with_no_data_transparent(
+    viewer: Viewer, catalog: dict[str, Any]
+) -> None:
+    from rasterio.io import MemoryFile
+
+    url = catalog["products"][1]["confidence"]
+    status, headers, png = get(viewer, url)
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    with MemoryFile(png) as mem, mem.open() as ds:
+        rgba = ds.read()
+    assert (rgba[0] == rgba[1]).all() and (rgba[1] == rgba[2]).all()  # grey
+    assert (rgba[3, :10] == 0).all() and (rgba[3, 10:] > 0).all()  # no data transparent
+    row = rgba[0, SIZE // 2]
+    assert row[0] == 0 and row[-1] >= 250 and (np.diff(row.astype(int)) >= 0).all()
+    _, _, meta = get(viewer, url + "?meta=1")
+    assert len(json.loads(meta)["coordinates"]) == 4

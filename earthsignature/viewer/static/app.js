@@ -7,6 +7,7 @@
   // What the page shows; also read by tests (window.esState).
   const state = {
     catalog: null, date: null, products: [], shown: [], idle: false, stats: null, fitted: false,
+    fittedBounds: null, basemap: false,
   };
   window.esState = state;
   const $ = (id) => document.getElementById(id);
@@ -16,7 +17,7 @@
     style: {
       version: 8,
       sources: {},
-      layers: [{ id: "background", type: "background", paint: { "background-color": "#f4f4f0" } }],
+      layers: [{ id: "background", type: "background", paint: { "background-color": "#6d8aa3" } }],
     },
     center: [2, 46],
     zoom: 4,
@@ -24,6 +25,23 @@
   });
   window.esMap = map;
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
+  map.addControl(new maplibregl.ScaleControl({ unit: "metric", maxWidth: 120 }), "bottom-left");
+
+  // ---- offline basemap: Natural Earth land, coastlines and borders (packaged) -----------
+  async function addBasemap(style) {
+    map.setPaintProperty("background", "background-color", style.sea);
+    const data = await getJson(style.url);
+    map.addSource("basemap", { type: "geojson", data });
+    const land = ["==", ["get", "kind"], "land"];
+    map.addLayer({ id: "land", type: "fill", source: "basemap", filter: land,
+      paint: { "fill-color": style.land } });
+    map.addLayer({ id: "coast", type: "line", source: "basemap", filter: land,
+      paint: { "line-color": style.coast, "line-width": 0.8 } });
+    map.addLayer({ id: "borders", type: "line", source: "basemap",
+      filter: ["==", ["get", "kind"], "border"],
+      paint: { "line-color": style.border, "line-width": 1, "line-dasharray": [3, 2] } });
+    state.basemap = true;
+  }
 
   function whenIdle() {
     state.idle = false;
@@ -48,6 +66,9 @@
     const query = model ? `?model=${encodeURIComponent(model)}&version=${version}` : "";
     const catalog = await getJson(`/api/catalog${query}`);
     state.catalog = catalog;
+    if (!state.basemap) {
+      try { await addBasemap(catalog.basemap); } catch (err) { console.warn("basemap", err); }
+    }
     const models = $("model");
     models.innerHTML = "";
     for (const mv of catalog.models) {
@@ -80,10 +101,42 @@
   // ---- products of a date ---------------------------------------------------------------
   function clearShown() {
     for (const id of state.shown) {
-      for (const layer of [`fill-${id}`, `cloud-${id}`]) if (map.getLayer(layer)) map.removeLayer(layer);
-      for (const source of [`p-${id}`, `c-${id}`]) if (map.getSource(source)) map.removeSource(source);
+      for (const layer of [`fill-${id}`, `edge-${id}`, `cloud-${id}`, `conf-${id}`]) {
+        if (map.getLayer(layer)) map.removeLayer(layer);
+      }
+      for (const source of [`p-${id}`, `c-${id}`, `k-${id}`]) if (map.getSource(source)) map.removeSource(source);
     }
     state.shown = [];
+  }
+
+  // Product footprints: an outline, and a marker where a product is too small to see.
+  function showFootprints(products) {
+    const style = state.catalog.basemap;
+    const data = {
+      type: "FeatureCollection",
+      features: products.map((p) => ({
+        type: "Feature", properties: { id: p.id }, geometry: p.footprint,
+      })),
+    };
+    const centres = {
+      type: "FeatureCollection",
+      features: products.map((p) => ({
+        type: "Feature", properties: { id: p.id },
+        geometry: { type: "Point", coordinates: [(p.bbox[0] + p.bbox[2]) / 2, (p.bbox[1] + p.bbox[3]) / 2] },
+      })),
+    };
+    if (map.getSource("footprints")) {
+      map.getSource("footprints").setData(data);
+      map.getSource("footprint-centres").setData(centres);
+      return;
+    }
+    map.addSource("footprints", { type: "geojson", data });
+    map.addSource("footprint-centres", { type: "geojson", data: centres });
+    map.addLayer({ id: "footprint-line", type: "line", source: "footprints",
+      paint: { "line-color": style.footprint, "line-width": 2 } });
+    map.addLayer({ id: "footprint-marker", type: "circle", source: "footprint-centres", maxzoom: 9,
+      paint: { "circle-radius": 6, "circle-color": "#ffffff", "circle-stroke-color": style.footprint,
+        "circle-stroke-width": 2 } });
   }
 
   function showDate(date) {
@@ -104,21 +157,37 @@
           "source-layer": "landcover",
           paint: { "fill-color": state.catalog.fill_color, "fill-opacity": 1 },
         },
-        map.getLayer("aoi-line") ? "aoi-line" : undefined,
+        map.getLayer("footprint-line") ? "footprint-line" : undefined,
+      );
+      // polygon edges: a pale class stays readable whatever lies next to it
+      map.addLayer(
+        {
+          id: `edge-${id}`,
+          type: "line",
+          source: `p-${id}`,
+          "source-layer": "landcover",
+          minzoom: 10,
+          paint: { "line-color": "#333333", "line-opacity": 0.35, "line-width": 0.5 },
+        },
+        map.getLayer("footprint-line") ? "footprint-line" : undefined,
       );
       state.shown.push(id);
     });
+    showFootprints(products);
     renderLegend(codes);
+    updateConfidenceToggle(products);
     if (products.length && !state.fitted) {
       const b = products.reduce(
         (acc, p) => [Math.min(acc[0], p.bbox[0]), Math.min(acc[1], p.bbox[1]),
           Math.max(acc[2], p.bbox[2]), Math.max(acc[3], p.bbox[3])],
         [180, 90, -180, -90],
       );
-      map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 20, animate: false });
+      map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 40, animate: false, maxZoom: 15 });
       state.fitted = true;
+      state.fittedBounds = b;
     }
     showClouds(products);
+    showConfidence(products);
     whenIdle();
   }
 
@@ -132,6 +201,44 @@
       map.addLayer({ id: `cloud-${i}`, type: "raster", source: `c-${i}`, paint: { "raster-opacity": 0.8 } });
     }
     whenIdle();
+  }
+
+  // ---- per-pixel confidence (greyscale: black 0 %, white 100 %), when products have it --
+  function updateConfidenceToggle(products) {
+    const box = $("confidence");
+    const any = products.some((p) => p.confidence);
+    box.disabled = !any;
+    if (!any) box.checked = false;
+    $("confidence-label").title = any ? "Per-pixel confidence of the model (black 0 %, white 100 %)"
+      : "No confidence map for the products of this date";
+  }
+
+  async function showConfidence(products) {
+    if (!$("confidence").checked) return;
+    const date = state.date;
+    for (const [i, p] of products.entries()) {
+      if (!p.confidence) continue;
+      const meta = await getJson(`${p.confidence}?meta=1`);
+      if (state.date !== date || !$("confidence").checked || map.getSource(`k-${i}`)) return;
+      map.addSource(`k-${i}`, { type: "image", url: p.confidence, coordinates: meta.coordinates });
+      map.addLayer(
+        { id: `conf-${i}`, type: "raster", source: `k-${i}`, paint: { "raster-opacity": 1 } },
+        map.getLayer(`cloud-${i}`) ? `cloud-${i}` : undefined,
+      );
+    }
+    whenIdle();
+  }
+
+  function toggleConfidence() {
+    if ($("confidence").checked) {
+      showConfidence(state.products);
+    } else {
+      for (const id of state.shown) {
+        if (map.getLayer(`conf-${id}`)) map.removeLayer(`conf-${id}`);
+        if (map.getSource(`k-${id}`)) map.removeSource(`k-${id}`);
+      }
+      whenIdle();
+    }
   }
 
   function toggleClouds() {
@@ -165,8 +272,9 @@
     };
     for (const [key, value] of Object.entries(attributes)) {
       const row = body.insertRow();
-      row.insertCell().textContent = key;
-      row.insertCell().textContent = key === "area_m2" ? `${(value / 1e4).toFixed(2)} ha` : value;
+      const hectares = key === "area_m2";
+      row.insertCell().textContent = hectares ? "area" : key;
+      row.insertCell().textContent = hectares ? `${(value / 1e4).toFixed(2)} ha` : value;
     }
   });
 
@@ -255,7 +363,9 @@
     const colors = Object.fromEntries(state.catalog.legend.map((c) => [c.code, c.color]));
     const totals = result.dates.map((d) => d.cloud_m2 + d.classes.reduce((s, c) => s + c.area_m2, 0));
     const max = Math.max(...totals, 1);
-    const width = 290, barWidth = 200, row = 26;
+    // date | bar | total: the bar leaves room for the longest total label
+    const width = 290, labelWidth = 70, row = 26;
+    const barWidth = width - 70 - labelWidth;
     const root = svg("svg", { width, height: row * result.dates.length + 8, role: "img" }, chart);
     result.dates.forEach((d, i) => {
       const y = 4 + i * row;
@@ -272,7 +382,7 @@
         svg("title", {}, rect).textContent = `${code} ${label}: ${(area / 1e4).toFixed(2)} ha`;
         x += w;
       }
-      svg("text", { x: Math.min(x + 2, width - 40), y: y + 14 }, root).textContent = `${(totals[i] / 1e6).toFixed(2)} km²`;
+      svg("text", { x: x + 3, y: y + 14, class: "total" }, root).textContent = `${(totals[i] / 1e6).toFixed(2)} km²`;
     });
     if (result.change) {
       const p = document.createElement("p");
@@ -290,6 +400,7 @@
     loadCatalog(model, Number(version));
   });
   $("clouds").addEventListener("change", toggleClouds);
+  $("confidence").addEventListener("change", toggleConfidence);
 
   map.on("load", () => {
     loadCatalog().catch((err) => { $("stats-status").textContent = `Error: ${err.message}`; });
