@@ -69,9 +69,7 @@ def scene_29rkh(runner: EmbeddedRunner, factor: int) -> dict[str, Any]:
     assets = item.get("assets", {})
     with rasterio.open(folder / "SCL.tif") as scl_ds, rasterio.open(folder / "B02.tif") as ref:
         height, width = ref.height, ref.width
-        scl = scl_ds.read(
-            1, out_shape=(height, width), resampling=Resampling.nearest
-        )
+        scl = scl_ds.read(1, out_shape=(height, width), resampling=Resampling.nearest)
     coarse = (-(-height // factor), -(-width // factor))
     bands = []
     for band in BANDS:
@@ -110,7 +108,20 @@ def compare(
 
 
 #: Band order of the Boadella GeoTIFFs (they carry no band descriptions; no SCL either).
-BOADELLA_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+BOADELLA_ORDER = (
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B11",
+    "B12",
+)
 
 
 def boadella(runner: EmbeddedRunner, path: Path, factor: int) -> dict[str, Any]:
@@ -132,7 +143,13 @@ def read_safetensors(data: bytes) -> dict[str, np.ndarray]:
     """The arrays of one safetensors blob (8-byte header length, JSON header, raw data)."""
     (length,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + length])
-    dtypes = {"U16": np.uint16, "I16": np.int16, "F32": np.float32, "U8": np.uint8, "F64": np.float64}
+    dtypes = {
+        "U16": np.uint16,
+        "I16": np.int16,
+        "F32": np.float32,
+        "U8": np.uint8,
+        "F64": np.float64,
+    }
     out = {}
     for name, info in header.items():
         if name == "__metadata__":

@@ -5,8 +5,9 @@ classified (3, 8, 9, 10 cloud; 0, 1 invalid). The fraction is the cloud share of
 inside the area of interest (``settings.aoi_wkt``, reprojected to the tile's CRS). Products
 over ``settings.cloud_threshold`` (or entirely cloudy) and products outside the area are
 skipped, all-no-data products fail. ``settings.cloud_mask_method`` chooses the mask: SCL's,
-a learned model's (:mod:`cloudlearned`), or their union; SCL always says which pixels are valid. A product that stops here keeps only its record: the
-mask is published only for products that go on, and the product's ``raw/`` bands are removed.
+a learned model's (:mod:`cloudlearned`), or their union; SCL always says which pixels are
+valid. A product that stops here keeps only its record: the mask is published only for
+products that go on, and the product's ``raw/`` bands are removed.
 """
 
 from __future__ import annotations

@@ -72,13 +72,20 @@ def write_classes(reader: BandReader, backend: Backend, path: Path) -> None:
             chips = np.stack([data[:, :, c * step : c * step + size] for c in range(grid.n_cols)])
             batch = spec.max_batch_size
             classes = np.concatenate(
-                [predict_classes(backend, chips[i : i + batch]) for i in range(0, len(chips), batch)]
+                [
+                    predict_classes(backend, chips[i : i + batch])
+                    for i in range(0, len(chips), batch)
+                ]
             )
             strip = centre(classes, margin).transpose(1, 0, 2).reshape(step, grid.n_cols * step)
-            strip = np.where(valid[margin : margin + step, margin : margin + strip.shape[1]], strip, 0)
+            strip = np.where(
+                valid[margin : margin + step, margin : margin + strip.shape[1]], strip, 0
+            )
             height = min(step, g.height - row * step)
             out.write(
-                strip[:height, : g.width].astype(np.uint8), 1, window=Window(0, row * step, g.width, height)
+                strip[:height, : g.width].astype(np.uint8),
+                1,
+                window=Window(0, row * step, g.width, height),
             )
 
 

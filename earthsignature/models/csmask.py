@@ -30,7 +30,14 @@ PACKAGE = "ukis-csmask"
 #: The repository name of an imported csmask model, per product level.
 MODEL_NAMES = {"l2a": "csmask-l2a", "l1c": "csmask-l1c"}
 #: csmask's band names -> ESA band ids.
-BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "swir22": "B12"}
+BANDS = {
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "nir": "B08",
+    "swir16": "B11",
+    "swir22": "B12",
+}
 #: Pixels kept clear of each chip border (the package blends 20 % overlaps; 32 of 256 per side
 #: is 25 %), and the network's total down-sampling (efficientnet-b4 encoder, 5 levels).
 RECEPTIVE_FIELD = 64

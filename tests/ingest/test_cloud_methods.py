@@ -4,6 +4,7 @@ real 29RKH tile (its cirrus corner), through the embedded runner and a real Trit
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from earthsignature.functions.errors import BadInput, ProductSkipped
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.split import BandReader
 from earthsignature.models.csmask import import_csmask
-from earthsignature.models.repository import ModelRepository
+from earthsignature.models.repository import SHIPPED, ModelRepository
 from earthsignature.models.runners import EmbeddedRunner, TritonRunner
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
@@ -35,7 +36,10 @@ ROWS, COLS, SIDE = 0, 906, 192
 
 @pytest.fixture(scope="module")
 def csmask_repo(tmp_path_factory: pytest.TempPathFactory) -> ModelRepository:
-    repo = ModelRepository(tmp_path_factory.mktemp("models"))
+    """A deployment's repository: the land-cover model and the imported cloud mask side by side."""
+    root = tmp_path_factory.mktemp("models")
+    shutil.copytree(SHIPPED / "clc-baseline", root / "clc-baseline")
+    repo = ModelRepository(root)
     import_csmask(repo, "l2a")
     return repo
 
@@ -135,7 +139,6 @@ def test_a_landcover_model_as_cloud_mask_is_a_clear_error(
     fetched: Callable[..., tuple[ProductMessage, Runtime]],
 ) -> None:
     msg, rt = fetched(cloud_mask_method="learned", cloud_mask_model="clc-baseline")
-    rt.settings = rt.settings.model_copy(update={"model_repository": None})
     with pytest.raises(BadInput, match="not a cloudmask model"):
         cloud.handle(msg, rt)
 
