@@ -36,7 +36,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 from earthsignature.functions import cloudlearned, cloudmask
-from earthsignature.functions.chips import ChipGrid, predict_tiled
+from earthsignature.functions.chips import ChipGrid, centre
 from earthsignature.models.csmask import import_csmask
 from earthsignature.models.repository import ModelRepository
 from earthsignature.models.runners import EmbeddedRunner
@@ -46,16 +46,34 @@ BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
 
 
 def learned(runner: EmbeddedRunner, reflectance: np.ndarray) -> np.ndarray:
-    """Class map (0 clear, 1 cloud, 2 shadow) of reflectance ``[6, H, W]`` on its own grid."""
+    """Class map (0 clear, 1 cloud, 2 shadow) of reflectance ``[6, H, W]`` on its own grid,
+    chipped as the cloud stage does (:func:`cloudlearned.write_classes`): overlapping chips,
+    the image mirrored past its edges."""
     spec = runner.spec
     image = spec.normalise(reflectance)
-    grid = ChipGrid.for_spec(spec, image.shape[1], image.shape[2])
-    return predict_tiled(
-        lambda chips: cloudlearned.predict_classes(runner, chips),
-        image,
-        grid,
-        batch=spec.max_batch_size,
-    )
+    _, height, width = image.shape
+    grid = ChipGrid.for_spec(spec, height, width)
+    step, margin, size = grid.step, grid.margin, grid.chip_size
+    rows, cols = grid.n_rows * step, grid.n_cols * step
+    pad = ((0, 0), (margin, rows + margin - height), (margin, cols + margin - width))
+    padded = np.pad(image, pad, mode="symmetric")
+    out = np.zeros((rows, cols), dtype=np.uint8)
+    for r in range(grid.n_rows):
+        chips = np.stack(
+            [
+                padded[:, r * step : r * step + size, c * step : c * step + size]
+                for c in range(grid.n_cols)
+            ]
+        )
+        batch = spec.max_batch_size
+        classes = np.concatenate(
+            [
+                cloudlearned.predict_classes(runner, chips[i : i + batch])
+                for i in range(0, len(chips), batch)
+            ]
+        )
+        out[r * step : (r + 1) * step] = np.concatenate(list(centre(classes, margin)), axis=1)
+    return out[:height, :width]
 
 
 def upsample_to(classes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -66,8 +66,8 @@ def write_classes(reader: BandReader, backend: Backend, path: Path) -> None:
     }
     with rasterio.open(path, "w", **profile) as out:
         for row in range(grid.n_rows):
-            data, valid = reader.read(
-                row * step - margin, -margin, size, grid.n_cols * step + 2 * margin
+            data, valid = read_mirrored(
+                reader, row * step - margin, size, margin, grid.n_cols * step
             )
             chips = np.stack([data[:, :, c * step : c * step + size] for c in range(grid.n_cols)])
             batch = spec.max_batch_size
@@ -87,6 +87,24 @@ def write_classes(reader: BandReader, backend: Backend, path: Path) -> None:
                 1,
                 window=Window(0, row * step, g.width, height),
             )
+
+
+def read_mirrored(
+    reader: BandReader, y0: int, height: int, margin: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``y0..y0+height`` and columns ``-margin..width+margin`` of normalised input (and
+    its valid mask, False outside), mirrored past the image's edges. Padding with 0 (the band
+    means, as split does) puts a bright, cloud-like frame around the image, which the U-Net
+    reads as cloud: 9 of 18 clear BigEarthNet patches were flagged so (BENCHMARKS.md)."""
+    g = reader.grid
+    ys, ye = max(y0, 0), min(y0 + height, g.height)
+    data, valid = reader.read(ys, 0, ye - ys, g.width)
+    rows = (ys - y0, y0 + height - ye)
+    cols = (margin, width + margin - g.width)
+    return (
+        np.pad(data, ((0, 0), rows, cols), mode="symmetric"),
+        np.pad(valid, (rows, cols), mode="constant", constant_values=False),
+    )
 
 
 def on_grid(
