@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from scipy import ndimage
 
 from earthsignature.functions import cloudlearned, cloudmask
 from earthsignature.functions.chips import ChipGrid, centre
@@ -43,6 +44,8 @@ from earthsignature.models.runners import EmbeddedRunner
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "s2"
 BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
+#: Pixels (of the scene's grid) beyond which a learned-only cloud is not an SCL cloud's edge.
+FAR_PX = 20
 
 
 def learned(runner: EmbeddedRunner, reflectance: np.ndarray) -> np.ndarray:
@@ -117,6 +120,7 @@ def compare(
     }
     if scl is not None:
         scl_cloud = np.isin(scl, cloudmask.CLOUD_CLASSES) & valid
+        only = learned_cloud & ~scl_cloud
         n = max(valid.sum(), 1)
         row |= {
             "scl_cloud_pct": round(100 * scl_cloud.sum() / n, 2),
@@ -127,6 +131,16 @@ def compare(
                 100 * (scl_cloud & learned_cloud).sum() / max(scl_cloud.sum(), 1), 1
             ),
             "learned_outside_scl_pct": round(100 * (learned_cloud & ~scl_cloud).sum() / n, 2),
+            # of those, the share farther than FAR_PX from any SCL cloud (not a cloud's edge)
+            "of_which_far_pct": round(
+                100
+                * (only & ~ndimage.binary_dilation(scl_cloud, iterations=FAR_PX)).sum()
+                / max(only.sum(), 1),
+                1,
+            ),
+            "of_which_on_scl_bare_soil_pct": round(
+                100 * (only & (scl == 5)).sum() / max(only.sum(), 1), 1
+            ),
         }
     return row
 
