@@ -67,6 +67,22 @@ class Settings(BaseSettings):
         le=100.0,
         description="Products with more cloud (percent of valid pixels) are skipped.",
     )
+    cloud_mask_method: Literal["scl", "learned", "both"] = Field(
+        default="scl",
+        description="Cloud mask of the cloud stage: scl (scene classification), learned "
+        "(cloud_mask_model, see `earthsig models import-csmask`) or both (their union).",
+    )
+    cloud_mask_model: str = Field(
+        default="csmask-l2a", description="Repository model (kind cloudmask) of the learned mask."
+    )
+    cloud_mask_model_version: int = Field(default=1, ge=1, description="Its version.")
+    cloud_mask_resolution_m: int = Field(
+        default=30,
+        ge=10,
+        multiple_of=10,
+        description="Grid (metres, a multiple of 10) the learned mask runs on; csmask is "
+        "trained at 30 m, 60 m costs a quarter.",
+    )
 
     # Models
     model_repository: Path | None = Field(

@@ -44,3 +44,20 @@ def register(onnx_file: Path, metadata: Path) -> None:
     """Add ONNX_FILE with METADATA (ModelSpec JSON without version) as the next version."""
     spec = _repo().register(onnx_file, json.loads(metadata.read_text()))
     click.echo(f"registered {spec.name} version {spec.version}")
+
+
+@command.command("import-csmask")
+@click.option(
+    "--level",
+    type=click.Choice(["l2a", "l1c"]),
+    default="l2a",
+    show_default=True,
+    help="Product level the model was trained on (the pipeline reads L2A).",
+)
+def import_csmask(level: str) -> None:
+    """Add ukis-csmask's 6-band cloud/shadow U-Net (extra csmask) as the next version of
+    csmask-LEVEL, the learned mask of EARTHSIG_CLOUD_MASK_METHOD=learned|both."""
+    from earthsignature.models.csmask import import_csmask as build
+
+    spec = build(_repo(), level)
+    click.echo(f"registered {spec.name} version {spec.version} (sha256 {spec.source['sha256']})")

@@ -4,9 +4,11 @@ SCL (20 m) is read window by window, upsampled to the 10 m grid by nearest neigh
 classified (3, 8, 9, 10 cloud; 0, 1 invalid). The fraction is the cloud share of valid pixels
 inside the run's area of interest (``msg.aoi_wkt``, else ``settings.aoi_wkt``; reprojected to
 the tile's CRS). Products over ``settings.cloud_threshold`` (or entirely cloudy) and
-products outside the area are skipped, all-no-data products fail. A product that stops here
-keeps only its record: the mask is published only for products that go on, and the
-product's ``raw/`` bands are removed.
+products outside the area are skipped, all-no-data products fail.
+``settings.cloud_mask_method`` chooses the mask: SCL's, a learned model's (:mod:`cloudlearned`),
+or their union; SCL always says which pixels are valid. A product that stops here keeps only
+its record: the mask is published only for products that go on, and the product's ``raw/``
+bands are removed.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from rasterio.windows import transform as window_transform
 from shapely import wkt
 from shapely.geometry import box, mapping, shape
 
-from earthsignature.functions import cloudmask
+from earthsignature.functions import cloudlearned, cloudmask
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.errors import BadInput, ProductSkipped, StageError
 from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.split import Grid
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
 
@@ -84,7 +87,12 @@ def _handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
         }
         with tempfile.TemporaryDirectory(prefix="earthsig-cloud-") as tmpdir:
             plain = Path(tmpdir) / "mask.tif"
-            with rasterio.open(plain, "w", **profile) as out:
+            grid = Grid(scl.crs, transform, width, height)
+            method = rt.settings.cloud_mask_method
+            with (
+                cloudlearned.learned_classes(msg, rt, grid, Path(tmpdir)) as learned,
+                rasterio.open(plain, "w", **profile) as out,
+            ):
                 for row in range(0, scl.height, WINDOW_ROWS // factor):
                     rows = min(WINDOW_ROWS // factor, scl.height - row)
                     window = cloudmask.upsample(
@@ -99,13 +107,16 @@ def _handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
                             transform=window_transform(out_window, transform),
                             invert=True,
                         )
-                    n_cloud, n_valid, n_any = cloudmask.counts(window, inside)
+                    mask = cloudlearned.window_mask(window, learned, out_window, method)
+                    n_cloud, n_valid, n_any = cloudmask.mask_counts(
+                        mask, cloudmask.valid_mask(window), inside
+                    )
                     cloud, valid, valid_anywhere = (
                         cloud + n_cloud,
                         valid + n_valid,
                         (valid_anywhere + n_any),
                     )
-                    out.write(cloudmask.cloud_mask(window), 1, window=out_window)
+                    out.write(mask.astype("uint8"), 1, window=out_window)
             if valid_anywhere == 0:
                 raise BadInput(f"product {msg.product_id} has no valid pixel (SCL all no data)")
             if valid == 0:

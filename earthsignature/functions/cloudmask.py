@@ -28,10 +28,15 @@ def valid_mask(scl: NDArray[np.uint8]) -> NDArray[np.bool_]:
 
 def counts(scl: NDArray[np.uint8], inside: NDArray[np.bool_] | None = None) -> tuple[int, int, int]:
     """(cloud pixels, valid pixels) inside the area, and valid pixels anywhere."""
-    valid = valid_mask(scl)
+    return mask_counts(np.isin(scl, CLOUD_CLASSES), valid_mask(scl), inside)
+
+
+def mask_counts(
+    cloud: NDArray[np.bool_], valid: NDArray[np.bool_], inside: NDArray[np.bool_] | None = None
+) -> tuple[int, int, int]:
+    """(cloud pixels, valid pixels) inside the area, and valid pixels anywhere, of any mask."""
     area = valid if inside is None else valid & inside
-    cloud = np.isin(scl, CLOUD_CLASSES) & area
-    return int(cloud.sum()), int(area.sum()), int(valid.sum())
+    return int((cloud & area).sum()), int(area.sum()), int(valid.sum())
 
 
 def cloud_percent(cloud: int, valid: int) -> float:

@@ -70,9 +70,12 @@ def shard_capacity(spec: ModelSpec, megabytes: int) -> int:
 
 
 class BandReader:
-    """The model's bands (and SCL) open on one grid, read window by window."""
+    """The model's bands (and SCL) open on one grid, read window by window: the finest band's,
+    or ``factor`` times coarser (bands averaged; the learned cloud mask reads 30 m)."""
 
-    def __init__(self, msg: ProductMessage, rt: Runtime, spec: ModelSpec) -> None:
+    def __init__(
+        self, msg: ProductMessage, rt: Runtime, spec: ModelSpec, *, factor: int = 1
+    ) -> None:
         missing = [b for b in spec.bands if b not in msg.bands]
         if missing:
             raise BadInput("bands missing for the model", missing=missing, model=spec.name)
@@ -86,7 +89,13 @@ class BandReader:
             self.sources["SCL"] = self._open(rt, msg.bands["SCL"], "SCL")
         finest = min(spec.bands, key=lambda b: abs(self.sources[b].res[0]))
         ref = self.sources[finest]
-        self.grid = Grid(ref.crs, ref.transform, ref.width, ref.height)
+        self.factor = factor
+        self.grid = Grid(
+            ref.crs,
+            ref.transform if factor == 1 else ref.transform * rasterio.Affine.scale(factor),
+            -(-ref.width // factor),
+            -(-ref.height // factor),
+        )
         self.readers = {b: self._on_grid(b, ds) for b, ds in self.sources.items()}
         assets = msg.item.get("assets", {}) if isinstance(msg.item, dict) else {}
         self.scale = np.array(
@@ -112,6 +121,8 @@ class BandReader:
         if ds.transform == g.transform and (ds.width, ds.height) == (g.width, g.height):
             return ds
         resampling = Resampling.nearest if band == "SCL" else Resampling.bilinear
+        if band != "SCL" and self.factor > 1:
+            resampling = Resampling.average
         return self._stack.enter_context(
             WarpedVRT(
                 ds,

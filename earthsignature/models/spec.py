@@ -9,6 +9,7 @@ float32 ``[N, len(bands), H, W]`` (normalised reflectance) and returns ``classes
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from earthsignature import corine
 
 METADATA_FILE = "earthsig.json"
+#: What a model's class indices mean: CORINE land cover, or a cloud mask (see CLOUD_CLASSES).
+ModelKind = Literal["landcover", "cloudmask"]
+#: The classes of a ``cloudmask`` model, in index order: 0 clear, 1 cloud, 2 cloud shadow.
+CLOUD_CLASSES = (0, 1, 2)
 INPUT_NAME = "input"
 OUTPUT_NAME = "classes"
 CANONICAL_BANDS = (
@@ -50,8 +55,16 @@ class ModelSpec(BaseModel):
     stride_multiple: int = Field(
         default=1, ge=1, description="Chip origins must be multiples of this (2**pooling levels)."
     )
-    classes: list[int] = Field(description="Output index -> CORINE level-3 code.")
+    kind: ModelKind = Field(
+        default="landcover",
+        description="landcover: classes are CORINE codes; cloudmask: classes are CLOUD_CLASSES.",
+    )
+    classes: list[int] = Field(description="Output index -> CORINE level-3 code (landcover).")
     max_batch_size: int = Field(default=16, ge=1)
+    source: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where an imported model came from (package, version, sha256, licence).",
+    )
 
     @field_validator("bands")
     @classmethod
@@ -61,13 +74,16 @@ class ModelSpec(BaseModel):
             raise ValueError(f"bands must be distinct ESA ids {CANONICAL_BANDS}, got {value}")
         return value
 
-    @field_validator("classes")
-    @classmethod
-    def _classes(cls, value: list[int]) -> list[int]:
-        bad = [c for c in value if not corine.is_code(c)]
-        if bad or not value or len(value) > 255:
+    @model_validator(mode="after")
+    def _classes(self) -> ModelSpec:
+        if self.kind == "cloudmask":
+            if tuple(self.classes) != CLOUD_CLASSES:
+                raise ValueError(f"a cloudmask model's classes must be {list(CLOUD_CLASSES)}")
+            return self
+        bad = [c for c in self.classes if not corine.is_code(c)]
+        if bad or not self.classes or len(self.classes) > 255:
             raise ValueError(f"classes must be 1..255 CORINE level-3 codes, bad: {bad}")
-        return value
+        return self
 
     @model_validator(mode="after")
     def _geometry(self) -> ModelSpec:

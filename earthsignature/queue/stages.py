@@ -53,7 +53,7 @@ STAGES: dict[str, Stage] = {
     for s in (
         _stage("discover", "fetch", 3, (30, 120, 600), 600),
         _stage("fetch", "cloud", 4, (10, 60, 300, 900), 1800),
-        _stage("cloud", "split", 3, (10, 60, 300), 900),
+        _stage("cloud", "split", 3, (10, 60, 300), 1800),  # learned mask: ~12 min on 2 cores
         _stage("split", "infer", 3, (10, 60, 300), 1800),
         _stage("infer", "vectorize", 4, (5, 30, 120, 600), 1800),
         _stage("vectorize", None, 3, (10, 60, 300), 3600),
