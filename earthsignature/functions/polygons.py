@@ -85,18 +85,19 @@ def iter_polygon_batches(
     to_wgs84 = Transformer.from_crs(src.crs, WGS84, always_xy=True)
     pending_geoms = np.empty(0, dtype=object)
     pending_codes = np.empty(0, dtype=np.int64)
-    # Simplifying a batch (GEOS, without the GIL) overlaps with sieving the next strip.
-    with ThreadPoolExecutor(1) as simplifier:
+    rows = [(row0, min(height, row0 + strip_rows)) for row0 in range(0, height, strip_rows)]
+    # The next strip is sieved and polygonized, and the last batch simplified (GDAL and
+    # GEOS, mostly without the GIL), while this strip is merged.
+    with ThreadPoolExecutor(1) as polygonizer, ThreadPoolExecutor(1) as simplifier:
         finishing: Future[PolygonBatch] | None = None
-        for row0 in range(0, height, strip_rows):
-            row1 = min(height, row0 + strip_rows)
-            strip = _sieved_strip(src, row0, row1, mmu_px)
-            geoms, codes = polygonize_strip(strip, row0)
-            geoms = pixel_corners(geoms)
-            minys = shapely.bounds(geoms)[:, 1] if len(geoms) else np.empty(0)
-            maxys = shapely.bounds(geoms)[:, 3] if len(geoms) else np.empty(0)
-            touches_top = (minys == row0) & (row0 > 0)
-            touches_bottom = (maxys == row1) & (row1 < height)
+        upcoming = polygonizer.submit(_strip_polygons, src, *rows[0], mmu_px)
+        for index, (row0, row1) in enumerate(rows):
+            geoms, codes = upcoming.result()
+            if index + 1 < len(rows):
+                upcoming = polygonizer.submit(_strip_polygons, src, *rows[index + 1], mmu_px)
+            bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+            touches_top = (bounds[:, 1] == row0) & (row0 > 0)
+            touches_bottom = (bounds[:, 3] == row1) & (row1 < height)
             merged, merged_codes, merged_bottom = _merge_across_border(
                 pending_geoms, pending_codes, geoms, codes, touches_top, touches_bottom
             )
@@ -137,6 +138,14 @@ def sieve_to_mmu(data: np.ndarray, mmu_px: int) -> np.ndarray:
     for size in sieve_thresholds(mmu_px):
         data = sieve(data, size=size, mask=data != NODATA, connectivity=CONNECTIVITY)
     return data
+
+
+def _strip_polygons(
+    src: DatasetReader, row0: int, row1: int, mmu_px: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Polygons (pixel corners, see :func:`pixel_corners`) and codes of one sieved strip."""
+    geoms, codes = polygonize_strip(_sieved_strip(src, row0, row1, mmu_px), row0)
+    return pixel_corners(geoms), codes
 
 
 def _sieved_strip(src: DatasetReader, row0: int, row1: int, mmu_px: int) -> np.ndarray:
