@@ -32,7 +32,7 @@ def check_gdal() -> None:
         raise RuntimeError(
             f"pyogrio's GDAL {pyogrio.__gdal_version_string__} cannot polygonize through a "
             f"GDALG pipeline: GDAL >= {'.'.join(map(str, MIN_GDAL))} is needed "
-            "(pip install 'pyogrio>=0.12', whose wheels bundle it)"
+            "(pip install 'pyogrio>=0.13', whose wheels bundle it)"
         )
 
 
