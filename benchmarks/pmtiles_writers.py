@@ -47,7 +47,7 @@ def write(writer: str, fgb: Path, dst: Path) -> None:
             dst,
             name="BENCH",
             layer=tiles.LAYER,
-            fields=tiles.TILE_FIELDS,
+            fields=tiles.TILE_FIELD_TYPES,
             min_zoom=tiles.MIN_ZOOM,
             max_zoom=tiles.MAX_ZOOM,
         )

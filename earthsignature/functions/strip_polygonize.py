@@ -40,6 +40,8 @@ def polygonize_strip(strip: np.ndarray, row0: int) -> tuple[np.ndarray, np.ndarr
     """Polygons (pixel coordinates, rows offset by row0) and codes of every 4-connected
     region of a 2-D integer array, zero included (no mask)."""
     height, width = strip.shape
+    if not strip.size:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
     with tempfile.TemporaryDirectory(prefix="earthsig-strip-") as tmp:
         folder = Path(tmp)
         np.ascontiguousarray(strip, dtype="<u2").tofile(folder / "strip.bin")

@@ -45,8 +45,10 @@ MIN_ZOOM = 5
 MAX_ZOOM = 12
 #: Name of the vector layer inside every tile.
 LAYER = "landcover"
-#: Polygon attributes carried into the tiles (styling and pop-ups).
-TILE_FIELDS = ("code", "label", "area_m2")
+#: Polygon attributes carried into the tiles (styling and pop-ups), with their tile types
+#: (tippecanoe needs them told).
+TILE_FIELD_TYPES = {"code": "int", "label": "string", "area_m2": "float"}
+TILE_FIELDS = tuple(TILE_FIELD_TYPES)
 #: GDAL MVT simplification tolerance, in tile coordinate units (4096 per tile side).
 SIMPLIFICATION = 2
 
@@ -70,7 +72,7 @@ def write_pmtiles(
             dst,
             name=name,
             layer=LAYER,
-            fields=TILE_FIELDS,
+            fields=TILE_FIELD_TYPES,
             min_zoom=min_zoom,
             max_zoom=max_zoom,
         )

