@@ -9,10 +9,12 @@ polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
    so whether a region is removed is decided as on the whole raster; only which neighbour
    absorbs it may differ when that neighbour is cut by the halo.
 2. Polygonize the strip's own rows with GDAL in pixel coordinates (integers, so edges on
-   both sides of a strip border are bit-identical), then segmentize to one vertex per pixel
-   corner so the polygons form an exact coverage.
+   both sides of a strip border are bit-identical; :mod:`strip_polygonize`, WKB arrays from
+   pyogrio's GDAL), then put a vertex at every pixel corner (numpy) so the polygons form an
+   exact coverage. The next strip is sieved and polygonized in a thread meanwhile.
 3. Merge: polygons touching the border with the previous strip are unioned with the
-   same-code pending polygons they share an edge with (4-connectivity). A merged polygon
+   same-code pending polygons they share an edge with (4-connectivity; groups are the
+   connected components of the shared-edge graph, scipy). A merged polygon
    that still touches the next border stays pending; every other polygon is complete, so
    only border-touching polygons are ever kept between strips.
 4. Simplify each batch of complete polygons together with ``shapely.coverage_simplify``
