@@ -27,8 +27,13 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pyogrio
+import pyogrio.raw
+import shapely
 from vectorize import make_raster, run_ours
+
+from earthsignature.functions.tiles import LAYER, MAX_ZOOM, MIN_ZOOM
 
 WRITERS = ("gdal", "tippecanoe")
 
@@ -54,8 +59,6 @@ def write(writer: str, fgb: Path, dst: Path) -> None:
 
 
 def features_per_zoom(archive: Path) -> dict[int, int]:
-    from earthsignature.functions.tiles import LAYER, MAX_ZOOM, MIN_ZOOM
-
     return {
         z: pyogrio.read_info(archive, layer=LAYER, force_feature_count=True, ZOOM_LEVEL=z)[
             "features"
@@ -64,12 +67,68 @@ def features_per_zoom(archive: Path) -> dict[int, int]:
     }
 
 
+def area_by_code(archive: Path, zoom: int) -> dict[int, float]:
+    """km² (Web Mercator) each class covers at a zoom: tiles' overlaps unioned away, so a
+    writer that loses part of a polygon shows here."""
+    _m, _f, wkb, fields = pyogrio.raw.read(archive, layer=LAYER, columns=["code"], ZOOM_LEVEL=zoom)
+    geoms, codes = shapely.from_wkb(wkb), fields[0]
+    return {
+        int(c): round(float(shapely.area(shapely.union_all(geoms[codes == c]))) / 1e6, 2)
+        for c in np.unique(codes)
+    }
+
+
+def render(archives: dict[str, Path], png: Path) -> None:
+    """The archives side by side (columns) at zoom 8 (whole extent) and 12 (a sixth of it),
+    filled with the CORINE palette as the viewer fills them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MplPath
+
+    from earthsignature import corine
+
+    palette = corine.colormap()
+    first = next(iter(archives.values()))
+    x0, y0, x1, y1 = pyogrio.read_info(first, layer=LAYER, ZOOM_LEVEL=8)["total_bounds"]
+    side, cx, cy = (x1 - x0) / 6, (x0 + x1) / 2, (y0 + y1) / 2
+    middle = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+    views = [(8, (x0, y0, x1, y1)), (12, middle)]
+    fig, axes = plt.subplots(len(views), len(archives), figsize=(5 * len(archives), 10))
+    for row, (zoom, bbox) in enumerate(views):
+        for col, (name, archive) in enumerate(archives.items()):
+            ax = axes[row][col]
+            _m, _f, wkb, fields = pyogrio.raw.read(
+                archive, layer=LAYER, columns=["code"], ZOOM_LEVEL=zoom, bbox=bbox
+            )
+            for geom, code in zip(shapely.from_wkb(wkb), fields[0], strict=True):
+                for part in shapely.get_parts(geom):
+                    rings = [part.exterior, *part.interiors]
+                    xy = np.concatenate([np.asarray(r.coords) for r in rings])
+                    kinds = np.concatenate(
+                        [[1] + [2] * (len(r.coords) - 2) + [79] for r in rings]
+                    )  # MOVETO, LINETO..., CLOSEPOLY: holes stay holes
+                    color = np.array(palette[int(code)][:3]) / 255
+                    ax.add_patch(PathPatch(MplPath(xy, kinds), facecolor=color, linewidth=0))
+            ax.set_xlim(bbox[0], bbox[2])
+            ax.set_ylim(bbox[1], bbox[3])
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name}, zoom {zoom}, {len(wkb)} features")
+    fig.tight_layout()
+    fig.savefig(png, dpi=80)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--fgb", type=Path, help="polygons to tile (as publish writes them)")
     source.add_argument("--size", type=int, default=2048, help="stress raster side (px)")
     parser.add_argument("--keep", type=Path, help="keep inputs and archives in this folder")
+    parser.add_argument("--png", type=Path, help="draw both archives at zooms 8 and 12 here")
     args = parser.parse_args()
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     folder = Path(tempfile.mkdtemp(prefix="earthsig-tiles-")) if args.keep is None else args.keep
@@ -93,10 +152,13 @@ def main() -> None:
         result = json.loads(out.stdout.strip().splitlines()[-1])
         result["size_kib"] = round(archive.stat().st_size / 1024)
         result["features_per_zoom"] = features_per_zoom(archive)
+        result["km2_by_code_at_max_zoom"] = area_by_code(archive, MAX_ZOOM)
         results[writer] = result
         print(f"{writer:12s} {json.dumps(result)}")
     ratio = results["gdal"]["wall_s"] / results["tippecanoe"]["wall_s"]
     print(f"ratio {json.dumps({'gdal_over_tippecanoe_wall': round(ratio, 2)})}")
+    if args.png:
+        render({w: folder / f"{w}.pmtiles" for w in WRITERS}, args.png)
     if args.keep is None:
         shutil.rmtree(folder)
 
