@@ -6,11 +6,14 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pyogrio
 import pyogrio.raw
 import pytest
+import shapely
 from pmtiles.reader import MmapSource, Reader, all_tiles
 from pmtiles.tile import TileType
+from pyproj import Transformer
 
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.publish import write_polygons
@@ -96,3 +99,23 @@ def test_gdal_fallback_in_two_processes_writes_the_same_tiles(
     assert set(_codes_at(tmp_path / "child.pmtiles", MAX_ZOOM)) == set(
         _codes_at(tmp_path / "here.pmtiles", MAX_ZOOM)
     )
+
+
+def test_every_class_keeps_its_area_at_the_highest_zoom(polygons: Path, tmp_path: Path) -> None:
+    """The tiles' pieces of each class, unioned, cover what its polygons cover (a writer
+    that loses part of a polygon where a tile cuts it fails here)."""
+    archive = tmp_path / "tiles.pmtiles"
+    write_pmtiles(polygons, archive, name=PRODUCT)
+    to_mercator = Transformer.from_crs(4326, 3857, always_xy=True)
+    _m, _f, wkb, fields = pyogrio.raw.read(polygons, columns=["code"])
+    source = shapely.transform(
+        shapely.from_wkb(wkb), lambda xy: np.column_stack(to_mercator.transform(*xy.T))
+    )
+    _m, _f, tile_wkb, tile_fields = pyogrio.raw.read(
+        archive, layer=LAYER, columns=["code"], ZOOM_LEVEL=MAX_ZOOM
+    )
+    pieces = shapely.from_wkb(tile_wkb)
+    for code in np.unique(fields[0]):
+        expected = shapely.area(source[fields[0] == code]).sum()
+        drawn = shapely.area(shapely.union_all(pieces[tile_fields[0] == code]))
+        assert drawn == pytest.approx(expected, rel=0.005), code
