@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -152,6 +153,7 @@ def main() -> None:
     if args.publish:
         methods["earthsig-publish"] = [*me, "_publish", str(raster), str(folder)]
         outputs["earthsig-publish"] = folder / "store" / PUBLISHED_POLYGONS
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"raster {args.size} x {args.size} px, uint16, {raster.stat().st_size / 2**20:.1f} MiB")
     results = {}
     for name, command in methods.items():
@@ -161,8 +163,11 @@ def main() -> None:
         result["polygons"] = pyogrio.read_info(outputs[name])["features"]
         results[name] = result
         print(f"{name:22s} {result}")
-    if not polygonize:
-        print("gdal_polygonize not found (apt-get install gdal-bin): skipped")
+    if polygonize:
+        ratio = results["earthsig-polygonize"]["wall_s"] / results["gdal_polygonize"]["wall_s"]
+        print(f"ratio {json.dumps({'ours_over_gdal_polygonize_wall': round(ratio, 2)})}")
+    else:
+        print("gdal_polygonize not found, skipped: apt-get install gdal-bin (Debian)")
     if args.keep is None:
         shutil.rmtree(folder)
 

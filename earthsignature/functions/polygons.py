@@ -9,10 +9,12 @@ polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
    so whether a region is removed is decided as on the whole raster; only which neighbour
    absorbs it may differ when that neighbour is cut by the halo.
 2. Polygonize the strip's own rows with GDAL in pixel coordinates (integers, so edges on
-   both sides of a strip border are bit-identical), then segmentize to one vertex per pixel
-   corner so the polygons form an exact coverage.
+   both sides of a strip border are bit-identical; :mod:`strip_polygonize`, WKB arrays from
+   pyogrio's GDAL), then put a vertex at every pixel corner (numpy) so the polygons form an
+   exact coverage. The next strip is sieved and polygonized in a thread meanwhile.
 3. Merge: polygons touching the border with the previous strip are unioned with the
-   same-code pending polygons they share an edge with (4-connectivity). A merged polygon
+   same-code pending polygons they share an edge with (4-connectivity; groups are the
+   connected components of the shared-edge graph, scipy). A merged polygon
    that still touches the next border stays pending; every other polygon is complete, so
    only border-touching polygons are ever kept between strips.
 4. Simplify each batch of complete polygons together with ``shapely.coverage_simplify``
@@ -25,22 +27,23 @@ polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
-from rasterio.features import shapes, sieve
+from rasterio.features import sieve
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from earthsignature.corine import NODATA
+from earthsignature.functions.strip_polygonize import check_gdal, pixel_corners, polygonize_strip
 
 #: Rows polygonized at a time: bounds memory to a strip of the tile (plus its halo). On a
 #: speckled 5490 px wide map (benchmarks/vectorize.py) the whole publish-path vectorization
@@ -78,28 +81,30 @@ def iter_polygon_batches(
     """Polygons of band 1 of src (nonzero codes), strip by strip, merged across strip borders."""
     if strip_rows < 1:
         raise ValueError("strip_rows must be positive")
+    check_gdal()
     height = src.height
     to_crs = src.transform
     to_wgs84 = Transformer.from_crs(src.crs, WGS84, always_xy=True)
-    pending_geoms: list[shapely.Geometry] = []
-    pending_codes: list[int] = []
-    # Simplifying a batch (GEOS, without the GIL) overlaps with sieving the next strip.
-    with ThreadPoolExecutor(1) as simplifier:
+    pending_geoms = np.empty(0, dtype=object)
+    pending_codes = np.empty(0, dtype=np.int64)
+    rows = [(row0, min(height, row0 + strip_rows)) for row0 in range(0, height, strip_rows)]
+    # The next strip is sieved and polygonized, and the last batch simplified (GDAL and
+    # GEOS, mostly without the GIL), while this strip is merged.
+    with ThreadPoolExecutor(1) as polygonizer, ThreadPoolExecutor(1) as simplifier:
         finishing: Future[PolygonBatch] | None = None
-        for row0 in range(0, height, strip_rows):
-            row1 = min(height, row0 + strip_rows)
-            strip = _sieved_strip(src, row0, row1, mmu_px)
-            geoms, codes = _polygonize(strip, row0)
-            minys = shapely.bounds(geoms)[:, 1] if len(geoms) else np.empty(0)
-            maxys = shapely.bounds(geoms)[:, 3] if len(geoms) else np.empty(0)
-            touches_top = (minys == row0) & (row0 > 0)
-            touches_bottom = (maxys == row1) & (row1 < height)
+        upcoming = polygonizer.submit(_strip_polygons, src, *rows[0], mmu_px)
+        for index, (row0, row1) in enumerate(rows):
+            geoms, codes = upcoming.result()
+            if index + 1 < len(rows):
+                upcoming = polygonizer.submit(_strip_polygons, src, *rows[index + 1], mmu_px)
+            bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+            touches_top = (bounds[:, 1] == row0) & (row0 > 0)
+            touches_bottom = (bounds[:, 3] == row1) & (row1 < height)
             merged, merged_codes, merged_bottom = _merge_across_border(
                 pending_geoms, pending_codes, geoms, codes, touches_top, touches_bottom
             )
             done = ~merged_bottom
-            pending_geoms = [g for g, keep in zip(merged, merged_bottom, strict=True) if keep]
-            pending_codes = [c for c, keep in zip(merged_codes, merged_bottom, strict=True) if keep]
+            pending_geoms, pending_codes = merged[merged_bottom], merged_codes[merged_bottom]
             if finishing is not None and len(batch := finishing.result()):
                 yield batch
             finishing = simplifier.submit(
@@ -108,7 +113,7 @@ def iter_polygon_batches(
         if finishing is not None and len(batch := finishing.result()):
             yield batch
     # The last strip has no next border, so nothing can still be pending here.
-    assert not pending_geoms
+    assert not len(pending_geoms)
 
 
 def sieve_thresholds(mmu_px: int) -> list[int]:
@@ -137,6 +142,14 @@ def sieve_to_mmu(data: np.ndarray, mmu_px: int) -> np.ndarray:
     return data
 
 
+def _strip_polygons(
+    src: DatasetReader, row0: int, row1: int, mmu_px: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Polygons (pixel corners, see :func:`pixel_corners`) and codes of one sieved strip."""
+    geoms, codes = polygonize_strip(_sieved_strip(src, row0, row1, mmu_px), row0)
+    return pixel_corners(geoms), codes
+
+
 def _sieved_strip(src: DatasetReader, row0: int, row1: int, mmu_px: int) -> np.ndarray:
     """Rows row0..row1 of band 1, sieved to mmu_px using a halo of rows each side.
 
@@ -151,50 +164,9 @@ def _sieved_strip(src: DatasetReader, row0: int, row1: int, mmu_px: int) -> np.n
     return np.ascontiguousarray(data[row0 - top : row1 - top])
 
 
-def _polygonize(strip: np.ndarray, row0: int) -> tuple[np.ndarray, np.ndarray]:
-    """Polygons (pixel coordinates, one vertex per pixel corner) and codes of a strip.
-
-    GDAL's rings are turned into shapely polygons a chunk at a time with one
-    ``from_ragged_array`` call (much faster, and far smaller, than Python tuples or a shapely
-    object per GeoJSON dict).
-    """
-    chunks: list[np.ndarray] = []
-    codes: list[int] = []
-    rings: list[list[tuple[float, float]]] = []
-    rings_per_polygon: list[int] = []
-    offset = Affine.translation(0, row0)
-    for geojson, value in shapes(strip, connectivity=CONNECTIVITY, transform=offset):
-        rings.extend(geojson["coordinates"])
-        rings_per_polygon.append(len(geojson["coordinates"]))
-        codes.append(int(value))
-        if len(rings_per_polygon) == _CHUNK:
-            chunks.append(_build_polygons(rings, rings_per_polygon))
-            rings, rings_per_polygon = [], []
-    if rings_per_polygon:
-        chunks.append(_build_polygons(rings, rings_per_polygon))
-    if not chunks:
-        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
-    return np.concatenate(chunks), np.array(codes, dtype=np.int64)
-
-
-_CHUNK = 4096
-
-
-def _build_polygons(rings: list[list[tuple[float, float]]], rings_per_polygon: list[int]) -> Any:
-    ring_sizes = np.fromiter((len(ring) for ring in rings), dtype=np.int64, count=len(rings))
-    flat = itertools.chain.from_iterable(itertools.chain.from_iterable(rings))
-    coords = np.fromiter(flat, dtype=np.float64, count=2 * int(ring_sizes.sum())).reshape(-1, 2)
-    ring_offsets = np.concatenate([[0], np.cumsum(ring_sizes)])
-    polygon_offsets = np.concatenate([[0], np.cumsum(rings_per_polygon)])
-    geoms = shapely.from_ragged_array(
-        shapely.GeometryType.POLYGON, coords, (ring_offsets, polygon_offsets)
-    )
-    return _pixel_corners(geoms)
-
-
 def _merge_across_border(
-    pending: list[shapely.Geometry],
-    pending_codes: list[int],
+    pending: np.ndarray,
+    pending_codes: np.ndarray,
     geoms: np.ndarray,
     codes: np.ndarray,
     touches_top: np.ndarray,
@@ -209,17 +181,10 @@ def _merge_across_border(
     items = np.empty(n_pending + len(geoms), dtype=object)
     items[:n_pending] = pending
     items[n_pending:] = geoms
-    all_codes = np.concatenate([np.array(pending_codes, dtype=np.int64), codes])
+    all_codes = np.concatenate([pending_codes, codes])
     bottom = np.concatenate([np.zeros(n_pending, dtype=bool), touches_bottom])
-    parent = np.arange(len(items))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = int(parent[i])
-        return i
-
     top_idx = np.flatnonzero(touches_top) + n_pending
+    pairs_a = pairs_b = np.empty(0, dtype=np.int64)
     if n_pending and len(top_idx):
         tree = shapely.STRtree(items[:n_pending])
         new_pos, old_pos = tree.query(items[top_idx])  # bounding boxes only: cheap
@@ -228,34 +193,21 @@ def _merge_across_border(
         new_idx, old_pos = new_idx[same], old_pos[same]
         # 4-connected across the border iff they share an edge, not just a corner
         shared = shapely.length(shapely.intersection(items[new_idx], items[old_pos])) > 0
-        for a, b in zip(new_idx[shared], old_pos[shared], strict=True):
-            parent[find(int(a))] = find(int(b))
-
-    roots = np.array([find(i) for i in range(len(items))], dtype=np.int64)
-    order = np.argsort(roots, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(roots[order])) + 1) if len(order) else []
-    out_geoms = np.empty(len(groups), dtype=object)
-    out_codes = np.empty(len(groups), dtype=np.int64)
-    out_bottom = np.empty(len(groups), dtype=bool)
-    for k, members in enumerate(groups):
-        members = np.sort(members)
-        if len(members) == 1:
-            out_geoms[k] = items[members[0]]
-        else:
-            merged = shapely.coverage_union_all(items[members])
-            out_geoms[k] = merged  # coverage union keeps every vertex
-        out_codes[k] = all_codes[members[0]]
-        out_bottom[k] = bool(bottom[members].any())
+        pairs_a, pairs_b = new_idx[shared], old_pos[shared]
+    n = len(items)
+    graph = coo_matrix((np.ones(len(pairs_a), dtype=np.int8), (pairs_a, pairs_b)), shape=(n, n))
+    _, roots = connected_components(graph, directed=False)
+    sizes = np.bincount(roots, minlength=1 if n else 0)
+    order = np.argsort(roots, kind="stable")  # members of each group together, in order
+    starts = np.cumsum(sizes) - sizes
+    firsts = order[starts] if n else np.empty(0, dtype=np.int64)
+    out_geoms = items[firsts]
+    out_codes = all_codes[firsts]
+    out_bottom = np.bincount(roots, weights=bottom, minlength=len(sizes)) > 0
+    for group in np.flatnonzero(sizes > 1):
+        members = order[starts[group] : starts[group] + sizes[group]]
+        out_geoms[group] = shapely.coverage_union_all(items[members])  # keeps every vertex
     return out_geoms, out_codes, out_bottom
-
-
-def _pixel_corners(geoms: Any) -> Any:
-    """A vertex at every pixel corner along every edge, snapped to exact integers.
-
-    Edges then match vertex for vertex between neighbours (an exact coverage), which the
-    coverage union and simplification need; GEOS's segmentize can land a hair off an integer.
-    """
-    return shapely.transform(shapely.segmentize(geoms, 1.0), np.rint)
 
 
 def _finish(
