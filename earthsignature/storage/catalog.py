@@ -176,6 +176,6 @@ def iter_entries(
             day = dt.date.fromisoformat(date_dir.rstrip("/").rsplit("date=", 1)[-1])
             if (start and day < start) or (end and day > end):
                 continue
-            for info in store.list(date_dir):
+            for info in store.list_keys(date_dir):
                 if info.key.endswith(".json"):
                     yield read_entry(store, info.key)

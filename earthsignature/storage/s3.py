@@ -153,7 +153,7 @@ class S3Store(ObjectStore):
         resp = self._call(key, self._client.head_object, Bucket=self.bucket, Key=self._full(key))
         return int(resp["ContentLength"])
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list_keys(self, prefix: str = "") -> Iterator[ObjectInfo]:
         check_prefix(prefix)
         paginator = self._client.get_paginator("list_objects_v2")
         pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)

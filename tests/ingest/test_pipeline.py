@@ -73,9 +73,9 @@ def test_real_tile_end_to_end(store: ObjectStore, shared_data: Path) -> None:
             rasterio.open(folder / f"{band}.tif") as src,
         ):
             np.testing.assert_array_equal(ds.read(1), src.read(1))
-    sizes = {info.key: info.size for info in store.list("raw/")}
+    sizes = {info.key: info.size for info in store.list_keys("raw/")}
     fetch.handle(msg, rt)  # idempotent: nothing copied again
-    assert {info.key: info.size for info in store.list("raw/")} == sizes
+    assert {info.key: info.size for info in store.list_keys("raw/")} == sizes
     (msg,) = cloud.handle(msg, rt)
     with rasterio.open(folder / "SCL.tif") as ds:
         scl = ds.read(1)
@@ -113,7 +113,7 @@ def generated(tmp_path: Path) -> Path:
 
 
 def _no_raw(store: ObjectStore) -> bool:
-    return list(store.list("raw/")) == [] and list(store.list("masks/")) == []
+    return list(store.list_keys("raw/")) == [] and list(store.list_keys("masks/")) == []
 
 
 def test_missing_band_fails_and_leaves_nothing(local_store: ObjectStore, generated: Path) -> None:
@@ -152,7 +152,7 @@ def test_all_nodata_fails(local_store: ObjectStore, generated: Path) -> None:
     (msg,) = fetch.handle(message(item), rt)
     with pytest.raises(BadInput, match="no valid pixel"):
         cloud.handle(msg, rt)
-    assert list(local_store.list("masks/")) == []
+    assert list(local_store.list_keys("masks/")) == []
 
 
 @pytest.mark.parametrize("fraction", [1.0, 0.6])
@@ -172,7 +172,7 @@ def test_product_outside_area_is_skipped(local_store: ObjectStore, generated: Pa
     (msg,) = fetch.handle(message(json.loads(generated.read_text())), rt)
     with pytest.raises(ProductSkipped, match="outside the area"):
         cloud.handle(msg, rt)
-    assert list(local_store.list("masks/")) == []
+    assert list(local_store.list_keys("masks/")) == []
 
 
 def test_next_product_still_processed(local_store: ObjectStore, tmp_path: Path) -> None:

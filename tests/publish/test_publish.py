@@ -176,7 +176,7 @@ def test_failure_before_the_record_leaves_nothing_visible(
     monkeypatch.setattr(store, "put_bytes", real_put)
     publish_product(runtime, msg, segmentation, strip_rows=128)
     assert [e.product_id for e in catalog.iter_entries(store)] == [PRODUCT]
-    assert [i.key for i in store.list(layout.CATALOG + "/")] == [keys["catalog"]]
+    assert [i.key for i in store.list_keys(layout.CATALOG + "/")] == [keys["catalog"]]
 
 
 @pytest.mark.parametrize("created_in_message", [True, False])
@@ -191,9 +191,9 @@ def test_republishing_writes_the_same_bytes(
     if not created_in_message:
         msg = msg.model_copy(update={"extra": {"grid": msg.extra["grid"]}})
     publish_product(runtime, msg, segmentation, strip_rows=128)
-    first = {info.key: store.get_bytes(info.key) for info in store.list()}
+    first = {info.key: store.get_bytes(info.key) for info in store.list_keys()}
     publish_product(runtime, msg, segmentation, strip_rows=128)
-    second = {info.key: store.get_bytes(info.key) for info in store.list()}
+    second = {info.key: store.get_bytes(info.key) for info in store.list_keys()}
     assert set(first) == set(second)
     assert {k for k in first if k.startswith(layout.CATALOG)} == {output_keys(msg)["catalog"]}
     for key in first:
@@ -206,10 +206,10 @@ def test_child_process_publish_writes_the_same_bytes(
     """COG and PMTiles built in a child process (full tiles) equal the in-process ones."""
     msg = make_message()
     publish_product(runtime, msg, segmentation, strip_rows=128, parallel=False)
-    here = {info.key: store.get_bytes(info.key) for info in store.list()}
+    here = {info.key: store.get_bytes(info.key) for info in store.list_keys()}
     timings: dict[str, float] = {}
     publish_product(runtime, msg, segmentation, strip_rows=128, parallel=True, timings=timings)
-    child = {info.key: store.get_bytes(info.key) for info in store.list()}
+    child = {info.key: store.get_bytes(info.key) for info in store.list_keys()}
     tiles_key = output_keys(msg)["tiles"]
     assert set(here) == set(child)
     assert {k: v for k, v in here.items() if k != tiles_key} == {
@@ -277,7 +277,7 @@ def test_bad_segmentation_is_refused_and_stores_nothing(
     msg = make_message()
     with pytest.raises(BadInput, match=match):
         publish_product(runtime, msg, build(tmp_path / "bad.tif"))
-    assert [i.key for i in store.list()] == [msg.cloud_mask]
+    assert [i.key for i in store.list_keys()] == [msg.cloud_mask]
 
 
 def test_message_without_cloud_mask_is_refused(

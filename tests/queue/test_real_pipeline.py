@@ -121,7 +121,7 @@ def _assert_committed_once(pipeline: Pipeline, ids: list[str]) -> None:
     store = pipeline.store
     entries = {e.product_id: e for e in catalog.iter_entries(store, "clc-baseline", 1)}
     assert sorted(entries) == sorted(ids)
-    keys = [info.key for info in store.list("")]
+    keys = [info.key for info in store.list_keys("")]
     assert len(keys) == len(set(keys))
     for pid, entry in entries.items():
         for name in ("segmentation", "polygons", "tiles", "cloud_mask"):

@@ -87,4 +87,4 @@ def test_reprocess_to_an_unknown_version_is_refused_before_any_work(tmp_path: Pa
     assert result.exit_code == 2
     assert "model 'clc-baseline' version 7 not available" in result.output
     assert "available versions: 1" in result.output
-    assert list(store.list("")) == []
+    assert list(store.list_keys("")) == []
