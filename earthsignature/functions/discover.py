@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from pystac_client import Client
 from shapely import wkt
@@ -29,13 +30,23 @@ from earthsignature.storage.records import OutcomeRecord, write_record
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A product discover chose not to process: why, and the figures behind it."""
+
+    ref: ProductRef
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class DiscoverResult:
-    """Messages to fetch, products skipped (with reason), ids already committed, and items
-    refused (original id, reason); each refused item has a failed record."""
+    """Messages to fetch, products skipped, ids already committed, and items refused
+    (original id, reason). Discover has written the record of each skipped or refused one;
+    the orchestrator only reports them."""
 
     products: list[ProductMessage] = field(default_factory=list)
-    skipped: list[tuple[ProductRef, str]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     committed: list[str] = field(default_factory=list)
     invalid: list[tuple[str, str]] = field(default_factory=list)
 
@@ -85,21 +96,13 @@ def discover(
             result.committed.append(ref.id)
             continue
         if ref.cloud_cover is not None and ref.cloud_cover > limit:
-            reason = f"scene cloud cover {ref.cloud_cover:.1f} % is over {limit:.1f} %"
-            write_record(
-                rt.store,
-                OutcomeRecord(
-                    product_id=ref.id,
-                    date=ref.date,
-                    model=model,
-                    version=version,
-                    status="skipped",
-                    stage="discover",
-                    reason=reason,
-                    details={"cloud_cover": ref.cloud_cover, "threshold": limit},
-                ),
+            skipped = Skipped(
+                ref,
+                f"scene cloud cover {ref.cloud_cover:.1f} % is over {limit:.1f} %",
+                {"cloud_cover": ref.cloud_cover, "threshold": limit},
             )
-            result.skipped.append((ref, reason))
+            record_skipped(rt, skipped)
+            result.skipped.append(skipped)
             continue
         result.products.append(
             ProductMessage(
@@ -113,6 +116,22 @@ def discover(
             )
         )
     return result
+
+
+def record_skipped(rt: Runtime, skipped: Skipped) -> str:
+    """Write the skipped record of a product (the only writer of discover's skipped records)."""
+    settings = rt.settings
+    record = OutcomeRecord(
+        product_id=skipped.ref.id,
+        date=skipped.ref.date,
+        model=settings.model_name,
+        version=settings.model_version,
+        status="skipped",
+        stage="discover",
+        reason=skipped.reason,
+        details=dict(skipped.details),
+    )
+    return write_record(rt.store, record)
 
 
 #: Characters of a refused item's original id kept in its record.

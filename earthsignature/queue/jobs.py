@@ -26,6 +26,7 @@ from rq import get_current_job
 from rq.job import Job
 
 from earthsignature import metrics
+from earthsignature.functions.discover import DiscoverResult, Skipped
 from earthsignature.functions.errors import BadInput, ProductSkipped
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.stac import quote_id
@@ -193,7 +194,7 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     model, version = payload["model"], int(payload["version"])
     discover = resolve_handler(stage, rt.settings.stage_handlers)
     try:
-        result = discover(
+        result: DiscoverResult = discover(
             for_model(rt, model, version),
             start=dt.date.fromisoformat(payload["start"]),
             end=dt.date.fromisoformat(payload["end"]),
@@ -206,15 +207,15 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
             status.mark_run_discovered(conn, run, 0, error=_reason(exc))
         raise
     started, committed = [], []
-    for found in getattr(result, "products", result):  # DiscoverResult (or a plain list)
+    for found in result.products:
         msg = found.model_copy(update={"model": model, "version": version, "run": run})
         if catalog.is_committed(rt.store, model, version, msg.date, msg.product_id):
             committed.append(msg.product_id)
             continue
         if start_product(conn, rt.settings, msg) is not None:
             started.append(msg.product_id)
-    skipped = _record_skipped(rt, conn, getattr(result, "skipped", []) or [], model, version, run)
-    rejected = [quote_id(item_id) for item_id, _ in getattr(result, "invalid", [])]
+    skipped = _report_skipped(conn, result.skipped, model, version, run)
+    rejected = [quote_id(item_id) for item_id, _ in result.invalid]
     status.mark_run_discovered(conn, run, len(started) + len(skipped), rejected=len(rejected))
     return {
         "outcome": "ok",
@@ -225,49 +226,18 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _record_skipped(
-    rt: Runtime, conn: redis.Redis, skipped: list[Any], model: str, version: int, run: str
+def _report_skipped(
+    conn: redis.Redis, skipped: list[Skipped], model: str, version: int, run: str
 ) -> list[str]:
-    """Write records (and status) for products discover chose not to process.
-
-    Accepts what discover reports: ``(ProductRef, reason)`` pairs, or objects/dicts carrying
-    ``product_id``, ``date``, ``reason`` (and optionally ``tile``, ``details``).
-    """
+    """Status of the products discover chose not to process (discover wrote their records)."""
     out = []
     for entry in skipped:
-        item = entry
-        if isinstance(entry, tuple) and len(entry) == 2:
-            ref, why = entry
-            item = {"product_id": getattr(ref, "id", None), "date": getattr(ref, "date", None),
-                    "tile": getattr(ref, "tile", None), "reason": why}  # fmt: skip
-        get = item.get if isinstance(item, dict) else lambda k, d=None, o=item: getattr(o, k, d)
-        msg = get("message") if not isinstance(item, ProductMessage) else item
-        pid = msg.product_id if msg else get("product_id")
-        date = msg.date if msg else get("date")
-        if not pid or not date:
-            log.warning("discover reported a skipped product without id/date: %r", item)
-            continue
-        reason = str(get("reason") or "skipped by discover")
-        write_record(
-            rt.store,
-            OutcomeRecord(
-                product_id=pid,
-                date=str(date)[:10],
-                model=model,
-                version=version,
-                status="skipped",
-                stage="discover",
-                reason=reason,
-                details=dict(get("details") or {}),
-            ),
+        ref = entry.ref
+        ident = ProductMessage(
+            product_id=ref.id, date=ref.date, tile=ref.tile, model=model, version=version, run=run
         )
-        tile = msg.tile if msg else get("tile")
-        if tile:
-            ident = ProductMessage(
-                product_id=pid, date=str(date), tile=tile, model=model, version=version, run=run
-            )
-            status.finished(conn, ident, "discover", "skipped", reason)
-        out.append(pid)
+        status.finished(conn, ident, "discover", "skipped", entry.reason)
+        out.append(ref.id)
     return out
 
 
