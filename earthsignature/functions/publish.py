@@ -363,6 +363,8 @@ def build_item(
     }
     if msg.item.get("platform"):
         properties["platform"] = msg.item["platform"]
+    if msg.item:  # so reprocessing needs no second search of the STAC API
+        properties[catalog.PROP_SOURCE_ITEM] = msg.item
     item = pystac.Item(
         id=msg.product_id,
         geometry=footprint,

@@ -22,7 +22,9 @@ from earthsignature.functions.cog import is_valid_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.publish import publish_product
+from earthsignature.functions.stac import AssetRef, ProductRef
 from earthsignature.functions.tiles import LAYER, MAX_ZOOM, MIN_ZOOM
+from earthsignature.queue.reprocess import plan_reprocess
 from earthsignature.runtime import Runtime
 from earthsignature.storage import ObjectStore, StorageError, catalog, layout, records
 from tests.publish.conftest import DATE, PIXEL_M2, PRODUCT, scaled_codes, write_raster
@@ -285,3 +287,33 @@ def test_message_without_cloud_mask_is_refused(
 ) -> None:
     with pytest.raises(BadInput, match="cloud mask"):
         publish_product(runtime, make_message(cloud_mask=None), segmentation)
+
+
+def test_reprocess_reuses_the_published_source_item(
+    store: ObjectStore, runtime: Runtime, segmentation: Path, make_message: MessageFactory
+) -> None:
+    """The real publish records the product reference, so reprocessing needs no STAC search
+    (here the STAC API is unreachable: a search would fail)."""
+    ref = ProductRef(
+        id=PRODUCT,
+        datetime="2020-02-19T11:21:21Z",
+        tile="29RKH",
+        footprint={"type": "Point", "coordinates": [-11.0, 31.6]},
+        cloud_cover=4.2,
+        processing_baseline="02.14",
+        platform="sentinel-2a",
+        product_type="S2MSI2A",
+        published="2020-02-19T16:00:00Z",
+        assets={"B04": AssetRef("https://example.invalid/B04.tif", 1e-4, 0.0)},
+    )
+    publish_product(runtime, make_message(item=ref.to_dict()), segmentation, strip_rows=128)
+    offline = Runtime(
+        settings=runtime.settings.model_copy(update={"stac_api_url": "http://127.0.0.1:9"}),
+        store=store,
+    )
+    day = dt.date.fromisoformat(DATE)
+    plan = plan_reprocess(offline, model="clc-test", version=3, start=day, end=day, run="again")
+    assert plan.not_found == [] and plan.already_done == []
+    (msg,) = plan.messages
+    assert (msg.product_id, msg.tile, msg.version, msg.run) == (PRODUCT, "29RKH", 3, "again")
+    assert ProductRef.from_dict(msg.item) == ref
