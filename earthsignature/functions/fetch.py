@@ -39,7 +39,7 @@ from earthsignature.models.errors import ModelError
 from earthsignature.models.repository import load_spec
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
-from earthsignature.storage.s3 import GDAL_HTTP_RETRY
+from earthsignature.storage.gdal import GDAL_HTTP_RETRY
 
 log = logging.getLogger(__name__)
 

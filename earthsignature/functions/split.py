@@ -26,6 +26,7 @@ from rasterio.windows import Window
 
 from earthsignature.functions import shards
 from earthsignature.functions.chips import ChipGrid, read_padded
+from earthsignature.functions.cloudmask import valid_mask
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.memory import release_free_memory
@@ -35,8 +36,6 @@ from earthsignature.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-#: Scene classification values that mean "no data" (0) and "saturated or defective" (1).
-SCL_INVALID = (0, 1)
 DEFAULT_SCALE = 1e-4
 #: GDAL block cache of split (MiB): one chip row of blocks per band is all it reuses, and
 #: GDAL's default (5 % of RAM) would grow the worker by gigabytes on a full tile.
@@ -149,7 +148,7 @@ class BandReader:
             return valid
 
         def scl() -> np.ndarray:
-            return ~np.isin(self.readers["SCL"].read(1, window=window), SCL_INVALID)
+            return valid_mask(self.readers["SCL"].read(1, window=window))
 
         jobs = [self._pool.submit(band, i) for i in range(len(self.spec.bands))]
         if "SCL" in self.readers:
