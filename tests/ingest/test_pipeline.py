@@ -187,3 +187,17 @@ def test_next_product_still_processed(local_store: ObjectStore, tmp_path: Path) 
     (msg,) = fetch.handle(message(json.loads(good.item.read_text())), rt)
     (msg,) = cloud.handle(msg, rt)
     assert msg.cloud_fraction == 0.0
+
+
+def test_discover_reads_an_item_folder(local_store: ObjectStore, generated: Path) -> None:
+    """A file:// item source: the STAC item files of a folder, filtered by window and area."""
+    item = json.loads(generated.read_text())
+    day = dt.date.fromisoformat(item["properties"]["datetime"][:10])
+    rt = runtime(local_store, generated.parent.parent.as_uri(), aoi_wkt=SAHARA)
+    found = discover(rt, start=day, end=day, run="r1")
+    assert [m.product_id for m in found.products] == [item["id"]]
+    assert found.products[0].item == from_stac_item(item).to_dict()
+    later = day + dt.timedelta(days=1)
+    assert discover(rt, start=later, end=later, run="r1").products == []
+    elsewhere = "POLYGON ((10 45, 11 45, 11 46, 10 46, 10 45))"
+    assert discover(rt, start=day, end=day, run="r1", aoi_wkt=elsewhere).products == []
