@@ -19,7 +19,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from earthsignature.functions.polygons import (
     iter_polygon_batches,
     mmu_pixels,
 )
+from earthsignature.functions.stac import ProductRef
 from earthsignature.functions.tiles import write_pmtiles
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog, layout, records
@@ -363,8 +364,9 @@ def build_item(
     }
     if msg.item.get("platform"):
         properties["platform"] = msg.item["platform"]
-    if msg.item:  # so reprocessing needs no second search of the STAC API
-        properties[catalog.PROP_SOURCE_ITEM] = msg.item
+    with suppress(TypeError):  # a full product reference (not an API upload's)
+        source = ProductRef.from_dict(msg.item).to_dict()
+        properties[catalog.PROP_SOURCE_ITEM] = source  # reprocessing reuses it, no search
     item = pystac.Item(
         id=msg.product_id,
         geometry=footprint,
