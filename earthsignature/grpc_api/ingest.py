@@ -105,6 +105,7 @@ def ingest(rt: Runtime, upload: Upload, run: str = "api") -> CatalogEntry:
     valid = segmentation > 0
     cloud_fraction = float(100.0 * cloud[valid].mean()) if valid.any() else 100.0
 
+    mask_key = layout.mask_key(upload.acquired, tile, upload.product_id)
     msg = ProductMessage(
         product_id=upload.product_id,
         date=upload.acquired.astimezone(dt.UTC).date().isoformat(),
@@ -118,7 +119,7 @@ def ingest(rt: Runtime, upload: Upload, run: str = "api") -> CatalogEntry:
             "published": upload.published.isoformat() if upload.published else None,
             "product_type": upload.product_type,
         },
-        cloud_mask=layout.mask_key(upload.acquired, tile, upload.product_id),
+        cloud_mask=mask_key,
         cloud_fraction=round(cloud_fraction, 4),
     )
     with tempfile.TemporaryDirectory(prefix="earthsig-ingest-") as tmp:
@@ -126,6 +127,6 @@ def ingest(rt: Runtime, upload: Upload, run: str = "api") -> CatalogEntry:
         seg_path, cloud_plain = folder / "segmentation.tif", folder / "cloud.tif"
         _write_geotiff(seg_path, segmentation, seg_profile, nodata=0)
         _write_geotiff(cloud_plain, cloud.astype(np.uint8), cloud_profile)
-        with rt.store.staged_file(msg.cloud_mask, suffix=".tif") as staged:
+        with rt.store.staged_file(mask_key, suffix=".tif") as staged:
             to_cog(cloud_plain, staged, nbits=1)
         return publish_product(rt, msg, seg_path)
