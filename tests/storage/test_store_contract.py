@@ -1,4 +1,5 @@
-"""The storage contract, run against the local backend and a real S3 server."""
+"""The storage contract, run against the local backend and two real S3 servers (SeaweedFS,
+moto's server)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from pathlib import Path
 import pytest
 
 from earthsignature.storage import InvalidKey, ObjectNotFound, ObjectStore
+
+
+@pytest.fixture(params=["local", "s3", "moto"])
+def store(request: pytest.FixtureRequest) -> ObjectStore:
+    """Each contract test runs on the local backend, SeaweedFS and moto's S3 server."""
+    return request.getfixturevalue(f"{request.param}_store")
 
 
 def test_round_trip_bytes(store: ObjectStore) -> None:
