@@ -6,34 +6,12 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from earthsignature.queue import status
 from earthsignature.queue.enqueue import discover_payload, enqueue_discover
 from earthsignature.storage import catalog, layout
 from earthsignature.storage.records import read_record
 from earthsignature.testing.stac_server import StacServer
-from tests.queue.conftest import Pipeline, product, write_products
+from tests.queue.conftest import DAY, Pipeline, product, start_day, terminal, write_products
 from tests.queue.fake_stages import HANDLERS
-
-DAY = dt.date(2026, 3, 1)
-
-
-def _start_day(pipeline: Pipeline, run: str = "r1") -> None:
-    settings = pipeline.settings
-    payload = discover_payload(
-        start=DAY, end=DAY, run=run, model=settings.model_name, version=settings.model_version
-    )
-    assert enqueue_discover(pipeline.conn, settings, payload) is not None
-
-
-def _terminal(pipeline: Pipeline, run: str, expected: int):  # type: ignore[no-untyped-def]
-    def check():  # type: ignore[no-untyped-def]
-        found = status.products(pipeline.conn, run)
-        done = status.run_discovered(pipeline.conn, run)
-        if done and len(found) == expected and all(p.terminal for p in found):
-            return {p.product_id: p for p in found}
-        return None
-
-    return check
 
 
 def test_products_flow_through_every_stage_once(pipeline: Pipeline) -> None:
@@ -50,8 +28,8 @@ def test_products_flow_through_every_stage_once(pipeline: Pipeline) -> None:
         ],
     )
     pipeline.start_workers(3)
-    _start_day(pipeline)
-    states = pipeline.wait(_terminal(pipeline, "r1", 6), what="all products terminal")
+    start_day(pipeline)
+    states = pipeline.wait(terminal(pipeline, "r1", 6), what="all products terminal")
 
     assert {k: v.state for k, v in states.items()} == {
         "S2A_A": "committed",
@@ -100,8 +78,8 @@ def test_exhausted_retries_record_failure_without_blocking_others(pipeline: Pipe
         ],
     )
     pipeline.start_workers(2)
-    _start_day(pipeline)
-    states = pipeline.wait(_terminal(pipeline, "r1", 2), what="both terminal")
+    start_day(pipeline)
+    states = pipeline.wait(terminal(pipeline, "r1", 2), what="both terminal")
     version = pipeline.settings.model_version
     assert states["S2A_FINE"].state == "committed"
     doomed = states["S2A_DOOMED"]
@@ -133,7 +111,7 @@ def test_real_discover_skip_keeps_its_figures(pipeline: Pipeline, shared_data: P
             start=day, end=day, run="r1", model=settings.model_name, version=settings.model_version
         )
         assert enqueue_discover(pipeline.conn, settings, payload) is not None
-        states = pipeline.wait(_terminal(pipeline, "r1", 1), what="the cloudy product skipped")
+        states = pipeline.wait(terminal(pipeline, "r1", 1), what="the cloudy product skipped")
     pid = item["id"]
     assert states[pid].state == "skipped"
     record = read_record(pipeline.store, settings.model_name, settings.model_version, day, pid)
