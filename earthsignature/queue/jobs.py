@@ -34,7 +34,7 @@ from earthsignature.logs import log_context
 from earthsignature.queue import fanin, status
 from earthsignature.queue.enqueue import enqueue_stage, start_product
 from earthsignature.queue.reprocess import for_model
-from earthsignature.queue.stages import get_stage, resolve_handler
+from earthsignature.queue.stages import Stage, get_stage, resolve_handler
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog
 from earthsignature.storage.records import OutcomeRecord, clear_record, write_record
@@ -145,23 +145,19 @@ def _run_stage(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
         if final:
             _record(rt, msg, stage, "failed", _reason(exc), {"attempts": "exhausted"})
         raise
-    return _hand_on(conn, rt, spec.name, spec.next, msg, list(out or []))
+    return _hand_on(conn, rt, spec, msg, list(out or []))
 
 
 def _hand_on(
-    conn: redis.Redis,
-    rt: Runtime,
-    stage: str,
-    next_stage: str | None,
-    msg: ProductMessage,
-    out: list[ProductMessage],
+    conn: redis.Redis, rt: Runtime, spec: Stage, msg: ProductMessage, out: list[ProductMessage]
 ) -> dict[str, Any]:
-    """Enqueue what follows ``stage`` and update the product's status."""
+    """Enqueue what follows ``spec`` (as its fan-out/fan-in flags say) and update the status."""
+    stage, next_stage = spec.name, spec.next
     if next_stage is None:
         clear_record(rt.store, msg.model, msg.version, msg.date, msg.product_id)
         status.finished(conn, msg, stage, "committed")
         return {"outcome": "committed"}
-    if stage == "infer":
+    if spec.fans_in:
         done = fanin.mark_shard_done(conn, msg)
         status.shards_progress(conn, msg, done)
         if not fanin.all_done(conn, msg, done):
@@ -175,7 +171,7 @@ def _hand_on(
         _record(rt, msg, stage, "failed", reason)
         status.failure(conn, msg, stage, reason, final=True)
         return {"outcome": "failed", "reason": reason}
-    if stage == "split":
+    if spec.fans_out:
         status.shards_planned(conn, msg, len(out))
     status.stage_finished(conn, msg, stage, next_stage)  # before the next job can start
     enqueued = [job.id for m in out if (job := enqueue_stage(conn, rt.settings, next_stage, m))]
@@ -254,7 +250,7 @@ def on_job_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
         return
     stage, payload = job.args[0], job.args[1]
     reason = "worker lost during the job (killed or machine gone)"
-    if stage == "discover":
+    if get_stage(stage).takes_window:
         if _last_attempt(job):
             status.mark_run_discovered(connection, payload["run"], 0, error=reason)
         return

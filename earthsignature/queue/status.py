@@ -26,7 +26,7 @@ from rq.registry import (
 
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.queue.rq_setup import make_queue
-from earthsignature.queue.stages import PRODUCT_STAGES, QUEUES
+from earthsignature.queue.stages import PRODUCT_STAGES, QUEUES, SHARD_STAGES
 
 PREFIX = "earthsig"
 State = Literal["queued", "running", "retrying", "committed", "skipped", "failed"]
@@ -78,7 +78,7 @@ class ProductStatus:
             return float(len(PRODUCT_STAGES))
         index = PRODUCT_STAGES.index(self.stage) if self.stage in PRODUCT_STAGES else 0
         done = float(index)
-        if self.stage == "infer" and self.shards:
+        if self.stage in SHARD_STAGES and self.shards:
             done += self.shards_done / self.shards
         return done
 

@@ -4,7 +4,7 @@ A product is visible to readers if and only if its record exists under ``catalog
 record is written last, after every asset it names is stored. Readers prune by the
 ``model=/version=/date=`` partitions, so a date range never scans unrelated products.
 
-Item shape (written by the publish stage, read by the API, stats and viewer):
+Item shape (written by publish, in the vectorize stage; read by the API, stats and viewer):
 
 - ``id``: product id; ``geometry``/``bbox``: footprint of valid data, EPSG:4326.
 - ``properties``: ``datetime`` (acquisition), ``created`` (segmentation time), ``published``
