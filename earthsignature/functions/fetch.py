@@ -204,7 +204,7 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Copy the needed bands into raw/, set ``msg.bands``; BadInput leaves no raw/ objects."""
     check_model(rt, msg)
     ref = ProductRef.from_dict(msg.item)
-    needed = list(msg.extra.get("bands_needed") or DEFAULT_BANDS)
+    needed = list(msg.bands_needed or DEFAULT_BANDS)
     missing = [band for band in needed if band not in ref.assets]
     if missing:
         raise BadInput(

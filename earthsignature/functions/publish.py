@@ -175,12 +175,12 @@ def acquisition_time(msg: ProductMessage) -> dt.datetime:
 def created_time(rt: Runtime, msg: ProductMessage) -> dt.datetime:
     """When the segmentation was made, stable across retries so re-publishing is byte-equal.
 
-    ``msg.extra["created"]`` (set once per run by the orchestrator) wins; otherwise the
+    ``msg.created`` (set once per run by the orchestrator) wins; otherwise the
     ``created`` of an existing record of the same product and model version is kept; only a
     first publication without either takes the current time.
     """
-    if msg.extra.get("created"):
-        return _parse_iso(str(msg.extra["created"]))
+    if msg.created:
+        return _parse_iso(msg.created)
     existing = catalog.read_committed(rt.store, msg.model, msg.version, msg.date, msg.product_id)
     if existing is not None and existing.created is not None:
         return existing.created
@@ -237,13 +237,13 @@ def check_segmentation(path: Path, msg: ProductMessage) -> int:
                 raise BadInput("segmentation needs a projected CRS (the product's UTM zone)")
             if ds.nodata not in (None, corine.NODATA):
                 raise BadInput(f"segmentation no-data must be 0, got {ds.nodata}")
-            grid = msg.extra.get("grid")
+            grid = msg.grid
             if grid and (
-                (ds.width, ds.height) != (grid["width"], grid["height"])
-                or ds.crs != CRS.from_user_input(grid["crs"])
-                or not ds.transform.almost_equals(Affine(*grid["transform"][:6]))
+                (ds.width, ds.height) != (grid.width, grid.height)
+                or ds.crs != CRS.from_user_input(grid.crs)
+                or not ds.transform.almost_equals(Affine(*grid.transform[:6]))
             ):
-                raise BadInput("segmentation is not on the product grid", grid=grid)
+                raise BadInput("segmentation is not on the product grid", grid=grid.model_dump())
             return int(ds.width) * int(ds.height)
     except RasterioIOError as exc:
         raise BadInput(f"segmentation cannot be read: {exc}") from exc

@@ -28,7 +28,7 @@ from earthsignature.functions import shards
 from earthsignature.functions.chips import ChipGrid, read_padded
 from earthsignature.functions.cloudmask import valid_mask
 from earthsignature.functions.errors import BadInput
-from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.messages import ProductGrid, ProductMessage
 from earthsignature.memory import release_free_memory
 from earthsignature.models.repository import load_spec
 from earthsignature.models.spec import ModelSpec
@@ -240,5 +240,6 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
         reader.close()
         release_free_memory()
     log.info("%s: %d chips in %d shards", msg.product_id, len(grid), n_shards)
-    done = msg.model_copy(update={"n_shards": n_shards, "extra": {**msg.extra, "grid": grid_json}})
+    product_grid = ProductGrid.model_validate(grid_json)
+    done = msg.model_copy(update={"n_shards": n_shards, "grid": product_grid})
     return [done.model_copy(update={"shard": i}) for i in range(n_shards)]

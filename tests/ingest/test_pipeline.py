@@ -33,7 +33,7 @@ def runtime(store: ObjectStore, url: str = "http://127.0.0.1:9", **kw: object) -
     return Runtime(settings=Settings(stac_api_url=url, **kw), store=store)  # type: ignore[arg-type]
 
 
-def message(item: dict, **extra: object) -> ProductMessage:
+def message(item: dict) -> ProductMessage:
     ref = from_stac_item(item)
     return ProductMessage(
         product_id=ref.id,
@@ -43,7 +43,6 @@ def message(item: dict, **extra: object) -> ProductMessage:
         version=1,
         run="r1",
         item=ref.to_dict(),
-        extra=dict(extra),
     )
 
 
