@@ -17,7 +17,7 @@ import multiprocessing
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
@@ -261,10 +261,15 @@ def class_areas(path: Path) -> dict[int, float]:
         pixel_area = abs(ds.transform.a * ds.transform.e - ds.transform.b * ds.transform.d)
     counts[corine.NODATA] = 0
     present = np.flatnonzero(counts)
-    unknown = [int(c) for c in present if not corine.is_code(int(c))]
+    check_codes(present)
+    return {int(code): float(counts[code]) * pixel_area for code in present}
+
+
+def check_codes(values: Iterable[Any]) -> None:
+    """BadInput naming the values that are neither no data (0) nor a CORINE level-3 code."""
+    unknown = [int(c) for c in values if int(c) != corine.NODATA and not corine.is_code(int(c))]
     if unknown:
         raise BadInput(f"segmentation holds values that are not CORINE codes: {unknown[:10]}")
-    return {int(code): float(counts[code]) * pixel_area for code in present}
 
 
 def valid_footprint(path: Path) -> dict[str, Any]:
