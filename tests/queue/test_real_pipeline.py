@@ -169,7 +169,8 @@ def test_three_products_with_real_tile_commit_exactly_once(
         ids, ("committed", "vectorize", None)
     )
     assert {pid: p.state for pid, p in states.items()} == dict.fromkeys(ids, "committed")
-    assert all(p.retries == 0 and not p.failures for p in states.values())
+    failures = {pid: p.failures for pid, p in states.items()}
+    assert all(p.retries == 0 and not p.failures for p in states.values()), failures
     assert all(p.shards and p.shards_done == p.shards for p in states.values())
     _assert_committed_once(pipeline, ids)
     finished = FinishedJobRegistry(queue=make_queue("vectorize", redis_conn))
