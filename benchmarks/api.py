@@ -337,7 +337,7 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="earthsig-api-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     store = LocalStore(str(folder))
-    if not any(store.list(layout.catalog_prefix())):
+    if not any(store.list_keys(layout.catalog_prefix())):
         t0 = time.perf_counter()
         item = shared_product(store, args.block)
         t1 = time.perf_counter()

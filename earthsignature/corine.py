@@ -22,10 +22,6 @@ class ClcClass:
         return "#{:02x}{:02x}{:02x}".format(*self.rgb)
 
     @property
-    def level1(self) -> int:
-        return self.code // 100
-
-    @property
     def level2(self) -> int:
         return self.code // 10
 

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     # Discovery
     stac_api_url: str = Field(
         default="https://earth-search.aws.element84.com/v1",
-        description="STAC API searched for Sentinel-2 L2A products.",
+        description="STAC API searched for Sentinel-2 L2A products (a file:// URL: a folder "
+        "of STAC item files instead, as the offline demo uses).",
     )
     stac_collection: str = Field(default="sentinel-2-l2a", description="STAC collection id.")
     aoi_wkt: str = Field(default=EUROPE_WKT, description="Area of interest, WKT in EPSG:4326.")

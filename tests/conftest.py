@@ -6,10 +6,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from earthsignature.queue import EmbeddedRedis
 from earthsignature.storage import LocalStore, ObjectStore, S3Store
+from earthsignature.testing.ports import free_port
 from earthsignature.testing.seaweed import SeaweedS3
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +42,38 @@ def s3_server() -> Iterator[SeaweedS3]:
 def s3_store(s3_server: SeaweedS3) -> S3Store:
     """An S3Store under a fresh prefix of the session bucket, so tests never see each other."""
     return s3_server.store(TEST_BUCKET, f"t-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server (ThreadedMotoServer) on a loopback port: a second S3 implementation
+    beside SeaweedFS, for the storage contract."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="moto",
+        aws_secret_access_key="moto",
+    ).create_bucket(Bucket=TEST_BUCKET)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_store(moto_endpoint: str) -> S3Store:
+    """An S3Store under a fresh prefix of the moto server's bucket."""
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+    return S3Store(
+        TEST_BUCKET, prefix, endpoint_url=moto_endpoint, access_key="moto", secret_key="moto"
+    )
 
 
 @pytest.fixture

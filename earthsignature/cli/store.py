@@ -23,7 +23,7 @@ def ls(prefix: str, dirs: bool) -> None:
         for key in store.list_dirs(prefix):
             click.echo(key)
         return
-    for info in store.list(prefix):
+    for info in store.list_keys(prefix):
         click.echo(f"{info.size:>12}  {info.key}")
 
 

@@ -39,7 +39,7 @@ from earthsignature.models.errors import ModelError
 from earthsignature.models.repository import load_spec
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
-from earthsignature.storage.s3 import GDAL_HTTP_RETRY
+from earthsignature.storage.gdal import GDAL_HTTP_RETRY
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Copy the needed bands into raw/, set ``msg.bands``; BadInput leaves no raw/ objects."""
     check_model(rt, msg)
     ref = ProductRef.from_dict(msg.item)
-    needed = list(msg.extra.get("bands_needed") or DEFAULT_BANDS)
+    needed = list(msg.bands_needed or DEFAULT_BANDS)
     missing = [band for band in needed if band not in ref.assets]
     if missing:
         raise BadInput(

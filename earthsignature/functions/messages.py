@@ -13,6 +13,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from earthsignature.storage import layout
 
 
+class ProductGrid(BaseModel):
+    """The product's pixel grid: split sets it, stitch writes on it, publish checks against it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    crs: str = Field(description="CRS as GDAL reads it, e.g. EPSG:32629.")
+    transform: list[float] = Field(description="Affine coefficients a, b, c, d, e, f.")
+    width: int
+    height: int
+
+
 class ProductMessage(BaseModel):
     """Identity of a product in one pipeline run, plus what earlier stages produced."""
 
@@ -37,7 +48,15 @@ class ProductMessage(BaseModel):
     )
     n_shards: int | None = Field(default=None, description="Number of shards, set by split.")
     shard: int | None = Field(default=None, description="Shard index of an infer job.")
-    extra: dict[str, Any] = Field(default_factory=dict, description="Stage-specific data.")
+    grid: ProductGrid | None = Field(default=None, description="Product pixel grid, set by split.")
+    created: str | None = Field(
+        default=None,
+        description="Segmentation time (ISO 8601) publish writes; fixed once per run so that "
+        "re-publishing is byte-equal (else publish keeps the existing record's).",
+    )
+    bands_needed: list[str] | None = Field(
+        default=None, description="Bands fetch copies (default: fetch.DEFAULT_BANDS)."
+    )
     aoi_wkt: str | None = Field(
         default=None,
         description="The run's area of interest (WKT, EPSG:4326); None means the settings' area.",

@@ -17,9 +17,9 @@ import multiprocessing
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from earthsignature.functions.polygons import (
     iter_polygon_batches,
     mmu_pixels,
 )
+from earthsignature.functions.stac import ProductRef
 from earthsignature.functions.tiles import write_pmtiles
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog, layout, records
@@ -176,12 +177,12 @@ def acquisition_time(msg: ProductMessage) -> dt.datetime:
 def created_time(rt: Runtime, msg: ProductMessage) -> dt.datetime:
     """When the segmentation was made, stable across retries so re-publishing is byte-equal.
 
-    ``msg.extra["created"]`` (set once per run by the orchestrator) wins; otherwise the
+    ``msg.created`` (set once per run by the orchestrator) wins; otherwise the
     ``created`` of an existing record of the same product and model version is kept; only a
     first publication without either takes the current time.
     """
-    if msg.extra.get("created"):
-        return _parse_iso(str(msg.extra["created"]))
+    if msg.created:
+        return _parse_iso(msg.created)
     existing = catalog.read_committed(rt.store, msg.model, msg.version, msg.date, msg.product_id)
     if existing is not None and existing.created is not None:
         return existing.created
@@ -240,13 +241,13 @@ def check_segmentation(path: Path, msg: ProductMessage) -> int:
                 raise BadInput("segmentation needs a projected CRS (the product's UTM zone)")
             if ds.nodata not in (None, corine.NODATA):
                 raise BadInput(f"segmentation no-data must be 0, got {ds.nodata}")
-            grid = msg.extra.get("grid")
+            grid = msg.grid
             if grid and (
-                (ds.width, ds.height) != (grid["width"], grid["height"])
-                or ds.crs != CRS.from_user_input(grid["crs"])
-                or not ds.transform.almost_equals(Affine(*grid["transform"][:6]))
+                (ds.width, ds.height) != (grid.width, grid.height)
+                or ds.crs != CRS.from_user_input(grid.crs)
+                or not ds.transform.almost_equals(Affine(*grid.transform[:6]))
             ):
-                raise BadInput("segmentation is not on the product grid", grid=grid)
+                raise BadInput("segmentation is not on the product grid", grid=grid.model_dump())
             return int(ds.width) * int(ds.height)
     except RasterioIOError as exc:
         raise BadInput(f"segmentation cannot be read: {exc}") from exc
@@ -264,10 +265,15 @@ def class_areas(path: Path) -> dict[int, float]:
         pixel_area = abs(ds.transform.a * ds.transform.e - ds.transform.b * ds.transform.d)
     counts[corine.NODATA] = 0
     present = np.flatnonzero(counts)
-    unknown = [int(c) for c in present if not corine.is_code(int(c))]
+    check_codes(present)
+    return {int(code): float(counts[code]) * pixel_area for code in present}
+
+
+def check_codes(values: Iterable[Any]) -> None:
+    """BadInput naming the values that are neither no data (0) nor a CORINE level-3 code."""
+    unknown = [int(c) for c in values if int(c) != corine.NODATA and not corine.is_code(int(c))]
     if unknown:
         raise BadInput(f"segmentation holds values that are not CORINE codes: {unknown[:10]}")
-    return {int(code): float(counts[code]) * pixel_area for code in present}
 
 
 def valid_footprint(path: Path) -> dict[str, Any]:
@@ -367,6 +373,9 @@ def build_item(
     }
     if msg.item.get("platform"):
         properties["platform"] = msg.item["platform"]
+    with suppress(TypeError):  # a full product reference (not an API upload's)
+        source = ProductRef.from_dict(msg.item).to_dict()
+        properties[catalog.PROP_SOURCE_ITEM] = source  # reprocessing reuses it, no search
     item = pystac.Item(
         id=msg.product_id,
         geometry=footprint,

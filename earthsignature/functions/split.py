@@ -26,8 +26,9 @@ from rasterio.windows import Window
 
 from earthsignature.functions import shards
 from earthsignature.functions.chips import ChipGrid, read_padded
+from earthsignature.functions.cloudmask import valid_mask
 from earthsignature.functions.errors import BadInput
-from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.messages import ProductGrid, ProductMessage
 from earthsignature.memory import release_free_memory
 from earthsignature.models.repository import load_spec
 from earthsignature.models.spec import ModelSpec
@@ -35,8 +36,6 @@ from earthsignature.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-#: Scene classification values that mean "no data" (0) and "saturated or defective" (1).
-SCL_INVALID = (0, 1)
 DEFAULT_SCALE = 1e-4
 #: GDAL block cache of split (MiB): one chip row of blocks per band is all it reuses, and
 #: GDAL's default (5 % of RAM) would grow the worker by gigabytes on a full tile.
@@ -160,7 +159,7 @@ class BandReader:
             return valid
 
         def scl() -> np.ndarray:
-            return ~np.isin(self.readers["SCL"].read(1, window=window), SCL_INVALID)
+            return valid_mask(self.readers["SCL"].read(1, window=window))
 
         jobs = [self._pool.submit(band, i) for i in range(len(self.spec.bands))]
         if "SCL" in self.readers:
@@ -252,5 +251,6 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
         reader.close()
         release_free_memory()
     log.info("%s: %d chips in %d shards", msg.product_id, len(grid), n_shards)
-    done = msg.model_copy(update={"n_shards": n_shards, "extra": {**msg.extra, "grid": grid_json}})
+    product_grid = ProductGrid.model_validate(grid_json)
+    done = msg.model_copy(update={"n_shards": n_shards, "grid": product_grid})
     return [done.model_copy(update={"shard": i}) for i in range(n_shards)]

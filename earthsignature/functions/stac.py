@@ -72,7 +72,7 @@ BASELINE_0400_START = dt.datetime(2022, 1, 25, tzinfo=dt.UTC)
 #: Longest item id quoted in an error message (ids of any length are refused, not echoed).
 QUOTE_CHARS = 80
 
-_TILE_IN_TEXT = re.compile(r"(?:^|_)T?(\d{2}[C-HJ-NP-X][A-HJ-NP-Z]{2})(?:_|$)")
+_TILE_IN_TEXT = re.compile(rf"(?:^|_)T?({layout.MGRS_TILE})(?:_|$)")
 _BASELINE_IN_TEXT = re.compile(r"_N(\d{2})(\d{2})_")
 
 

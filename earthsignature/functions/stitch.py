@@ -41,8 +41,8 @@ def write_centres(
 
 def stitch_segmentation(rt: Runtime, msg: ProductMessage, out_path: Path) -> None:
     """Every shard prediction of the product -> uint16 CORINE GeoTIFF at ``out_path``."""
-    grid = msg.extra.get("grid")
-    if not grid or msg.n_shards is None:
+    grid = msg.grid
+    if grid is None or msg.n_shards is None:
         raise BadInput("stitch needs split's grid and shard count", product=msg.product_id)
     spec = load_spec(rt, msg.model, msg.version)
     lut = spec.code_lut()
@@ -50,10 +50,10 @@ def stitch_segmentation(rt: Runtime, msg: ProductMessage, out_path: Path) -> Non
         "driver": "GTiff",
         "dtype": "uint16",
         "count": 1,
-        "width": int(grid["width"]),
-        "height": int(grid["height"]),
-        "crs": CRS.from_user_input(grid["crs"]),
-        "transform": Affine(*grid["transform"][:6]),
+        "width": grid.width,
+        "height": grid.height,
+        "crs": CRS.from_user_input(grid.crs),
+        "transform": Affine(*grid.transform[:6]),
         "nodata": corine.NODATA,
         "tiled": True,
         "blockxsize": 512,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.publish import publish_product
+from earthsignature.functions.stitch import stitch_segmentation
 from earthsignature.memory import release_free_memory
 from earthsignature.runtime import Runtime
 
@@ -21,8 +22,6 @@ log = logging.getLogger(__name__)
 
 def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Stitch, publish and commit one product; the last stage, so no next message."""
-    from earthsignature.functions.stitch import stitch_segmentation  # issue 4's module
-
     release_free_memory()
     with tempfile.TemporaryDirectory(prefix="earthsig-vectorize-") as tmp:
         stitched = Path(tmp) / "stitched.tif"

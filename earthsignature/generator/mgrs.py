@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from pyproj import Transformer
 
+from earthsignature.storage.layout import MGRS_TILE
+
 #: Side of a tile in metres (10980 px at 10 m).
 TILE_METRES = 109_800
 
@@ -27,9 +29,7 @@ KNOWN_ORIGINS: dict[str, tuple[int, int]] = {
     "34VEL": (499_980, 6_600_000),
 }
 
-_TILE = re.compile(
-    r"^T?(?P<zone>[0-9]{1,2})(?P<band>[C-HJ-NP-X])(?P<col>[A-HJ-NP-Z])(?P<row>[A-HJ-NP-V])$"
-)
+_TILE = re.compile(rf"^T?{MGRS_TILE}$")
 _BANDS = "CDEFGHJKLMNPQRSTUVWX"
 _COLUMN_SETS = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")
 _ROWS = "ABCDEFGHJKLMNPQRSTUV"

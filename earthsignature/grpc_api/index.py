@@ -250,7 +250,7 @@ class ProductIndex:
         """Pick up records committed, changed or removed since the last call; returns changes."""
         listed = {
             info.key: info.size
-            for info in self.store.list(layout.catalog_prefix())
+            for info in self.store.list_keys(layout.catalog_prefix())
             if info.key.endswith(".json")
         }
         with self._lock:

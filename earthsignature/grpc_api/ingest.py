@@ -22,11 +22,10 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 
-from earthsignature import corine
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
-from earthsignature.functions.publish import publish_product
+from earthsignature.functions.publish import check_codes, publish_product
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
 from earthsignature.storage.catalog import CatalogEntry
@@ -94,9 +93,7 @@ def ingest(rt: Runtime, upload: Upload, run: str = "api") -> CatalogEntry:
     segmentation, seg_profile = _open(upload.segmentation, "segmentation")
     if segmentation.dtype != np.uint16:
         raise BadInput(f"segmentation must be uint16, not {segmentation.dtype}")
-    unknown = [int(c) for c in np.unique(segmentation) if c and not corine.is_code(int(c))]
-    if unknown:
-        raise BadInput(f"segmentation holds values that are not CORINE codes: {unknown[:10]}")
+    check_codes(np.unique(segmentation))
     cloud, cloud_profile = _open(upload.cloud_mask, "cloud_mask")
     if not np.isin(np.unique(cloud), (0, 1)).all():
         raise BadInput("cloud_mask must hold only 0 (clear) and 1 (cloud)")

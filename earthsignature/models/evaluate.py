@@ -98,7 +98,7 @@ def panel(
     )
     handles = [
         Patch(
-            color=np.array(corine.clc_class(c).rgb) / 255,
+            color=corine.clc_class(c).hex,
             label=f"{c} {corine.clc_class(c).label[:40]}",
         )
         for c in present

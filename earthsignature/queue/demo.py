@@ -1,14 +1,14 @@
-"""The offline demo: generated scenes, a local STAC API, the whole pipeline on this machine.
+"""The offline demo: generated scenes, their STAC items, the whole pipeline on this machine.
 
-Generates a few synthetic Sentinel-2 L2A products (known CORINE truth) for one day, serves
-their STAC items from a loopback STAC API, and runs that day end to end with the embedded
-defaults (embedded Redis, a local store, spawned workers, the onnxruntime runner).
+Generates a few synthetic Sentinel-2 L2A products (known CORINE truth) for one day, points
+discover at their STAC item files (a ``file://`` item source, no STAC API), and runs that day
+end to end with the embedded defaults (embedded Redis, a local store, spawned workers, the
+onnxruntime runner).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,18 +55,14 @@ def run_demo(
     progress: bool = True,
     day: dt.date = DEMO_DATE,
 ) -> DemoResult:
-    """Generate, serve and process the demo scenes; outputs go to ``out/store``."""
-    from earthsignature.testing.stac_server import StacServer
-
+    """Generate and process the demo scenes; outputs go to ``out/store``."""
     out = Path(out).resolve()
     scenes, store = out / "scenes", out / "store"
-    item_files = generate_scenes(scenes, products, size, day)
-    items = [json.loads(path.read_text()) for path in item_files]
-    with StacServer(items) as stac:
-        settings = load_settings(
-            store=str(store), stac_api_url=stac.url, aoi_wkt=EUROPE_WKT, redis_url=None
-        )
-        summary = run_window(
-            settings, start=day, workers=workers, progress=progress, log_dir=out / "logs"
-        )
+    generate_scenes(scenes, products, size, day)
+    settings = load_settings(
+        store=str(store), stac_api_url=scenes.as_uri(), aoi_wkt=EUROPE_WKT, redis_url=None
+    )
+    summary = run_window(
+        settings, start=day, workers=workers, progress=progress, log_dir=out / "logs"
+    )
     return DemoResult(summary, store, scenes, settings)

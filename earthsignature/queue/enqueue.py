@@ -45,7 +45,7 @@ def job_id(stage: str, *parts: object) -> str:
 
 
 def product_job_id(stage: str, msg: ProductMessage) -> str:
-    shard = msg.shard if stage == "infer" else None
+    shard = msg.shard if get_stage(stage).fans_in else None
     return job_id(stage, msg.model, msg.version, msg.product_id, msg.run, shard)
 
 
@@ -83,7 +83,7 @@ def enqueue_stage(
     """Enqueue ``stage`` for ``msg``; None when that exact job already exists."""
     shard = (
         f" shard {msg.shard + 1}/{msg.n_shards}"
-        if stage == "infer" and msg.shard is not None
+        if get_stage(stage).fans_in and msg.shard is not None
         else ""
     )
     job = _enqueue(

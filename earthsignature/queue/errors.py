@@ -22,11 +22,3 @@ class HandlerNotFound(QueueError, ImportError):
 
 class WorkerStartError(QueueError, RuntimeError):
     """A locally spawned worker process exited before the run finished."""
-
-
-class RunFailed(QueueError):
-    """An end-to-end run finished with failed products (the summary says which)."""
-
-    def __init__(self, message: str, failed: list[str]) -> None:
-        super().__init__(message)
-        self.failed = failed

@@ -26,6 +26,7 @@ from rq import get_current_job
 from rq.job import Job
 
 from earthsignature import metrics
+from earthsignature.functions.discover import DiscoverResult, Skipped
 from earthsignature.functions.errors import BadInput, ProductSkipped
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.stac import quote_id
@@ -34,7 +35,7 @@ from earthsignature.queue import fanin, status
 from earthsignature.queue.enqueue import enqueue_stage, start_product
 from earthsignature.queue.preflight import cannot_heal
 from earthsignature.queue.reprocess import for_model
-from earthsignature.queue.stages import get_stage, resolve_handler
+from earthsignature.queue.stages import Stage, get_stage, resolve_handler
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog
 from earthsignature.storage.records import OutcomeRecord, clear_record, write_record
@@ -150,23 +151,19 @@ def _run_stage(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
         if final:
             _record(rt, msg, stage, "failed", reason, {"attempts": "exhausted"})
         raise
-    return _hand_on(conn, rt, spec.name, spec.next, msg, list(out or []))
+    return _hand_on(conn, rt, spec, msg, list(out or []))
 
 
 def _hand_on(
-    conn: redis.Redis,
-    rt: Runtime,
-    stage: str,
-    next_stage: str | None,
-    msg: ProductMessage,
-    out: list[ProductMessage],
+    conn: redis.Redis, rt: Runtime, spec: Stage, msg: ProductMessage, out: list[ProductMessage]
 ) -> dict[str, Any]:
-    """Enqueue what follows ``stage`` and update the product's status."""
+    """Enqueue what follows ``spec`` (as its fan-out/fan-in flags say) and update the status."""
+    stage, next_stage = spec.name, spec.next
     if next_stage is None:
         clear_record(rt.store, msg.model, msg.version, msg.date, msg.product_id)
         status.finished(conn, msg, stage, "committed")
         return {"outcome": "committed"}
-    if stage == "infer":
+    if spec.fans_in:
         done = fanin.mark_shard_done(conn, msg)
         status.shards_progress(conn, msg, done)
         if not fanin.all_done(conn, msg, done):
@@ -180,7 +177,7 @@ def _hand_on(
         _record(rt, msg, stage, "failed", reason)
         status.failure(conn, msg, stage, reason, final=True)
         return {"outcome": "failed", "reason": reason}
-    if stage == "split":
+    if spec.fans_out:
         status.shards_planned(conn, msg, len(out))
     status.stage_finished(conn, msg, stage, next_stage)  # before the next job can start
     enqueued = [job.id for m in out if (job := enqueue_stage(conn, rt.settings, next_stage, m))]
@@ -199,7 +196,7 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     model, version = payload["model"], int(payload["version"])
     discover = resolve_handler(stage, rt.settings.stage_handlers)
     try:
-        result = discover(
+        result: DiscoverResult = discover(
             for_model(rt, model, version),
             start=dt.date.fromisoformat(payload["start"]),
             end=dt.date.fromisoformat(payload["end"]),
@@ -216,7 +213,7 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
             status.mark_run_discovered(conn, run, 0, error=_reason(exc))
         raise
     started, committed = [], []
-    for found in getattr(result, "products", result):  # DiscoverResult (or a plain list)
+    for found in result.products:
         update: dict[str, Any] = {"model": model, "version": version, "run": run}
         if payload.get("aoi_wkt"):  # the run's area reaches every stage
             update["aoi_wkt"] = payload["aoi_wkt"]
@@ -226,9 +223,9 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
             continue
         if start_product(conn, rt.settings, msg) is not None:
             started.append(msg.product_id)
-    skipped = _record_skipped(rt, conn, getattr(result, "skipped", []) or [], model, version, run)
-    rejected = [quote_id(item_id) for item_id, _ in getattr(result, "invalid", [])]
-    committed += list(getattr(result, "committed", []) or [])
+    skipped = _report_skipped(conn, result.skipped, model, version, run)
+    rejected = [quote_id(item_id) for item_id, _ in result.invalid]
+    committed += result.committed
     status.mark_run_discovered(
         conn,
         run,
@@ -245,49 +242,18 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _record_skipped(
-    rt: Runtime, conn: redis.Redis, skipped: list[Any], model: str, version: int, run: str
+def _report_skipped(
+    conn: redis.Redis, skipped: list[Skipped], model: str, version: int, run: str
 ) -> list[str]:
-    """Write records (and status) for products discover chose not to process.
-
-    Accepts what discover reports: ``(ProductRef, reason)`` pairs, or objects/dicts carrying
-    ``product_id``, ``date``, ``reason`` (and optionally ``tile``, ``details``).
-    """
+    """Status of the products discover chose not to process (discover wrote their records)."""
     out = []
     for entry in skipped:
-        item = entry
-        if isinstance(entry, tuple) and len(entry) == 2:
-            ref, why = entry
-            item = {"product_id": getattr(ref, "id", None), "date": getattr(ref, "date", None),
-                    "tile": getattr(ref, "tile", None), "reason": why}  # fmt: skip
-        get = item.get if isinstance(item, dict) else lambda k, d=None, o=item: getattr(o, k, d)
-        msg = get("message") if not isinstance(item, ProductMessage) else item
-        pid = msg.product_id if msg else get("product_id")
-        date = msg.date if msg else get("date")
-        if not pid or not date:
-            log.warning("discover reported a skipped product without id/date: %r", item)
-            continue
-        reason = str(get("reason") or "skipped by discover")
-        write_record(
-            rt.store,
-            OutcomeRecord(
-                product_id=pid,
-                date=str(date)[:10],
-                model=model,
-                version=version,
-                status="skipped",
-                stage="discover",
-                reason=reason,
-                details=dict(get("details") or {}),
-            ),
+        ref = entry.ref
+        ident = ProductMessage(
+            product_id=ref.id, date=ref.date, tile=ref.tile, model=model, version=version, run=run
         )
-        tile = msg.tile if msg else get("tile")
-        if tile:
-            ident = ProductMessage(
-                product_id=pid, date=str(date), tile=tile, model=model, version=version, run=run
-            )
-            status.finished(conn, ident, "discover", "skipped", reason)
-        out.append(pid)
+        status.finished(conn, ident, "discover", "skipped", entry.reason)
+        out.append(ref.id)
     return out
 
 
@@ -304,7 +270,7 @@ def on_job_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
         return
     stage, payload = job.args[0], job.args[1]
     reason = "worker lost during the job (killed or machine gone)"
-    if stage == "discover":
+    if get_stage(stage).takes_window:
         if _last_attempt(job):
             status.mark_run_discovered(connection, payload["run"], 0, error=reason)
         return

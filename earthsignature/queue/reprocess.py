@@ -21,8 +21,6 @@ from earthsignature.storage import catalog
 
 log = logging.getLogger(__name__)
 
-PROP_SOURCE_ITEM = "earthsig:source_item"
-
 
 def for_model(rt: Runtime, model: str, version: int) -> Runtime:
     """The runtime with ``model``/``version`` as the settings' target (same store)."""
@@ -66,7 +64,7 @@ def plan_reprocess(
         chosen.setdefault(entry.product_id, entry)
     by_day: dict[dt.date, set[str]] = defaultdict(set)
     for pid, entry in sorted(chosen.items()):
-        source = entry.properties.get(PROP_SOURCE_ITEM)
+        source = entry.properties.get(catalog.PROP_SOURCE_ITEM)
         if isinstance(source, dict) and source:
             plan.messages.append(
                 ProductMessage(
@@ -86,7 +84,7 @@ def plan_reprocess(
         target = for_model(rt, model, version)  # discover skips what *this* version committed
         for day, wanted in sorted(by_day.items()):
             found = discover(target, start=day, end=day, aoi_wkt=None, max_cloud=None, run=run)
-            for msg in getattr(found, "products", found):
+            for msg in found.products:
                 if msg.product_id in wanted:
                     wanted.discard(msg.product_id)
                     plan.messages.append(

@@ -1,8 +1,12 @@
 """The stage registry: which handler runs each stage, on which queue, what comes next, retries.
 
 One queue per stage, so operators scale each stage on its own (GPU hosts listen only to
-``infer``). The chain is ``discover -> fetch -> cloud -> split -> infer (one job per shard)
--> vectorize``; the fan-in from infer to vectorize is :mod:`earthsignature.queue.fanin`.
+``infer``). The chain is data, read top to bottom in :data:`STAGES`: ``discover -> fetch ->
+cloud -> split -> infer (one job per shard) -> vectorize``. A stage says how it hands on:
+split fans out (one message per shard), infer runs per shard and fans in to vectorize through
+:mod:`earthsignature.queue.fanin`; the orchestrator (:mod:`earthsignature.queue.jobs`) reads
+these flags and never a stage's name. Publishing (COG, polygons, tiles, the catalog record) is
+part of vectorize (:func:`earthsignature.functions.publish.publish_product`), not a stage.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ class Stage:
     """Seconds to wait before each retry (the last one repeats)."""
     timeout: int
     """Job timeout in seconds; a job running longer is killed and retried."""
+    takes_window: bool = False
+    """The handler takes a search window (discover), not a product message."""
+    fans_out: bool = False
+    """The handler returns one message per shard; the next stage runs once for each."""
+    fans_in: bool = False
+    """Runs once per shard; the next stage starts once, when every shard is done."""
+    gpu: bool = False
+    """Its queue is for GPU hosts."""
 
     def retry(self, scale: float = 1.0) -> Retry:
         """RQ's retry policy for this stage, intervals multiplied by ``scale``."""
@@ -39,34 +51,38 @@ class Stage:
         )
 
 
-def _stage(name: str, next_: str | None, retries: int, intervals: tuple[int, ...], timeout: int):
-    handler = (
-        "earthsignature.functions.discover:discover"
-        if name == "discover"
-        else f"earthsignature.functions.{name}:handle"
-    )
-    return Stage(name, handler, next_, name, retries, intervals, timeout)
-
-
+# fmt: off
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
-        _stage("discover", "fetch", 3, (30, 120, 600), 600),
-        _stage("fetch", "cloud", 4, (10, 60, 300, 900), 1800),
-        _stage("cloud", "split", 3, (10, 60, 300), 1800),  # learned mask: ~12 min on 2 cores
-        _stage("split", "infer", 3, (10, 60, 300), 1800),
-        _stage("infer", "vectorize", 4, (5, 30, 120, 600), 1800),
-        _stage("vectorize", None, 3, (10, 60, 300), 3600),
+        Stage("discover", "earthsignature.functions.discover:discover", next="fetch",
+              queue="discover", retry_max=3, retry_intervals=(30, 120, 600), timeout=600,
+              takes_window=True),
+        Stage("fetch", "earthsignature.functions.fetch:handle", next="cloud",
+              queue="fetch", retry_max=4, retry_intervals=(10, 60, 300, 900), timeout=1800),
+        Stage("cloud", "earthsignature.functions.cloud:handle", next="split",
+              queue="cloud", retry_max=3, retry_intervals=(10, 60, 300), timeout=1800),
+        Stage("split", "earthsignature.functions.split:handle", next="infer",
+              queue="split", retry_max=3, retry_intervals=(10, 60, 300), timeout=1800,
+              fans_out=True),
+        Stage("infer", "earthsignature.functions.infer:handle", next="vectorize",
+              queue="infer", retry_max=4, retry_intervals=(5, 30, 120, 600), timeout=1800,
+              fans_in=True, gpu=True),
+        Stage("vectorize", "earthsignature.functions.vectorize:handle", next=None,
+              queue="vectorize", retry_max=3, retry_intervals=(10, 60, 300), timeout=3600),
     )
 }
+# fmt: on
 
 #: Every queue, in pipeline order (a worker listening to all drains earlier stages last).
 QUEUES: tuple[str, ...] = tuple(s.queue for s in STAGES.values())
 #: Queues for GPU hosts (with TRITON_URL) and for CPU hosts.
-GPU_QUEUES: tuple[str, ...] = ("infer",)
+GPU_QUEUES: tuple[str, ...] = tuple(s.queue for s in STAGES.values() if s.gpu)
 CPU_QUEUES: tuple[str, ...] = tuple(q for q in QUEUES if q not in GPU_QUEUES)
 #: Stages a product goes through after discover (progress and status count these).
-PRODUCT_STAGES: tuple[str, ...] = ("fetch", "cloud", "split", "infer", "vectorize")
+PRODUCT_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES.values() if not s.takes_window)
+#: Stages that run once per shard (their jobs and status count shards).
+SHARD_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES.values() if s.fans_in)
 
 
 def get_stage(name: str) -> Stage:

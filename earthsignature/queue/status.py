@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
+from redis.typing import EncodableT, FieldT
 from rq import Worker
 from rq.registry import (
     FailedJobRegistry,
@@ -25,7 +26,7 @@ from rq.registry import (
 
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.queue.rq_setup import make_queue
-from earthsignature.queue.stages import PRODUCT_STAGES, QUEUES
+from earthsignature.queue.stages import PRODUCT_STAGES, QUEUES, SHARD_STAGES
 
 PREFIX = "earthsig"
 State = Literal["queued", "running", "retrying", "committed", "skipped", "failed"]
@@ -77,13 +78,13 @@ class ProductStatus:
             return float(len(PRODUCT_STAGES))
         index = PRODUCT_STAGES.index(self.stage) if self.stage in PRODUCT_STAGES else 0
         done = float(index)
-        if self.stage == "infer" and self.shards:
+        if self.stage in SHARD_STAGES and self.shards:
             done += self.shards_done / self.shards
         return done
 
     @classmethod
-    def from_hash(cls, raw: dict[bytes, bytes]) -> ProductStatus:
-        h = {k.decode(): v.decode() for k, v in raw.items()}
+    def from_hash(cls, raw: dict[bytes, bytes] | dict[str, str]) -> ProductStatus:
+        h = {_text(k): _text(v) for k, v in raw.items()}
         return cls(
             product_id=h["product_id"],
             date=h.get("date", ""),
@@ -114,10 +115,16 @@ def _identity(msg: ProductMessage) -> dict[str, str]:
     }
 
 
+def _text(value: bytes | str) -> str:
+    """A Redis answer as text (these connections answer bytes; redis-py types allow str)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _write(conn: redis.Redis, msg: ProductMessage, fields: dict[str, Any]) -> None:
     key = product_key(msg.model, msg.version, msg.product_id)
     now = time.time()
-    mapping = {**_identity(msg), **{k: str(v) for k, v in fields.items()}, "updated": str(now)}
+    text = {**_identity(msg), **{k: str(v) for k, v in fields.items()}, "updated": str(now)}
+    mapping: dict[FieldT, EncodableT] = dict(text.items())
     with conn.pipeline() as pipe:
         pipe.hset(key, mapping=mapping)
         pipe.expire(key, STATUS_TTL)
@@ -131,7 +138,7 @@ def product_queued(conn: redis.Redis, msg: ProductMessage, stage: str) -> None:
     """A product entered the pipeline (or a new run of it started)."""
     key = product_key(msg.model, msg.version, msg.product_id)
     current = conn.hget(key, "run")
-    if current is not None and current.decode() != msg.run:
+    if current is not None and _text(current) != msg.run:
         conn.delete(key)  # a new run (reprocess, re-trigger) starts from a clean slate
     _write(conn, msg, {"stage": stage, "state": "queued", "reason": ""})
 
@@ -139,7 +146,7 @@ def product_queued(conn: redis.Redis, msg: ProductMessage, stage: str) -> None:
 def stage_started(conn: redis.Redis, msg: ProductMessage, stage: str, *, retry: bool) -> None:
     key = product_key(msg.model, msg.version, msg.product_id)
     state = conn.hget(key, "state")
-    if state is not None and state.decode() in TERMINAL:
+    if state is not None and _text(state) in TERMINAL:
         return  # a late shard retry never reopens a finished product
     with conn.pipeline() as pipe:
         pipe.hincrby(key, "attempts", 1)
@@ -169,7 +176,7 @@ def stage_finished(conn: redis.Redis, msg: ProductMessage, stage: str, next_stag
     """A stage succeeded and the product waits for ``next_stage``."""
     key = product_key(msg.model, msg.version, msg.product_id)
     state = conn.hget(key, "state")
-    if state is not None and state.decode() in TERMINAL:
+    if state is not None and _text(state) in TERMINAL:
         return
     _write(conn, msg, {"stage": next_stage, "state": "queued"})
 
@@ -211,7 +218,7 @@ def mark_run_discovered(
     ``committed`` counts products found but already committed for the model version.
     """
     key = f"{run_key(run)}:discover"
-    mapping = {
+    mapping: dict[FieldT, EncodableT] = {
         "done": "1",
         "count": str(count),
         "error": error[:500],
@@ -224,12 +231,12 @@ def mark_run_discovered(
 
 def run_discovered(conn: redis.Redis, run: str) -> dict[str, str] | None:
     raw = conn.hgetall(f"{run_key(run)}:discover")
-    return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+    return {_text(k): _text(v) for k, v in raw.items()} if raw else None
 
 
 def products(conn: redis.Redis, run: str | None = None, limit: int = 1000) -> list[ProductStatus]:
     """Products of one run, or the most recently updated ones, oldest update first."""
-    keys: Iterable[bytes] = (
+    keys: Iterable[Any] = (  # Redis keys, as bytes
         sorted(conn.smembers(run_key(run))) if run else conn.zrange(_index_key(), -limit, -1)
     )
     out = []

@@ -48,7 +48,7 @@ def check_prefix(prefix: str) -> str:
 
 
 class ObjectStore(ABC):
-    """Put, get, ranged get, exists, list, delete, and GDAL access to the same objects."""
+    """Put, get, ranged get, exists, list_keys, delete, and GDAL access to the same objects."""
 
     #: Human-readable location, e.g. ``s3://bucket/prefix`` or ``/data/earthsig``.
     url: str
@@ -81,7 +81,7 @@ class ObjectStore(ABC):
         """Size in bytes. Raises ObjectNotFound."""
 
     @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list_keys(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with prefix, in key order."""
 
     @abstractmethod
@@ -112,7 +112,7 @@ class ObjectStore(ABC):
         """Delete every object under prefix (which must be non-empty); returns the count."""
         if not prefix.strip("/"):
             raise InvalidKey(prefix, "refusing to delete the whole store")
-        keys = [info.key for info in self.list(prefix)]
+        keys = [info.key for info in self.list_keys(prefix)]
         for key in keys:
             self.delete(key)
         return len(keys)

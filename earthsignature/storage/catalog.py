@@ -4,14 +4,16 @@ A product is visible to readers if and only if its record exists under ``catalog
 record is written last, after every asset it names is stored. Readers prune by the
 ``model=/version=/date=`` partitions, so a date range never scans unrelated products.
 
-Item shape (written by the publish stage, read by the API, stats and viewer):
+Item shape (written by publish, in the vectorize stage; read by the API, stats and viewer):
 
 - ``id``: product id; ``geometry``/``bbox``: footprint of valid data, EPSG:4326.
 - ``properties``: ``datetime`` (acquisition), ``created`` (segmentation time), ``published``
   (product publication, when known), ``earthsig:model``, ``earthsig:version``,
   ``eo:cloud_cover`` (percent cloud of valid pixels, from our mask),
   ``earthsig:categories`` (sorted CORINE codes present), ``earthsig:class_areas``
-  (code -> m²), ``s2:mgrs_tile``, ``earthsig:product_type`` (e.g. S2MSI2A).
+  (code -> m²), ``s2:mgrs_tile``, ``earthsig:product_type`` (e.g. S2MSI2A),
+  ``earthsig:source_item`` (the product reference the pipeline ran on, which reprocessing
+  reuses instead of searching the STAC API again).
 - ``assets``: ``segmentation``, ``cloud_mask``, ``polygons``, ``tiles``; each ``href`` is
   relative to the item (so GDAL/QGIS users can follow it) and ``earthsig:key`` is the store key.
 """
@@ -35,8 +37,8 @@ PROP_CATEGORIES = "earthsig:categories"
 PROP_CLASS_AREAS = "earthsig:class_areas"
 PROP_PRODUCT_TYPE = "earthsig:product_type"
 PROP_TILE = "s2:mgrs_tile"
+PROP_SOURCE_ITEM = "earthsig:source_item"
 ASSET_KEY = "earthsig:key"
-ASSETS = ("segmentation", "cloud_mask", "polygons", "tiles")
 
 
 class CatalogError(StorageError):
@@ -194,6 +196,6 @@ def iter_entries(
             day = dt.date.fromisoformat(date_dir.rstrip("/").rsplit("date=", 1)[-1])
             if (start and day < start) or (end and day > end):
                 continue
-            for info in store.list(date_dir):
+            for info in store.list_keys(date_dir):
                 if info.key.endswith(".json"):
                     yield read_entry(store, info.key)

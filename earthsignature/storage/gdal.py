@@ -25,6 +25,21 @@ BASE_CONFIG = {
     "CPL_VSIL_USE_TEMP_FILE_FOR_RANDOM_WRITE": "YES",
 }
 
+#: Attempts per HTTP request (boto3 and GDAL) before an error reaches the stage: transient
+#: 503s and dropped connections are retried with backoff, then the job's own retries follow.
+HTTP_MAX_ATTEMPTS = 10
+#: GDAL's HTTP retries start with this delay in seconds, doubling each time.
+GDAL_RETRY_DELAY = 0.5
+#: What GDAL retries: 0 is a connection that ended without an answer (curl's "empty reply"),
+#: which GDAL (3.10) otherwise fails on at once; 404s and other 4xx are not retried.
+GDAL_RETRY_CODES = "0,429,500,502,503,504"
+#: GDAL's HTTP retry options, for the store's /vsis3/ reads and fetch's source reads alike.
+GDAL_HTTP_RETRY = {
+    "GDAL_HTTP_MAX_RETRY": str(HTTP_MAX_ATTEMPTS - 1),
+    "GDAL_HTTP_RETRY_DELAY": str(GDAL_RETRY_DELAY),
+    "GDAL_HTTP_RETRY_CODES": GDAL_RETRY_CODES,
+}
+
 
 @contextlib.contextmanager
 def gdal_env(config: dict[str, str]) -> Iterator[None]:

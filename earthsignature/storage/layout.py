@@ -16,7 +16,10 @@ from earthsignature.storage.errors import InvalidKey
 
 _PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_TILE = re.compile(r"^[0-9]{1,2}[C-HJ-NP-X][A-HJ-NP-Z]{2}$")
+#: An MGRS tile id as Sentinel-2 names it (UTM zone, latitude band, 100 km column and row
+#: letters; I and O never occur, rows stop at V): the one pattern every parser of tiles uses.
+MGRS_TILE = r"(?P<zone>[0-9]{1,2})(?P<band>[C-HJ-NP-X])(?P<col>[A-HJ-NP-Z])(?P<row>[A-HJ-NP-V])"
+_TILE = re.compile(MGRS_TILE)
 _BAND = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 _RUN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

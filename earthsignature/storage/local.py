@@ -85,7 +85,7 @@ class LocalStore(ObjectStore):
             raise ObjectNotFound(key, self.url)
         return path.stat().st_size
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list_keys(self, prefix: str = "") -> Iterator[ObjectInfo]:
         check_prefix(prefix)
         # Walk only the deepest directory the prefix names, not the whole store.
         base_dir = self._prefix_dir(prefix)

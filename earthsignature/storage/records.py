@@ -75,7 +75,7 @@ def iter_records(
     prefix = f"{layout.RECORDS}/model={layout.model_name(model)}/version={int(version)}/"
     if date is not None:
         prefix += f"date={layout.acquisition_date(date).isoformat()}/"
-    for info in store.list(prefix):
+    for info in store.list_keys(prefix):
         if info.key.endswith(".json"):
             yield OutcomeRecord(**json.loads(store.get_bytes(info.key)))
 

@@ -15,24 +15,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from earthsignature.storage.base import ObjectInfo, ObjectStore, check_key, check_prefix
 from earthsignature.storage.errors import ObjectNotFound, StorageError
+from earthsignature.storage.gdal import GDAL_HTTP_RETRY, HTTP_MAX_ATTEMPTS
 
 #: Objects above this size go up in parts (S3's minimum part is 5 MiB).
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-#: Attempts per S3 request (boto3 and GDAL) before an error reaches the stage: transient
-#: 503s and dropped connections are retried with backoff, then the job's own retries follow.
-S3_MAX_ATTEMPTS = 10
-#: GDAL's /vsis3/ retries with this first delay in seconds, doubling each time.
-GDAL_RETRY_DELAY = 0.5
-#: What GDAL retries: 0 is a connection that ended without an answer (curl's "empty reply"),
-#: which GDAL (3.10) otherwise fails on at once; 404s and other 4xx are not retried.
-GDAL_RETRY_CODES = "0,429,500,502,503,504"
-#: GDAL's HTTP retry options, for the store's /vsis3/ reads and fetch's source reads alike.
-GDAL_HTTP_RETRY = {
-    "GDAL_HTTP_MAX_RETRY": str(S3_MAX_ATTEMPTS - 1),
-    "GDAL_HTTP_RETRY_DELAY": str(GDAL_RETRY_DELAY),
-    "GDAL_HTTP_RETRY_CODES": GDAL_RETRY_CODES,
-}
+#: Attempts per S3 request through boto3, as many as GDAL's (:data:`HTTP_MAX_ATTEMPTS`).
+S3_MAX_ATTEMPTS = HTTP_MAX_ATTEMPTS
 
 
 class S3Store(ObjectStore):
@@ -88,13 +77,6 @@ class S3Store(ObjectStore):
             raise StorageError(f"S3 error on {key!r} in {self.url}: {code or exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"S3 error on {key!r} in {self.url}: {exc}") from exc
-
-    def ensure_bucket(self) -> None:
-        """Create the bucket if it does not exist (tests, first start of a deployment)."""
-        try:
-            self._client.head_bucket(Bucket=self.bucket)
-        except ClientError:
-            self._call(self.bucket, self._client.create_bucket, Bucket=self.bucket)
 
     def put_file(self, key: str, path: Path) -> None:
         self._call(
@@ -153,7 +135,7 @@ class S3Store(ObjectStore):
         resp = self._call(key, self._client.head_object, Bucket=self.bucket, Key=self._full(key))
         return int(resp["ContentLength"])
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list_keys(self, prefix: str = "") -> Iterator[ObjectInfo]:
         check_prefix(prefix)
         paginator = self._client.get_paginator("list_objects_v2")
         pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)

@@ -274,7 +274,7 @@ def verify(
     out.records_per_product = {pid: counts.get(pid, 0) for pid in expected}
     out.records_per_product.update({pid: n for pid, n in counts.items() if pid not in expected})
     out.committed = sum(1 for n in out.records_per_product.values() if n)
-    keys = {info.key for info in store.list("")}
+    keys = {info.key for info in store.list_keys("")}
     explained = set()
     for entry in entries:
         explained.add(entry.key)

@@ -71,7 +71,7 @@ class FaultCounts:
 
 
 def _read_head(reader: BinaryIO) -> tuple[bytes, dict[str, str]]:
-    lines = []
+    lines: list[bytes] = []
     while True:
         line = reader.readline(_MAX_LINE)
         if not line:

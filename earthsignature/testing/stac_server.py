@@ -74,8 +74,7 @@ class StacServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def file_url(self, name: str) -> str:
         """URL of a file served with range support (register it in ``files`` first)."""

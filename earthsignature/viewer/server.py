@@ -225,7 +225,7 @@ class ViewerServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> str:
         self._thread = threading.Thread(

@@ -369,7 +369,7 @@ def test_no_secret_in_logs_or_messages(  # type: ignore[no-untyped-def]
                 )
             # a read the store fails: a product's raster (never read before) is gone from S3
             lost = sample_products()[0].product_id
-            (lost_key,) = [o.key for o in secret_store.list("segmentations/") if lost in o.key]
+            (lost_key,) = [o.key for o in secret_store.list_keys("segmentations/") if lost in o.key]
             secret_store.delete(lost_key)
             gone = v1_pb2.ListSegmentationRequest(product_ids=[lost])
             details += _details_of(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import random
 import subprocess
 import sys
 import time
@@ -81,6 +82,8 @@ R2_V2_SERVICE = "/snapearth.api.v2.DatabaseProductService/"
 V2_REVISIONS = ((v2_pb2, v2_pb2_grpc), (r2_v2_pb2, r2_v2_pb2_grpc))
 #: Server RSS may grow this much over the whole fuzz run (GDAL/grpc caches warming up).
 RSS_GROWTH_LIMIT_MIB = 150
+#: Requests the memory test sends itself, so it means something when run alone.
+OWN_LOAD_CALLS = 200
 
 #: Examples per fuzz test; benchmarks/api_fuzz.py runs many more.
 EXAMPLES = int(os.environ.get("EARTHSIG_FUZZ_EXAMPLES", "400"))
@@ -846,10 +849,19 @@ def test_big_rasters_are_decimated_to_max_pixels(  # type: ignore[no-untyped-def
 def test_server_survived_with_bounded_memory(  # type: ignore[no-untyped-def]
     served, fuzz_channel, baseline_rss, record_property
 ) -> None:
-    """Runs after the fuzz tests above (file order): still serving, RSS growth bounded."""
+    """After its own load (and, in file order, the fuzz tests above): still serving, no
+    fuzzed write in, RSS growth bounded."""
+    v1 = v1_pb2_grpc.DatabaseProductServiceStub(fuzz_channel)
+    rng = random.Random(0)
+    for i in range(OWN_LOAD_CALLS):
+        raw = fuzz_channel.unary_stream(RAW_METHODS[i % len(RAW_METHODS)])
+        payload = rng.randbytes(rng.randrange(300))
+        check(lambda: raw(payload, timeout=CALL_TIMEOUT), "own load: raw bytes")  # noqa: B023
+        if i % 40 == 0:  # an answer with rasters takes about a second
+            request = v1_pb2.ListSegmentationRequest(wkt=NEAR.wkt, n_results=2)
+            check(lambda: v1.ListSegmentation(request, timeout=CALL_TIMEOUT), "own load: v1 list")  # noqa: B023
     assert served.process.poll() is None
     assert served.healthy()
-    v1 = v1_pb2_grpc.DatabaseProductServiceStub(fuzz_channel)
     ids_now = [p.product_id for p in v1.ListProductIds(v1_pb2.ListProductIdsRequest())]
     assert sorted(ids_now) == sorted(GOOD_IDS)  # no fuzzed write got in
     rss = served.rss_mib()

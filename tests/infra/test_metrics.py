@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from earthsignature import metrics
 from earthsignature.grpc_api import ingest
@@ -19,26 +17,9 @@ from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import LocalStore
 from tests.api.conftest import MODEL, VERSION, sample_products, upload_of
+from tests.infra.conftest import scrape, value
 
 V1 = v1_pb2.DESCRIPTOR.services_by_name["DatabaseProductService"].full_name
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(port: int) -> Samples:
-    """Every sample of the endpoint, keyed by (name, labels)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        assert response.status == 200
-        text = response.read().decode()
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 @pytest.fixture

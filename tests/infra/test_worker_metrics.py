@@ -14,9 +14,15 @@ from earthsignature.queue import EmbeddedRedis
 from earthsignature.queue.stages import QUEUES
 from earthsignature.storage import LocalStore
 from earthsignature.testing.ports import free_port
-from tests.infra.test_metrics import Samples, scrape, value
-from tests.queue.conftest import Pipeline, make_pipeline, product, write_products
-from tests.queue.test_pipeline_flow import _start_day, _terminal
+from tests.infra.conftest import Samples, scrape, value
+from tests.queue.conftest import (
+    Pipeline,
+    make_pipeline,
+    product,
+    start_day,
+    terminal,
+    write_products,
+)
 
 
 @pytest.fixture
@@ -61,8 +67,8 @@ def test_worker_metrics_after_a_run(observed: tuple[Pipeline, int]) -> None:
         ],
     )
     pipeline.start_workers(1)
-    _start_day(pipeline)
-    pipeline.wait(_terminal(pipeline, "r1", 4), what="all products terminal")
+    start_day(pipeline)
+    pipeline.wait(terminal(pipeline, "r1", 4), what="all products terminal")
     # a product turns terminal inside its last job, just before the job's timer stops
     samples = pipeline.wait(
         lambda: (
@@ -101,8 +107,8 @@ def test_worker_logs_are_json_with_product_and_stage(observed: tuple[Pipeline, i
     pipeline, _port = observed
     write_products(pipeline.store, [product("S2B_FLAKY", n_shards=1, transient={"split": 1})])
     pipeline.start_workers(1)
-    _start_day(pipeline)
-    pipeline.wait(_terminal(pipeline, "r1", 1), what="product terminal")
+    start_day(pipeline)
+    pipeline.wait(terminal(pipeline, "r1", 1), what="product terminal")
     lines = [
         line
         for path in sorted(pipeline.log_dir.glob("*.log"))

@@ -33,7 +33,7 @@ def runtime(store: ObjectStore, url: str = "http://127.0.0.1:9", **kw: object) -
     return Runtime(settings=Settings(stac_api_url=url, **kw), store=store)  # type: ignore[arg-type]
 
 
-def message(item: dict, **extra: object) -> ProductMessage:
+def message(item: dict) -> ProductMessage:
     ref = from_stac_item(item)
     return ProductMessage(
         product_id=ref.id,
@@ -43,7 +43,6 @@ def message(item: dict, **extra: object) -> ProductMessage:
         version=1,
         run="r1",
         item=ref.to_dict(),
-        extra=dict(extra),
     )
 
 
@@ -73,9 +72,9 @@ def test_real_tile_end_to_end(store: ObjectStore, shared_data: Path) -> None:
             rasterio.open(folder / f"{band}.tif") as src,
         ):
             np.testing.assert_array_equal(ds.read(1), src.read(1))
-    sizes = {info.key: info.size for info in store.list("raw/")}
+    sizes = {info.key: info.size for info in store.list_keys("raw/")}
     fetch.handle(msg, rt)  # idempotent: nothing copied again
-    assert {info.key: info.size for info in store.list("raw/")} == sizes
+    assert {info.key: info.size for info in store.list_keys("raw/")} == sizes
     (msg,) = cloud.handle(msg, rt)
     with rasterio.open(folder / "SCL.tif") as ds:
         scl = ds.read(1)
@@ -113,7 +112,7 @@ def generated(tmp_path: Path) -> Path:
 
 
 def _no_raw(store: ObjectStore) -> bool:
-    return list(store.list("raw/")) == [] and list(store.list("masks/")) == []
+    return list(store.list_keys("raw/")) == [] and list(store.list_keys("masks/")) == []
 
 
 def test_missing_band_fails_and_leaves_nothing(local_store: ObjectStore, generated: Path) -> None:
@@ -152,7 +151,7 @@ def test_all_nodata_fails(local_store: ObjectStore, generated: Path) -> None:
     (msg,) = fetch.handle(message(item), rt)
     with pytest.raises(BadInput, match="no valid pixel"):
         cloud.handle(msg, rt)
-    assert list(local_store.list("masks/")) == []
+    assert list(local_store.list_keys("masks/")) == []
 
 
 @pytest.mark.parametrize("fraction", [1.0, 0.6])
@@ -172,7 +171,7 @@ def test_product_outside_area_is_skipped(local_store: ObjectStore, generated: Pa
     (msg,) = fetch.handle(message(json.loads(generated.read_text())), rt)
     with pytest.raises(ProductSkipped, match="outside the area"):
         cloud.handle(msg, rt)
-    assert list(local_store.list("masks/")) == []
+    assert list(local_store.list_keys("masks/")) == []
 
 
 def test_next_product_still_processed(local_store: ObjectStore, tmp_path: Path) -> None:
@@ -199,3 +198,17 @@ def test_run_area_in_the_message_wins_over_the_setting(
     (out,) = cloud.handle(msg, rt)
     assert out.cloud_mask is not None
     assert out.aoi_wkt == SAHARA
+
+
+def test_discover_reads_an_item_folder(local_store: ObjectStore, generated: Path) -> None:
+    """A file:// item source: the STAC item files of a folder, filtered by window and area."""
+    item = json.loads(generated.read_text())
+    day = dt.date.fromisoformat(item["properties"]["datetime"][:10])
+    rt = runtime(local_store, generated.parent.parent.as_uri(), aoi_wkt=SAHARA)
+    found = discover(rt, start=day, end=day, run="r1")
+    assert [m.product_id for m in found.products] == [item["id"]]
+    assert found.products[0].item == from_stac_item(item).to_dict()
+    later = day + dt.timedelta(days=1)
+    assert discover(rt, start=later, end=later, run="r1").products == []
+    elsewhere = "POLYGON ((10 45, 11 45, 11 46, 10 46, 10 45))"
+    assert discover(rt, start=day, end=day, run="r1", aoi_wkt=elsewhere).products == []

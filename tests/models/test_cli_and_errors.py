@@ -51,7 +51,7 @@ def test_split_names_missing_bands(model_repo, make_runtime, synthetic_product, 
     with pytest.raises(BadInput, match="bands missing") as err:
         split.handle(msg, make_runtime(store, model_repo))
     assert err.value.details["missing"] == ["B11"]
-    assert list(store.list(msg.work_prefix)) == []
+    assert list(store.list_keys(msg.work_prefix)) == []
 
 
 def test_split_refuses_an_unreadable_band(
@@ -62,4 +62,4 @@ def test_split_refuses_an_unreadable_band(
     store.put_bytes(msg.bands["B04"], b"not a tiff")
     with pytest.raises(BadInput, match="band unreadable"):
         split.handle(msg, make_runtime(store, model_repo))
-    assert list(store.list(msg.work_prefix)) == []
+    assert list(store.list_keys(msg.work_prefix)) == []

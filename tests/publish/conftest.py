@@ -118,15 +118,13 @@ def make_message(store: ObjectStore, tmp_path: Path) -> Callable[..., ProductMes
             },
             "cloud_mask": mask_key,
             "cloud_fraction": 3.5,
-            "extra": {
-                "grid": {
-                    "crs": CRS,
-                    "transform": list(TRANSFORM)[:6],
-                    "width": WIDTH * SCALE,
-                    "height": HEIGHT * SCALE,
-                },
-                "created": "2026-01-01T00:00:00Z",
+            "grid": {
+                "crs": CRS,
+                "transform": list(TRANSFORM)[:6],
+                "width": WIDTH * SCALE,
+                "height": HEIGHT * SCALE,
             },
+            "created": "2026-01-01T00:00:00Z",
         }
         fields.update(overrides)
         return ProductMessage(**fields)

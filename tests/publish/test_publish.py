@@ -22,7 +22,9 @@ from earthsignature.functions.cog import is_valid_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.publish import publish_product
+from earthsignature.functions.stac import AssetRef, ProductRef
 from earthsignature.functions.tiles import LAYER, MAX_ZOOM, MIN_ZOOM
+from earthsignature.queue.reprocess import plan_reprocess
 from earthsignature.runtime import Runtime
 from earthsignature.storage import ObjectStore, StorageError, catalog, layout, records
 from tests.publish.conftest import DATE, PIXEL_M2, PRODUCT, scaled_codes, write_raster
@@ -176,7 +178,7 @@ def test_failure_before_the_record_leaves_nothing_visible(
     monkeypatch.setattr(store, "put_bytes", real_put)
     publish_product(runtime, msg, segmentation, strip_rows=128)
     assert [e.product_id for e in catalog.iter_entries(store)] == [PRODUCT]
-    assert [i.key for i in store.list(layout.CATALOG + "/")] == [keys["catalog"]]
+    assert [i.key for i in store.list_keys(layout.CATALOG + "/")] == [keys["catalog"]]
 
 
 @pytest.mark.parametrize("created_in_message", [True, False])
@@ -189,11 +191,11 @@ def test_republishing_writes_the_same_bytes(
 ) -> None:
     msg = make_message()
     if not created_in_message:
-        msg = msg.model_copy(update={"extra": {"grid": msg.extra["grid"]}})
+        msg = msg.model_copy(update={"created": None})
     publish_product(runtime, msg, segmentation, strip_rows=128)
-    first = {info.key: store.get_bytes(info.key) for info in store.list()}
+    first = {info.key: store.get_bytes(info.key) for info in store.list_keys()}
     publish_product(runtime, msg, segmentation, strip_rows=128)
-    second = {info.key: store.get_bytes(info.key) for info in store.list()}
+    second = {info.key: store.get_bytes(info.key) for info in store.list_keys()}
     assert set(first) == set(second)
     assert {k for k in first if k.startswith(layout.CATALOG)} == {output_keys(msg)["catalog"]}
     for key in first:
@@ -206,10 +208,10 @@ def test_child_process_publish_writes_the_same_bytes(
     """COG and PMTiles built in a child process (full tiles) equal the in-process ones."""
     msg = make_message()
     publish_product(runtime, msg, segmentation, strip_rows=128, parallel=False)
-    here = {info.key: store.get_bytes(info.key) for info in store.list()}
+    here = {info.key: store.get_bytes(info.key) for info in store.list_keys()}
     timings: dict[str, float] = {}
     publish_product(runtime, msg, segmentation, strip_rows=128, parallel=True, timings=timings)
-    child = {info.key: store.get_bytes(info.key) for info in store.list()}
+    child = {info.key: store.get_bytes(info.key) for info in store.list_keys()}
     tiles_key = output_keys(msg)["tiles"]
     assert set(here) == set(child)
     assert {k: v for k, v in here.items() if k != tiles_key} == {
@@ -277,7 +279,7 @@ def test_bad_segmentation_is_refused_and_stores_nothing(
     msg = make_message()
     with pytest.raises(BadInput, match=match):
         publish_product(runtime, msg, build(tmp_path / "bad.tif"))
-    assert [i.key for i in store.list()] == [msg.cloud_mask]
+    assert [i.key for i in store.list_keys()] == [msg.cloud_mask]
 
 
 def test_message_without_cloud_mask_is_refused(
@@ -285,3 +287,33 @@ def test_message_without_cloud_mask_is_refused(
 ) -> None:
     with pytest.raises(BadInput, match="cloud mask"):
         publish_product(runtime, make_message(cloud_mask=None), segmentation)
+
+
+def test_reprocess_reuses_the_published_source_item(
+    store: ObjectStore, runtime: Runtime, segmentation: Path, make_message: MessageFactory
+) -> None:
+    """The real publish records the product reference, so reprocessing needs no STAC search
+    (here the STAC API is unreachable: a search would fail)."""
+    ref = ProductRef(
+        id=PRODUCT,
+        datetime="2020-02-19T11:21:21Z",
+        tile="29RKH",
+        footprint={"type": "Point", "coordinates": [-11.0, 31.6]},
+        cloud_cover=4.2,
+        processing_baseline="02.14",
+        platform="sentinel-2a",
+        product_type="S2MSI2A",
+        published="2020-02-19T16:00:00Z",
+        assets={"B04": AssetRef("https://example.invalid/B04.tif", 1e-4, 0.0)},
+    )
+    publish_product(runtime, make_message(item=ref.to_dict()), segmentation, strip_rows=128)
+    offline = Runtime(
+        settings=runtime.settings.model_copy(update={"stac_api_url": "http://127.0.0.1:9"}),
+        store=store,
+    )
+    day = dt.date.fromisoformat(DATE)
+    plan = plan_reprocess(offline, model="clc-test", version=3, start=day, end=day, run="again")
+    assert plan.not_found == [] and plan.already_done == []
+    (msg,) = plan.messages
+    assert (msg.product_id, msg.tile, msg.version, msg.run) == (PRODUCT, "29RKH", 3, "again")
+    assert ProductRef.from_dict(msg.item) == ref

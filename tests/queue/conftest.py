@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import time
@@ -13,7 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from earthsignature.queue import EmbeddedRedis
+from earthsignature.queue import EmbeddedRedis, status
+from earthsignature.queue.enqueue import discover_payload, enqueue_discover
 from earthsignature.queue.worker import FAST, LocalWorkers, spawn_workers
 from earthsignature.settings import Settings, load_settings
 from earthsignature.storage import LocalStore, ObjectStore, S3Store
@@ -129,3 +131,47 @@ def write_products(store: ObjectStore, entries: list[dict[str, Any]]) -> None:
 
 def product(pid: str, date: str = "2026-03-01", tile: str = "31TCJ", **item: Any) -> dict[str, Any]:
     return {"product_id": pid, "date": date, "tile": tile, "item": item}
+
+
+#: The day of the fake products (``product``'s default date).
+DAY = dt.date(2026, 3, 1)
+
+
+def start_day(pipeline: Pipeline, run: str = "r1") -> None:
+    """Enqueue discover for :data:`DAY`."""
+    settings = pipeline.settings
+    payload = discover_payload(
+        start=DAY, end=DAY, run=run, model=settings.model_name, version=settings.model_version
+    )
+    assert enqueue_discover(pipeline.conn, settings, payload) is not None
+
+
+def terminal(pipeline: Pipeline, run: str, expected: int) -> Callable[[], Any]:
+    """A ``Pipeline.wait`` predicate: the run's products by id once all are terminal."""
+
+    def check() -> dict[str, status.ProductStatus] | None:
+        found = status.products(pipeline.conn, run)
+        done = status.run_discovered(pipeline.conn, run)
+        if done and len(found) == expected and all(p.terminal for p in found):
+            return {p.product_id: p for p in found}
+        return None
+
+    return check
+
+
+def embedded_env(store: Path, **extra: str) -> dict[str, str | None]:
+    """CLI environment for an embedded run (own Redis, local store at ``store``, fake stages),
+    with ``extra`` variables on top."""
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("EARTHSIG_")}
+    env.update(
+        {
+            "REDIS_URL": None,
+            "TRITON_URL": None,
+            "EARTHSIG_STORE": str(store),
+            "EARTHSIG_STAGE_HANDLERS": json.dumps(fake_stages.HANDLERS),
+            "EARTHSIG_RETRY_BACKOFF_SCALE": "0",
+            "PYTHONPATH": str(ROOT),
+            **extra,
+        }
+    )
+    return env

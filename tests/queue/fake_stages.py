@@ -15,13 +15,13 @@ import errno
 import json
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from rq import get_current_job
 
+from earthsignature.functions.discover import DiscoverResult, Skipped, record_skipped
 from earthsignature.functions.errors import BadInput, ProductSkipped
 from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.stac import ProductRef
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog, layout
 
@@ -60,31 +60,34 @@ def _done(stage: str, msg: ProductMessage) -> None:
     _conn().incr(f"test:done:{stage}:{msg.product_id}:v{msg.version}{suffix}")
 
 
-@dataclass
-class FakeDiscovery:
-    products: list[ProductMessage]
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-
-
 def discover(rt: Runtime, *, start, end, aoi_wkt=None, max_cloud=None, run):  # type: ignore[no-untyped-def]
-    """Products listed in the store's fixtures file whose date is inside the window."""
+    """Products listed in the store's fixtures file whose date is inside the window, in the
+    real discover's result shape; a scene over 90 % cloud is skipped (and recorded) as the
+    real discover does."""
     listed = json.loads(rt.store.get_bytes(PRODUCTS_KEY))
-    products, skipped = [], []
+    result = DiscoverResult()
     for entry in listed:
         day = layout.acquisition_date(entry["date"])
         if not start <= day <= end:
             continue
         if entry.get("scene_cloud", 0) > 90:
-            skipped.append(
-                {
-                    "product_id": entry["product_id"],
-                    "date": entry["date"],
-                    "tile": entry["tile"],
-                    "reason": "scene cloud cover 95%",
-                }
+            ref = ProductRef(
+                id=entry["product_id"],
+                datetime=f"{entry['date']}T11:00:00Z",
+                tile=entry["tile"],
+                footprint={},
+                cloud_cover=float(entry["scene_cloud"]),
+                processing_baseline=None,
+                platform=None,
+                product_type=None,
+                published=None,
             )
+            reason = f"scene cloud cover {entry['scene_cloud']}%"
+            skipped = Skipped(ref, reason, {"cloud_cover": ref.cloud_cover, "threshold": 90.0})
+            record_skipped(rt, skipped)
+            result.skipped.append(skipped)
             continue
-        products.append(
+        result.products.append(
             ProductMessage(
                 product_id=entry["product_id"],
                 date=entry["date"],
@@ -95,7 +98,7 @@ def discover(rt: Runtime, *, start, end, aoi_wkt=None, max_cloud=None, run):  # 
                 item=entry.get("item", {}),
             )
         )
-    return FakeDiscovery(products, skipped)
+    return result
 
 
 def fetch(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
@@ -158,7 +161,7 @@ def vectorize(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
             catalog.PROP_MODEL: msg.model,
             catalog.PROP_VERSION: msg.version,
             catalog.PROP_TILE: msg.tile,
-            **({} if msg.item.get("no_source") else {"earthsig:source_item": msg.item}),
+            **({} if msg.item.get("no_source") else {catalog.PROP_SOURCE_ITEM: msg.item}),
         },
         "assets": {name: {"href": key, catalog.ASSET_KEY: key} for name, key in assets.items()},
     }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -13,23 +12,7 @@ from click.testing import CliRunner
 from earthsignature.cli import cli
 from earthsignature.queue.enqueue import discover_payload, enqueue_discover
 from earthsignature.storage import LocalStore, catalog
-from tests.queue import fake_stages
-from tests.queue.conftest import ROOT, Pipeline, product, write_products
-
-
-def _embedded_env(store: Path) -> dict[str, str | None]:
-    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("EARTHSIG_")}
-    env.update(
-        {
-            "REDIS_URL": None,
-            "TRITON_URL": None,
-            "EARTHSIG_STORE": str(store),
-            "EARTHSIG_STAGE_HANDLERS": json.dumps(fake_stages.HANDLERS),
-            "EARTHSIG_RETRY_BACKOFF_SCALE": "0",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    return env
+from tests.queue.conftest import Pipeline, embedded_env, product, write_products
 
 
 @pytest.mark.parametrize(
@@ -48,7 +31,7 @@ def test_run_embedded_end_to_end(
     result = CliRunner().invoke(
         cli,
         ["run", "--date", "2026-03-01", "--workers", "2", "--no-progress", "--timeout", "90"],
-        env=_embedded_env(store.root),
+        env=embedded_env(store.root),
     )
     assert result.exit_code == exit_code, result.output
     assert f"{committed} committed" in result.output
@@ -97,7 +80,7 @@ def test_run_area_reaches_the_cloud_stage(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli,
         ["run", "--date", "2026-03-01", "--aoi", area, "--no-progress", "--timeout", "60"],
-        env=_embedded_env(store.root),
+        env=embedded_env(store.root),
     )
     assert result.exit_code == 0, result.output
     assert "1 committed" in result.output

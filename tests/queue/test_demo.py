@@ -70,7 +70,7 @@ def test_demo_runs_offline_and_says_where_outputs_are(demo: Demo) -> None:
 
 def test_committed_products_leave_no_work_files_and_no_aux_xml(demo: Demo) -> None:
     assert demo.result.exit_code == 0, demo.result.output
-    assert list(demo.store.list("work/")) == []
+    assert list(demo.store.list_keys("work/")) == []
     assert list(demo.tmp.rglob("*.aux.xml")) == []  # GDAL sidecars of staged files
 
 
@@ -102,7 +102,7 @@ def test_stac_root_catalog_and_collection_per_model_version(demo: Demo) -> None:
     assert collection.summaries.get_list("proj:code")
     # pystac's JSON-schema validation against the core schemas it ships (the extensions'
     # schemas would be fetched from the network, which tests do not reach)
-    for key in (ROOT_KEY, *{k.key for k in demo.store.list("stac/") if k.key != ROOT_KEY}):
+    for key in (ROOT_KEY, *{k.key for k in demo.store.list_keys("stac/") if k.key != ROOT_KEY}):
         document = json.loads(demo.store.get_bytes(key))
         assert validate_dict(document, extensions=[]), key
     for item in items:

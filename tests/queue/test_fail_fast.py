@@ -25,24 +25,7 @@ from earthsignature.storage import LocalStore, catalog
 from earthsignature.storage.errors import StoreNotFound
 from earthsignature.storage.records import read_record
 from earthsignature.testing.stac_server import StacServer
-from tests.queue import fake_stages
-from tests.queue.conftest import ROOT, product, write_products
-
-
-def _embedded_env(store: Path, **extra: str) -> dict[str, str | None]:
-    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("EARTHSIG_")}
-    env.update(
-        {
-            "REDIS_URL": None,
-            "TRITON_URL": None,
-            "EARTHSIG_STORE": str(store),
-            "EARTHSIG_STAGE_HANDLERS": json.dumps(fake_stages.HANDLERS),
-            "EARTHSIG_RETRY_BACKOFF_SCALE": "0",
-            "PYTHONPATH": str(ROOT),
-            **extra,
-        }
-    )
-    return env
+from tests.queue.conftest import ROOT, embedded_env, product, write_products
 
 
 def _http_error(code: int) -> urllib.error.HTTPError:
@@ -107,7 +90,7 @@ def test_stac_api_without_the_collection_is_refused() -> None:
 
 
 def test_offline_run_fails_at_once_in_one_line(tmp_path: Path) -> None:
-    env = _embedded_env(
+    env = embedded_env(
         tmp_path / "store", EARTHSIG_STAC_API_URL="http://earthsig-no-such-host.invalid/v1"
     )
     env["EARTHSIG_STAGE_HANDLERS"] = None  # the built-in discover, so its API is checked
@@ -121,7 +104,7 @@ def test_store_path_that_is_a_file_fails_in_one_line(tmp_path: Path) -> None:
     afile = tmp_path / "store"
     afile.write_text("x")
     result = CliRunner().invoke(
-        cli, ["run", "--date", "2024-06-01", "--no-progress"], env=_embedded_env(afile)
+        cli, ["run", "--date", "2024-06-01", "--no-progress"], env=embedded_env(afile)
     )
     assert result.exit_code == 2
     assert result.output == f"error: store {afile} is a file, not a directory\n"
@@ -130,7 +113,7 @@ def test_store_path_that_is_a_file_fails_in_one_line(tmp_path: Path) -> None:
 def test_permission_denied_in_a_stage_fails_the_product_without_retries(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     write_products(store, [product("S2A_OK"), product("S2A_DENIED", denied_at="fetch")])
-    env = _embedded_env(store.root, EARTHSIG_RETRY_BACKOFF_SCALE="1")  # fetch retries after 10 s
+    env = embedded_env(store.root, EARTHSIG_RETRY_BACKOFF_SCALE="1")  # fetch retries after 10 s
     result = CliRunner().invoke(
         cli, ["run", "--date", "2026-03-01", "--no-progress", "--json", "--timeout", "60"], env=env
     )
@@ -149,9 +132,9 @@ def test_a_second_run_says_its_products_were_already_committed(tmp_path: Path) -
     store = LocalStore(tmp_path / "store")
     write_products(store, [product("S2A_ONCE")])
     args = ["run", "--date", "2026-03-01", "--no-progress", "--timeout", "60"]
-    first = CliRunner().invoke(cli, args, env=_embedded_env(store.root))
+    first = CliRunner().invoke(cli, args, env=embedded_env(store.root))
     assert first.exit_code == 0, first.output
-    second = CliRunner().invoke(cli, args, env=_embedded_env(store.root))
+    second = CliRunner().invoke(cli, args, env=embedded_env(store.root))
     assert second.exit_code == 0, second.output
     assert "1 products found were already committed" in second.output
     assert len(list(catalog.iter_entries(store))) == 1
@@ -187,7 +170,7 @@ def test_signal_stops_workers_their_children_and_redis(tmp_path: Path, signum: i
         for k, v in os.environ.items()
         if not k.startswith("EARTHSIG_") and k not in ("REDIS_URL", "TRITON_URL")
     }
-    env.update({k: v for k, v in _embedded_env(store.root).items() if v is not None})
+    env.update({k: v for k, v in embedded_env(store.root).items() if v is not None})
     command = "from earthsignature.cli import main; main()"
     proc = subprocess.Popen(
         [sys.executable, "-c", command, "run", "--date", "2026-03-01", "--no-progress"],
@@ -198,9 +181,9 @@ def test_signal_stops_workers_their_children_and_redis(tmp_path: Path, signum: i
     )
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list(store.list("raw/")):
+        while time.monotonic() < deadline and not list(store.list_keys("raw/")):
             time.sleep(0.2)  # fetch has run: workers and Redis are up, cloud is blocking
-        assert list(store.list("raw/")), "the run never reached cloud"
+        assert list(store.list_keys("raw/")), "the run never reached cloud"
         children = _children(proc.pid)
         assert len(children) >= 3  # redis-server and two workers
         grandchildren = set().union(*(_children(c) for c in children))

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
-from earthsignature.queue import status
 from earthsignature.queue.enqueue import discover_payload, enqueue_discover
 from earthsignature.storage import catalog, layout
 from earthsignature.storage.records import read_record
-from tests.queue.conftest import Pipeline, product, write_products
-
-DAY = dt.date(2026, 3, 1)
-
-
-def _start_day(pipeline: Pipeline, run: str = "r1") -> None:
-    settings = pipeline.settings
-    payload = discover_payload(
-        start=DAY, end=DAY, run=run, model=settings.model_name, version=settings.model_version
-    )
-    assert enqueue_discover(pipeline.conn, settings, payload) is not None
-
-
-def _terminal(pipeline: Pipeline, run: str, expected: int):  # type: ignore[no-untyped-def]
-    def check():  # type: ignore[no-untyped-def]
-        found = status.products(pipeline.conn, run)
-        done = status.run_discovered(pipeline.conn, run)
-        if done and len(found) == expected and all(p.terminal for p in found):
-            return {p.product_id: p for p in found}
-        return None
-
-    return check
+from earthsignature.testing.stac_server import StacServer
+from tests.queue.conftest import DAY, Pipeline, product, start_day, terminal, write_products
+from tests.queue.fake_stages import HANDLERS
 
 
 def test_products_flow_through_every_stage_once(pipeline: Pipeline) -> None:
@@ -46,8 +28,8 @@ def test_products_flow_through_every_stage_once(pipeline: Pipeline) -> None:
         ],
     )
     pipeline.start_workers(3)
-    _start_day(pipeline)
-    states = pipeline.wait(_terminal(pipeline, "r1", 6), what="all products terminal")
+    start_day(pipeline)
+    states = pipeline.wait(terminal(pipeline, "r1", 6), what="all products terminal")
 
     assert {k: v.state for k, v in states.items()} == {
         "S2A_A": "committed",
@@ -83,6 +65,7 @@ def test_products_flow_through_every_stage_once(pipeline: Pipeline) -> None:
     assert pipeline.count(f"test:runs:fetch:S2A_BAD:v{version}") == 1  # bad input: no retry
     cloudy = read_record(pipeline.store, model, version, DAY, "S2A_CLOUDY")
     assert cloudy and cloudy.stage == "discover" and "95%" in cloudy.reason
+    assert cloudy.details == {"cloud_cover": 95.0, "threshold": 90.0}
     assert not pipeline.store.exists(layout.raw_key(DAY, "31TCJ", "S2A_OTHERDAY", "B04"))
 
 
@@ -95,8 +78,8 @@ def test_exhausted_retries_record_failure_without_blocking_others(pipeline: Pipe
         ],
     )
     pipeline.start_workers(2)
-    _start_day(pipeline)
-    states = pipeline.wait(_terminal(pipeline, "r1", 2), what="both terminal")
+    start_day(pipeline)
+    states = pipeline.wait(terminal(pipeline, "r1", 2), what="both terminal")
     version = pipeline.settings.model_version
     assert states["S2A_FINE"].state == "committed"
     doomed = states["S2A_DOOMED"]
@@ -106,3 +89,32 @@ def test_exhausted_retries_record_failure_without_blocking_others(pipeline: Pipe
     assert tries == 1 + 3  # first attempt + the split stage's 3 retries
     record = read_record(pipeline.store, "clc-baseline", version, DAY, "S2A_DOOMED")
     assert record and record.status == "failed" and "simulated outage" in record.reason
+
+
+def test_real_discover_skip_keeps_its_figures(pipeline: Pipeline, shared_data: Path) -> None:
+    """The real discover on a worker: the skipped record keeps the cloud cover and threshold."""
+    folder = shared_data / "s2" / "S2A_29RKH_20200219_L2A"
+    item = json.loads((folder / "S2A_29RKH_20200219_0_L2A.json").read_text())
+    item["properties"]["eo:cloud_cover"] = 95.0
+    handlers = {k: v for k, v in HANDLERS.items() if k != "discover"}
+    with StacServer([item]) as server:
+        pipeline.env.update(
+            EARTHSIG_STAGE_HANDLERS=json.dumps(handlers),
+            EARTHSIG_STAC_API_URL=server.url,
+            EARTHSIG_AOI_WKT="POLYGON ((-13 23, -10 23, -10 26, -13 26, -13 23))",
+            EARTHSIG_CLOUD_THRESHOLD="60",
+        )
+        pipeline.start_workers(1, ["discover"])
+        day = dt.date(2020, 2, 19)
+        settings = pipeline.settings
+        payload = discover_payload(
+            start=day, end=day, run="r1", model=settings.model_name, version=settings.model_version
+        )
+        assert enqueue_discover(pipeline.conn, settings, payload) is not None
+        states = pipeline.wait(terminal(pipeline, "r1", 1), what="the cloudy product skipped")
+    pid = item["id"]
+    assert states[pid].state == "skipped"
+    record = read_record(pipeline.store, settings.model_name, settings.model_version, day, pid)
+    assert record and (record.status, record.stage) == ("skipped", "discover")
+    assert record.reason == "scene cloud cover 95.0 % is over 60.0 %"
+    assert record.details == {"cloud_cover": 95.0, "threshold": 60.0}

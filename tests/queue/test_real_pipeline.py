@@ -121,7 +121,7 @@ def _assert_committed_once(pipeline: Pipeline, ids: list[str]) -> None:
     store = pipeline.store
     entries = {e.product_id: e for e in catalog.iter_entries(store, "clc-baseline", 1)}
     assert sorted(entries) == sorted(ids)
-    keys = [info.key for info in store.list("")]
+    keys = [info.key for info in store.list_keys("")]
     assert len(keys) == len(set(keys))
     for pid, entry in entries.items():
         for name in ("segmentation", "polygons", "tiles", "cloud_mask"):
@@ -169,7 +169,8 @@ def test_three_products_with_real_tile_commit_exactly_once(
         ids, ("committed", "vectorize", None)
     )
     assert {pid: p.state for pid, p in states.items()} == dict.fromkeys(ids, "committed")
-    assert all(p.retries == 0 and not p.failures for p in states.values())
+    failures = {pid: p.failures for pid, p in states.items()}
+    assert all(p.retries == 0 and not p.failures for p in states.values()), failures
     assert all(p.shards and p.shards_done == p.shards for p in states.values())
     _assert_committed_once(pipeline, ids)
     finished = FinishedJobRegistry(queue=make_queue("vectorize", redis_conn))

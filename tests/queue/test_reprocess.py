@@ -11,8 +11,7 @@ from click.testing import CliRunner
 
 from earthsignature.cli import cli
 from earthsignature.storage import LocalStore, catalog
-from tests.queue.conftest import product, write_products
-from tests.queue.test_cli import _embedded_env
+from tests.queue.conftest import embedded_env, product, write_products
 
 
 def _repository_with_two_versions(root: Path) -> Path:
@@ -37,7 +36,7 @@ def test_reprocess_with_second_version_keeps_both(tmp_path: Path, source: str) -
             product("S2A_LATER", date="2026-03-09", **extra),
         ],
     )
-    env = _embedded_env(store.root)
+    env = embedded_env(store.root)
     env["EARTHSIG_MODEL_REPOSITORY"] = str(_repository_with_two_versions(tmp_path / "models"))
     runner = CliRunner()
     for day in ("2026-03-01", "2026-03-03", "2026-03-09"):
@@ -83,8 +82,8 @@ def test_reprocess_to_an_unknown_version_is_refused_before_any_work(tmp_path: Pa
     store = LocalStore(tmp_path / "store")
     args = ["reprocess", "--model", "clc-baseline", "--version", "7"]
     args += ["--from", "2026-03-01", "--to", "2026-03-05", "--no-progress"]
-    result = CliRunner().invoke(cli, args, env=_embedded_env(store.root))
+    result = CliRunner().invoke(cli, args, env=embedded_env(store.root))
     assert result.exit_code == 2
     assert "model 'clc-baseline' version 7 not available" in result.output
     assert "available versions: 1" in result.output
-    assert list(store.list("")) == []
+    assert list(store.list_keys("")) == []

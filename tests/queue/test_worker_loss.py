@@ -65,7 +65,7 @@ def test_killed_worker_job_is_retried_elsewhere(pipeline: Pipeline, stage: str) 
         for name in ("segmentation", "polygons", "tiles"):
             body = pipeline.store.get_bytes(entry.assets[name])
             assert body == f"{name} of {entry.product_id}".encode()
-    keys = [info.key for info in pipeline.store.list("")]
+    keys = [info.key for info in pipeline.store.list_keys("")]
     assert len(keys) == len(set(keys))
     killed_keys = [k for k in keys if "S2A_KILLED" in k]
     assert len(killed_keys) == 1 + 1 + 3 + 1 + 2 * 2  # raw, mask, 3 outputs, catalog, shards+preds

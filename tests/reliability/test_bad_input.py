@@ -277,7 +277,7 @@ def _snapshot(conn: redis.Redis, store: LocalStore, root: Path, workers: LocalWo
     return Outcome(
         root=root,
         store=store,
-        keys=[info.key for info in store.list("")],
+        keys=[info.key for info in store.list_keys("")],
         statuses={(p.product_id, p.version): p for run in RUNS for p in status.products(conn, run)},
         jobs=[job for job in jobs if job is not None],
         failed_jobs=sum(FailedJobRegistry(queue=make_queue(q, conn)).count for q in QUEUES),

@@ -72,7 +72,7 @@ def test_store_round_trips_through_30_percent_faults(
         faulty_store.put_bytes(key, data)
     assert {k: faulty_store.get_bytes(k) for k in blobs} == blobs
     assert faulty_store.get_range("objs/5.bin", 10, 20) == bytes([5]) * 20
-    assert sorted(info.key for info in faulty_store.list("objs/")) == sorted(blobs)
+    assert sorted(info.key for info in faulty_store.list_keys("objs/")) == sorted(blobs)
     counts = proxy.counts
     assert counts.injected_503 > 0 and counts.injected_drops > 0
     assert counts.requests == counts.forwarded + counts.injected_503 + counts.dropped_before
@@ -237,15 +237,15 @@ def test_verification_catches_a_damaged_store(
     figures = small_fault_run
     source = s3_server.store(TEST_BUCKET, figures["store"]["prefix"])
     copy = s3_server.store(TEST_BUCKET, f"t-{uuid.uuid4().hex[:12]}")
-    for info in source.list(""):
+    for info in source.list_keys(""):
         if not info.key.startswith("work/"):
             copy.put_bytes(info.key, source.get_bytes(info.key))
     expected = sorted(e.product_id for e in catalog.iter_entries(source, "clc-baseline", 1))
     assert len(expected) == 4
     states = dict.fromkeys(expected, "committed")
     assert verify(copy, "clc-baseline", 1, expected, states).ok
-    segmentation = next(k for k in (i.key for i in copy.list("segmentations/")))
-    record = next(k for k in (i.key for i in copy.list("catalog/")))
+    segmentation = next(k for k in (i.key for i in copy.list_keys("segmentations/")))
+    record = next(k for k in (i.key for i in copy.list_keys("catalog/")))
     if damage == "truncate":
         whole = copy.get_bytes(segmentation)
         copy.put_bytes(segmentation, whole[: len(whole) // 2])

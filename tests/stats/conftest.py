@@ -114,3 +114,15 @@ def whole_area(scene: Scene) -> shapely.Geometry:
     minx, maxy = scene.transform * (0, 0)
     maxx, miny = scene.transform * (SIZE, SIZE)
     return scene.lonlat(shapely.box(minx - 500, miny - 500, maxx + 500, maxy + 500))
+
+
+PX_M2 = 100.0
+
+
+def expected_areas(codes: np.ndarray, cloud: np.ndarray) -> tuple[dict[int, float], float]:
+    """Truth class areas over clear mapped pixels, and the cloudy mapped area (m²)."""
+    mapped = codes > 0
+    clear = codes[mapped & (cloud == 0)]
+    values, counts = np.unique(clear, return_counts=True)
+    areas = {int(v): float(n) * PX_M2 for v, n in zip(values, counts, strict=True)}
+    return areas, float(np.count_nonzero(mapped & (cloud == 1))) * PX_M2

@@ -8,17 +8,18 @@ import shapely
 
 from earthsignature import stats
 from earthsignature.functions.errors import BadInput
-from tests.stats.conftest import DAY1, DAY2, MODEL, SHIFT_PX, SIZE, URBAN, VERSION, Scene
-
-PX_M2 = 100.0
-
-
-def expected_areas(codes: np.ndarray, cloud: np.ndarray) -> tuple[dict[int, float], float]:
-    mapped = codes > 0
-    clear = codes[mapped & (cloud == 0)]
-    values, counts = np.unique(clear, return_counts=True)
-    areas = {int(v): float(n) * PX_M2 for v, n in zip(values, counts, strict=True)}
-    return areas, float(np.count_nonzero(mapped & (cloud == 1))) * PX_M2
+from tests.stats.conftest import (
+    DAY1,
+    DAY2,
+    MODEL,
+    PX_M2,
+    SHIFT_PX,
+    SIZE,
+    URBAN,
+    VERSION,
+    Scene,
+    expected_areas,
+)
 
 
 @pytest.mark.parametrize("window_px", [1024, 50])

@@ -17,8 +17,7 @@ from click.testing import CliRunner
 from earthsignature.cli import cli
 from earthsignature.grpc_api.server import ApiServer
 from earthsignature.proto.stats_stubs import stats_pb2, stats_pb2_grpc
-from tests.stats.conftest import DAY1, DAY2, MODEL, URBAN, VERSION, Scene
-from tests.stats.test_areas import expected_areas
+from tests.stats.conftest import DAY1, DAY2, MODEL, URBAN, VERSION, Scene, expected_areas
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 

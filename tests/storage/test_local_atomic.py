@@ -35,4 +35,4 @@ def test_temp_files_are_not_listed(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     store.put_bytes("a/x.txt", b"x")
     (tmp_path / "a" / ".tmp-deadbeef-y.txt").write_bytes(b"partial")
-    assert [i.key for i in store.list("a/")] == ["a/x.txt"]
+    assert [i.key for i in store.list_keys("a/")] == ["a/x.txt"]

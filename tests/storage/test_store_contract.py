@@ -1,4 +1,5 @@
-"""The storage contract, run against the local backend and a real S3 server."""
+"""The storage contract, run against the local backend and two real S3 servers (SeaweedFS,
+moto's server)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from pathlib import Path
 import pytest
 
 from earthsignature.storage import InvalidKey, ObjectNotFound, ObjectStore
+
+
+@pytest.fixture(params=["local", "s3", "moto"])
+def store(request: pytest.FixtureRequest) -> ObjectStore:
+    """Each contract test runs on the local backend, SeaweedFS and moto's S3 server."""
+    return request.getfixturevalue(f"{request.param}_store")
 
 
 def test_round_trip_bytes(store: ObjectStore) -> None:
@@ -44,12 +51,17 @@ def test_ranged_reads(store: ObjectStore, start: int, length: int, expected: byt
 def test_prefix_listing_is_sorted_and_bounded(store: ObjectStore) -> None:
     for key in ["p/2.txt", "p/1.txt", "p/sub/3.txt", "pq/4.txt", "other/5.txt"]:
         store.put_bytes(key, key.encode())
-    assert [i.key for i in store.list("p/")] == ["p/1.txt", "p/2.txt", "p/sub/3.txt"]
-    assert [i.key for i in store.list("p")] == ["p/1.txt", "p/2.txt", "p/sub/3.txt", "pq/4.txt"]
-    assert {i.size for i in store.list("p/")} == {7, 11}
+    assert [i.key for i in store.list_keys("p/")] == ["p/1.txt", "p/2.txt", "p/sub/3.txt"]
+    assert [i.key for i in store.list_keys("p")] == [
+        "p/1.txt",
+        "p/2.txt",
+        "p/sub/3.txt",
+        "pq/4.txt",
+    ]
+    assert {i.size for i in store.list_keys("p/")} == {7, 11}
     assert store.list_dirs("p/") == ["p/sub/"]
     assert store.list_dirs("") == ["other/", "p/", "pq/"]
-    assert list(store.list("nothing/")) == []
+    assert list(store.list_keys("nothing/")) == []
 
 
 def test_delete_and_delete_prefix(store: ObjectStore) -> None:
@@ -60,7 +72,7 @@ def test_delete_and_delete_prefix(store: ObjectStore) -> None:
     store.delete("d/never-existed")  # not an error
     assert not store.exists("d/1")
     assert store.delete_prefix("d/") == 1
-    assert [i.key for i in store.list("")] == ["keep/3"]
+    assert [i.key for i in store.list_keys("")] == ["keep/3"]
     with pytest.raises(InvalidKey):
         store.delete_prefix("")
 
