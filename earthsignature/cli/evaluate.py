@@ -122,8 +122,12 @@ def _bigearthnet(as_json: Path | None) -> None:
     )
     try:
         patches = bigearthnet.patches(spec.bands)
-    except ImportError as exc:
+    except FileNotFoundError as exc:
         raise EvaluationError(str(exc)) from exc
+    except ImportError as exc:
+        raise EvaluationError(
+            f"{exc.name}: BigEarthNet needs pip install 'earthsignature[eval]'"
+        ) from exc
     results = [patch_eval.evaluate_patch(predict, spec, p) for p in patches]
     result: dict[str, Any] = {"model": spec.name, "version": spec.version}
     result |= {"data": bigearthnet.CREDIT} | patch_eval.report(results)

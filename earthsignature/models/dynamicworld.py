@@ -187,7 +187,8 @@ def head_nodes() -> list[onnx.NodeProto]:
         _const("red_at", [red], np.int64),
         # confidence: the winning class's softmax probability in percent
         helper.make_node("Softmax", [NET_OUTPUT], ["probs"], axis=1),
-        helper.make_node("ReduceMax", ["probs"], ["p_max"], axes=[1], keepdims=0),
+        _const("class_axis", [1], np.int64),
+        helper.make_node("ReduceMax", ["probs", "class_axis"], ["p_max"], keepdims=0),
         helper.make_node("Mul", ["p_max", "hundred"], ["p_pct"]),
         helper.make_node("Round", ["p_pct"], ["p_round"]),
         helper.make_node("Cast", ["p_round"], [CONFIDENCE_NAME], to=TensorProto.UINT8),
