@@ -60,8 +60,8 @@ def boadella(predict: patch_eval.Predict, spec: ModelSpec) -> dict[str, object]:
         iou = float((wet & water).sum() / (wet | water).sum())
         entry: dict[str, object] = {"water_iou": round(iou, 3)}
         values, counts = np.unique(codes[~water], return_counts=True)
-        entry["land_top"] = {int(v): round(float(c) / (~water).sum(), 3) for v, c in
-                             sorted(zip(values, counts, strict=True), key=lambda vc: -vc[1])[:3]}  # fmt: skip
+        top = sorted(zip(values, counts, strict=True), key=lambda vc: -vc[1])[:3]
+        entry["land_top"] = {int(v): round(float(c) / (~water).sum(), 3) for v, c in top}
         if confidence is not None:
             entry["mean_confidence"] = round(float(confidence.mean()), 1)
             entry["share_below_50"] = round(float((confidence < 50).mean()), 3)

@@ -17,9 +17,9 @@ credited in anything built from it. Each patch is 1.2 x 1.2 km (120 x 120 px at 
 * v2: the 19-class nomenclature (groups of level-3 codes, :data:`BEN19`); configilm also ships
   the list of v2 patches with snow, cloud or shadow, reported apart.
 
-Reflectance: v1 was processed with sen2cor 2.5.5 (no offset); v2 with sen2cor 2.99 on baseline
-05.xx products, whose DN carry BOA_ADD_OFFSET -1000 (:data:`V2_OFFSET`; the dark water and
-shadow pixels of the v2 samples sit near DN 1000, those of v1 near 0).
+Reflectance = DN x 1e-4 for both: v1 was processed with sen2cor 2.5.5 (no offset), and the v2
+samples carry none either (their darkest pixels are DN 70-90; with the 04.00 offset of -1000
+they would be negative), so :data:`V2_OFFSET` is 0.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from scipy import ndimage
 from earthsignature import corine
 
 CREDIT = "BigEarthNet (TU Berlin), CDLA-Permissive-1.0"
-V2_OFFSET = -0.1
+V2_OFFSET = 0.0
 SIZE = 120
 #: The 19-class nomenclature of BigEarthNet v2 -> the CORINE level-3 codes each class groups.
 BEN19: dict[str, frozenset[int]] = {

@@ -240,11 +240,12 @@ def golden_record(names: list[str], reflectance: np.ndarray, logits: np.ndarray)
 
 
 def agreement(model: onnx.ModelProto, golden: dict[str, np.ndarray]) -> tuple[float, float]:
-    """Share of pixels where the wrapped graph's class refines TensorFlow's, and the largest
-    confidence difference (percentage points)."""
+    """Share of pixels where the wrapped graph's class refines TensorFlow's (after the head's
+    dark-water rule), and the largest confidence difference (percentage points)."""
     reflectance = golden["dn"].astype(np.float32) / np.float32(10000)
     classes, confidence = _ort(model, reflectance, ["classes", "confidence"])
-    same = np.asarray(dw.DW_OF_INDEX)[classes] == golden["dw_class"]
+    expected = dw.apply_water_rule(reflectance, golden["dw_class"])
+    same = np.asarray(dw.DW_OF_INDEX)[classes] == expected
     gap = np.abs(confidence.astype(np.float32) - golden["confidence"]).max()
     return float(same.mean()), float(gap)
 

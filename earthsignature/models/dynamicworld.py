@@ -17,6 +17,10 @@ class to level-3 codes with the rules below, computed inside the graph:
 * built -> 111 continuous urban fabric where at least :data:`DENSE_BUILT` of the window is built,
   else 112;
 * bare -> 333 sparsely vegetated where NDVI >= :data:`SPARSE_NDVI`, else 332 bare rock;
+* any pixel darker than :data:`DARK_WATER_NIR` in NIR and greener than NIR is water, whatever
+  the network says: on L2A (the network was trained on top-of-atmosphere L1C) open sea and lakes
+  are far darker than anything it saw, and it reads them as trees (BigEarthNet v1: 8 of 9 sea
+  patches); no vegetation or soil has NIR that low;
 * water 512, grass 231, flooded vegetation 411, crops 211, shrub and scrub 324, snow and ice 335.
 
 :data:`RELIABLE_LEVEL` records, per output code, the CORINE level at which the reading can be
@@ -64,7 +68,7 @@ CLASSES = [512, 311, 312, 313, 231, 411, 211, 324, 112, 111, 333, 332, 335]
 #: Output index -> Dynamic World class index (every output index refines one upstream class).
 DW_OF_INDEX = [0, 1, 1, 1, 2, 3, 4, 5, 6, 6, 7, 7, 8]
 #: Upstream class index -> output index before the sub-class rules.
-BASE_INDEX = [0, 1, 4, 5, 6, 7, 8, 10, 12]
+BASE_INDEX = [0, 1, 4, 5, 6, 7, 8, 11, 12]
 #: Side (px at 10 m) of the window the tree-type and built-density shares are taken over.
 POOL = 15
 #: NIR (B08) reflectance below which a tree pixel counts as coniferous.
@@ -73,6 +77,8 @@ CONIFER_NIR = 0.25
 CONIFEROUS, MIXED = 0.75, 0.25
 #: Built share of the window at or above which a built pixel is 111 rather than 112.
 DENSE_BUILT = 0.8
+#: NIR (B08) reflectance below which a pixel with green above NIR is water.
+DARK_WATER_NIR = 0.05
 #: NDVI at or above which a bare pixel is 333 (sparsely vegetated) rather than 332.
 SPARSE_NDVI = 0.1
 #: Receptive field of the upstream network (px), from PROVENANCE.md (44) plus the window.
@@ -144,16 +150,28 @@ def _const(
     )
 
 
+def apply_water_rule(reflectance: np.ndarray, dw_class: np.ndarray) -> np.ndarray:
+    """The head's dark-water override in numpy: ``reflectance [..., 9, H, W]`` and the
+    network's class ``[..., H, W]`` -> the class the head maps to CORINE."""
+    nir = reflectance[..., BANDS.index("B08"), :, :]
+    green = reflectance[..., BANDS.index("B03"), :, :]
+    dark_water = (nir < np.float32(DARK_WATER_NIR)) & (green > nir)
+    return np.where(dark_water, 0, dw_class)
+
+
 def normalisation_nodes() -> list[onnx.NodeProto]:
     """``input`` reflectance ``[N, 9, H, W]`` -> :data:`NET_INPUT`, the network's input (NCHW):
-    ``sigmoid(5 (ln(50 r + 1) - P0) / P1 - 1)``, folded into one scale and one bias per band."""
+    ``sigmoid(5 (ln(50 max(r, 0) + 1) - P0) / P1 - 1)``, folded into one scale and one bias per
+    band (L2A reflectance after the offset can be slightly negative)."""
     p = np.asarray(NORM, dtype=np.float32)
     return [
+        _const("zero", 0.0),
         _const("k50", 10000 * 0.005),
         _const("one", 1.0),
         _const("inv_p1x5", (5.0 / p[:, 1]).reshape(1, -1, 1, 1)),
         _const("bias", (-5.0 * p[:, 0] / p[:, 1] - 1.0).reshape(1, -1, 1, 1)),
-        helper.make_node("Mul", [INPUT_NAME, "k50"], ["dn_scaled"]),
+        helper.make_node("Max", [INPUT_NAME, "zero"], ["non_negative"]),
+        helper.make_node("Mul", ["non_negative", "k50"], ["dn_scaled"]),
         helper.make_node("Add", ["dn_scaled", "one"], ["dn_plus1"]),
         helper.make_node("Log", ["dn_plus1"], ["log_dn"]),
         helper.make_node("Mul", ["log_dn", "inv_p1x5"], ["scaled"]),
@@ -165,7 +183,7 @@ def normalisation_nodes() -> list[onnx.NodeProto]:
 def head_nodes() -> list[onnx.NodeProto]:
     """:data:`NET_OUTPUT` logits ``[N, 9, H, W]`` and the ``input`` reflectance -> ``classes``
     and ``confidence``, uint8 ``[N, H, W]``."""
-    nir, red = BANDS.index("B08"), BANDS.index("B04")
+    nir, red, green = BANDS.index("B08"), BANDS.index("B04"), BANDS.index("B03")
     pad = POOL // 2
     n = [
         _const("hundred", 100.0),
@@ -185,6 +203,9 @@ def head_nodes() -> list[onnx.NodeProto]:
         _const("i333", CLASSES.index(333), np.int64),
         _const("nir_at", [nir], np.int64),
         _const("red_at", [red], np.int64),
+        _const("green_at", [green], np.int64),
+        _const("c_water", 0, np.int64),
+        _const("dark_water_nir", DARK_WATER_NIR),
         # confidence: the winning class's softmax probability in percent
         helper.make_node("Softmax", [NET_OUTPUT], ["probs"], axis=1),
         _const("class_axis", [1], np.int64),
@@ -193,9 +214,14 @@ def head_nodes() -> list[onnx.NodeProto]:
         helper.make_node("Round", ["p_pct"], ["p_round"]),
         helper.make_node("Cast", ["p_round"], [CONFIDENCE_NAME], to=TensorProto.UINT8),
         # upstream class and the masks the sub-class rules need, [N, 1, H, W]
-        helper.make_node("ArgMax", [NET_OUTPUT], ["dw"], axis=1, keepdims=1),
+        helper.make_node("ArgMax", [NET_OUTPUT], ["dw_net"], axis=1, keepdims=1),
         helper.make_node("Gather", [INPUT_NAME, "nir_at"], ["nir"], axis=1),
         helper.make_node("Gather", [INPUT_NAME, "red_at"], ["red"], axis=1),
+        helper.make_node("Gather", [INPUT_NAME, "green_at"], ["green"], axis=1),
+        helper.make_node("Less", ["nir", "dark_water_nir"], ["dark_nir_water"]),
+        helper.make_node("Greater", ["green", "nir"], ["green_over_nir"]),
+        helper.make_node("And", ["dark_nir_water", "green_over_nir"], ["dark_water"]),
+        helper.make_node("Where", ["dark_water", "c_water", "dw_net"], ["dw"]),
         helper.make_node("Equal", ["dw", "c_trees"], ["is_trees"]),
         helper.make_node("Equal", ["dw", "c_built"], ["is_built"]),
         helper.make_node("Equal", ["dw", "c_bare"], ["is_bare"]),
