@@ -84,9 +84,9 @@ def _head_only(logits_class: np.ndarray) -> onnx.ModelProto:
         opset_imports=[helper.make_opsetid("", dw.OPSET)],
     )
     # the fake ignores its input's values: multiply it in by zero so the graph stays connected
-    net.graph.node.insert(0, helper.make_node("Mul", ["x", "zero"], ["x0"]))
+    net.graph.node.insert(0, helper.make_node("Mul", ["x", "fake_zero"], ["x0"]))
     net.graph.node[1].input[0] = "x0"
-    net.graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), "zero"))
+    net.graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), "fake_zero"))
     return dw.wrap(net)
 
 
@@ -104,10 +104,13 @@ def test_corine_head_follows_the_documented_rules() -> None:
     upstream[0, 39] = 7  # one bare pixel
     reflectance = np.full((9, size, size), 0.1, dtype=np.float32)
     reflectance[dw.BANDS.index("B08"), 20:, 36:] = 0.4  # bright NIR: broad-leaved
+    reflectance[dw.BANDS.index("B08"), 5, 5] = 0.02  # dark in NIR, green above it: water
+    reflectance[dw.BANDS.index("B03"), 5, 5] = 0.04
     codes, confidence = _run(_head_only(upstream), reflectance)
     assert codes[10, 30] == 111  # built, window all built
     assert codes[10, 12] == 112  # built beside the grass: under 80 % of the window built
-    assert (codes[:, :10] == 231).all()
+    assert codes[5, 5] == 512  # the dark-water rule overrides the network's grass
+    assert (np.delete(codes[:, :10].ravel(), 5 * 10 + 5) == 231).all()
     assert codes[30, 22] == 312  # the window's trees all dark in NIR
     assert codes[30, 37] == 313  # 6 of its 10 tree columns dark: mixed
     assert codes[0, 39] == 332  # bare, NDVI 0
