@@ -105,9 +105,13 @@ def _scene(
             if len(rgb_bands) == 3
             else np.zeros((*pred.shape, 3), np.uint8)
         )
-        evaluate.panel(
-            rgb, scene.codes, pred, panel_path, title=f"{spec.name} v{spec.version}", cloud=cloud
-        )
+        try:
+            evaluate.panel(
+                rgb, scene.codes, pred, panel_path, title=f"{spec.name} v{spec.version}",
+                cloud=cloud,
+            )  # fmt: skip
+        except ImportError as exc:
+            raise EvaluationError(str(exc)) from exc
 
 
 def _bigearthnet(as_json: Path | None) -> None:

@@ -60,6 +60,27 @@ def test_evaluate_refuses_a_scene_without_a_stated_offset(
     assert explicit.exit_code == 0, explicit.output
 
 
+@pytest.mark.shared_data
+def test_evaluate_bigearthnet_prints_clear_and_disturbed_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earthsignature.models import bigearthnet
+
+    try:
+        bigearthnet.mock_data()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    monkeypatch.setenv("EARTHSIG_MODEL_NAME", "clc-baseline")
+    out = tmp_path / "ben.json"
+    result = CliRunner().invoke(cli, ["evaluate", "--bigearthnet", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("clc-baseline v1 BigEarthNet clear: 48 patches")
+    assert lines[1].startswith("clc-baseline v1 BigEarthNet snow_cloud_shadow: 6 patches")
+    report = json.loads(out.read_text())
+    assert "CDLA-Permissive-1.0" in report["data"] and len(report["patches"]) == 54
+
+
 def test_models_list_and_show() -> None:
     runner = CliRunner()
     listed = runner.invoke(cli, ["models", "list"])
