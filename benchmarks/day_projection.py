@@ -62,6 +62,8 @@ class Assumptions:
     transfer_factor: float  # Triton transfer cost on the GPU node relative to the measured path
     download_mb: float  # bytes fetched per product (model bands + SCL), MB
     nic_mb_s: float  # node network bandwidth to the source archive, MB/s
+    model_ms_per_chip: float = UNET_CPU_MS_PER_CHIP  # model cost per 256 x 256 chip, 2 threads
+    chips_per_tile: int = CHIPS_PER_TILE  # chips of the model's geometry per full tile
 
 
 def project(stages: dict[str, float], a: Assumptions, workers: int) -> dict[str, float | int | str]:
@@ -70,7 +72,7 @@ def project(stages: dict[str, float], a: Assumptions, workers: int) -> dict[str,
     cpu_per_clear = stages["split"] + stages["vectorize"]
     cpu_s = a.products * (stages["fetch"] + stages["cloud"]) + clear * cpu_per_clear
     fetch_s = a.products * a.download_mb / a.nic_mb_s
-    infer_gpu = CHIPS_PER_TILE * UNET_CPU_MS_PER_CHIP / 1000 / a.gpu_speedup
+    infer_gpu = a.chips_per_tile * a.model_ms_per_chip / 1000 / a.gpu_speedup
     transfer = 10980 * 10980 / 1e6 * TRITON_MS_PER_MPX / 1000 * a.transfer_factor
     gpu_s = clear * (infer_gpu + transfer)
     bounds = {"cpu workers": cpu_s / workers, "gpu": gpu_s, "network": fetch_s}
@@ -109,6 +111,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--transfer-factor", type=float, default=1.0)
     parser.add_argument("--download-mb", type=float, default=900.0)
     parser.add_argument("--nic-mb-s", type=float, default=500.0)
+    parser.add_argument(
+        "--model-ms-per-chip",
+        type=float,
+        default=UNET_CPU_MS_PER_CHIP,
+        help="Model cost per 256 x 256 chip on 2 CPU threads (dynamicworld-clc: see BENCHMARKS).",
+    )
+    parser.add_argument("--chips-per-tile", type=int, default=CHIPS_PER_TILE)
     args = parser.parse_args(argv)
     stages = _stages(args.stages)
     a = Assumptions(
@@ -118,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
         transfer_factor=args.transfer_factor,
         download_mb=args.download_mb,
         nic_mb_s=args.nic_mb_s,
+        model_ms_per_chip=args.model_ms_per_chip,
+        chips_per_tile=args.chips_per_tile,
     )
     print("stage costs (s per full tile, one 2-core worker) " + json.dumps(stages))
     print("assumptions " + json.dumps(a.__dict__))

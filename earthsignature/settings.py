@@ -90,7 +90,10 @@ class Settings(BaseSettings):
         default=None,
         description="Triton-layout model repository; unset uses the one shipped in the package.",
     )
-    model_name: str = Field(default="clc-baseline", description="Model used by the pipeline.")
+    model_name: str = Field(
+        default="dynamicworld-clc",
+        description="Model used by the pipeline (clc-baseline: the fast spectral-rule model).",
+    )
     model_version: int = Field(default=1, ge=1, description="Model version (Triton integer).")
     inference_threads: int = Field(
         default=2, ge=1, description="onnxruntime intra-op threads of the embedded runner."

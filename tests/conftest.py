@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,11 @@ from earthsignature.testing.seaweed import SeaweedS3
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 TEST_BUCKET = "earthsig-test"
+# Tests that run the pipeline in-process on generated scenes pin the fast rule model: what they
+# check does not depend on the model, and the learned default (dynamicworld-clc) is ~100x slower
+# per chip. Tests of the default itself (demo, tests/models/test_dynamicworld.py) clear or set
+# EARTHSIG_MODEL_NAME explicitly.
+os.environ.setdefault("EARTHSIG_MODEL_NAME", "clc-baseline")
 
 
 @pytest.fixture(scope="session")

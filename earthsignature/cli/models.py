@@ -61,3 +61,26 @@ def import_csmask(level: str) -> None:
 
     spec = build(_repo(), level)
     click.echo(f"registered {spec.name} version {spec.version} (sha256 {spec.source['sha256']})")
+
+
+@command.command("import-dynamicworld")
+@click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", default="dynamicworld-clc", show_default=True)
+@click.option("--version", type=int, default=None, help="Default: the next free version.")
+@click.option(
+    "--golden",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write TensorFlow's outputs on the real sample chips here (.npz) for CI.",
+)
+def import_dynamicworld(src: Path, name: str, version: int | None, golden: Path | None) -> None:
+    """Convert the Dynamic World SavedModel SRC (the folder holding saved_model.pb) to ONNX,
+    check it against TensorFlow on real BigEarthNet chips, and register it (extra "import")."""
+    try:
+        from earthsignature.models.dwimport import import_dynamicworld as run_import
+
+        spec = run_import(src, _repo(), name=name, version=version, golden_path=golden)
+    except ImportError as exc:
+        raise click.ClickException(
+            f"{exc.name or exc}: the import needs pip install 'earthsignature[import,eval]'"
+        ) from exc
+    click.echo(f"registered {spec.name} version {spec.version}")

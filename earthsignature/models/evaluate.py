@@ -1,6 +1,7 @@
 """Evaluate a model on Sentinel-2 image + CORINE label rasters: per-class precision, recall,
 IoU, a confusion matrix in CORINE codes, and a validation panel (true colour, truth,
-prediction in CLC colours)."""
+prediction in CLC colours, cloud in grey). matplotlib (extra "evaluate") is imported only for the
+panel."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
+from rasterio.enums import Resampling
 
 from earthsignature import corine
-from earthsignature.functions.chips import ChipGrid, predict_tiled
+from earthsignature.models.chips import ChipGrid, predict_tiled
 from earthsignature.models.spec import ModelSpec
+
+#: Scene classification (SCL) values that are cloud or cloud shadow.
+SCL_CLOUD = (3, 8, 9, 10)
+CLOUD_RGB = (190, 190, 190)
 
 
 def predict_codes(
@@ -25,6 +32,45 @@ def predict_codes(
     image[:, ~valid] = 0.0
     classes = predict_tiled(predict, image, ChipGrid.for_spec(spec, h, w))
     return np.where(valid, spec.code_lut()[classes], np.uint16(corine.NODATA))
+
+
+def session_predict(
+    onnx_file: Path, spec: ModelSpec, threads: int
+) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """Every declared output (``spec.outputs``: classes, then confidence) of a model's graph on
+    normalised chips, through onnxruntime (evaluation; the pipeline uses the runners)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+
+    def predict(chips: np.ndarray) -> list[np.ndarray]:
+        return list(session.run(spec.outputs, {input_name: chips.astype(np.float32)}))
+
+    return predict
+
+
+def scl_cloud(scl: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """Cloud and cloud-shadow mask from a scene classification raster on ``shape`` (None when
+    the scene has no SCL.tif)."""
+    if not scl.is_file():
+        return None
+    with rasterio.open(scl) as ds:
+        values = ds.read(1, out_shape=shape, resampling=Resampling.nearest)
+    return np.isin(values, SCL_CLOUD)
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """One line: model, accuracy and the three largest classes' IoU."""
+    classes = sorted(result["classes"].items(), key=lambda kv: -kv[1]["pixels"])[:3]
+    ious = ", ".join(f"{code} IoU {c['iou']:.2f}" for code, c in classes)
+    return (
+        f"{result['model']} v{result['version']}: pixel accuracy {result['accuracy']:.2f} "
+        f"(offset {result.get('offset', 0.0):g}); {ious}"
+    )
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray) -> tuple[list[int], np.ndarray]:
@@ -74,28 +120,42 @@ def clc_rgb(codes: np.ndarray) -> np.ndarray:
 
 
 def panel(
-    true_colour: np.ndarray, truth: np.ndarray, pred: np.ndarray, path: Path, title: str = ""
+    true_colour: np.ndarray,
+    truth: np.ndarray,
+    pred: np.ndarray,
+    path: Path,
+    title: str = "",
+    cloud: np.ndarray | None = None,
 ) -> None:
-    """PNG: true colour input, ground truth and prediction side by side, with a legend."""
-    import matplotlib
+    """PNG: true colour input, ground truth and prediction side by side, with a legend below
+    the images (never over them); ``cloud`` pixels are drawn grey in the prediction."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError("the panel needs matplotlib: pip install 'earthsignature[evaluate]'") from exc
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5.5))
+    present = sorted(
+        {int(c) for c in np.unique(np.concatenate([truth.ravel(), pred.ravel()]))} - {0}
+    )
+    rows = -(-(len(present) + 1) // 3)
+    legend_inches = 0.25 * rows + 0.3
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.0 + legend_inches))
+    predicted = clc_rgb(pred)
+    if cloud is not None:
+        predicted[cloud] = CLOUD_RGB
     for ax, img, name in zip(
         axes,
-        (true_colour, clc_rgb(truth), clc_rgb(pred)),
+        (true_colour, clc_rgb(truth), predicted),
         ("Sentinel-2 (true colour)", "Ground truth", "Prediction"),
         strict=True,
     ):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(name)
         ax.axis("off")
-    present = sorted(
-        {int(c) for c in np.unique(np.concatenate([truth.ravel(), pred.ravel()]))} - {0}
-    )
     handles = [
         Patch(
             color=corine.clc_class(c).hex,
@@ -103,9 +163,11 @@ def panel(
         )
         for c in present
     ]
+    if cloud is not None and cloud.any():
+        handles.append(Patch(color=np.array(CLOUD_RGB) / 255, label="cloud or shadow (SCL)"))
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout(rect=(0, legend_inches / (5.0 + legend_inches), 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 import onnx
 
 from earthsignature.models.errors import InvalidModel, ModelNotFound
-from earthsignature.models.spec import INPUT_NAME, METADATA_FILE, OUTPUT_NAME, ModelSpec
+from earthsignature.models.spec import (
+    CONFIDENCE_NAME,
+    INPUT_NAME,
+    METADATA_FILE,
+    OUTPUT_NAME,
+    ModelSpec,
+)
 from earthsignature.storage import layout
 
 if TYPE_CHECKING:
@@ -35,7 +41,11 @@ CONFIG_FILE = "config.pbtxt"
 
 def triton_io_config(spec: ModelSpec, runtime: str) -> str:
     """The part of config.pbtxt every deployment shares: name, runtime line, batch limit,
-    version policy (every version side by side), input and output tensors."""
+    version policy (every version side by side), input and output tensors (every name in
+    ``spec.outputs``, all uint8 ``[N, H, W]``)."""
+    outputs = ",\n".join(
+        f'  {{ name: "{name}" data_type: TYPE_UINT8 dims: [ -1, -1 ] }}' for name in spec.outputs
+    )
     return (
         f'name: "{spec.name}"\n'
         f"{runtime}\n"
@@ -44,9 +54,7 @@ def triton_io_config(spec: ModelSpec, runtime: str) -> str:
         "input [\n"
         f'  {{ name: "{INPUT_NAME}" data_type: TYPE_FP32 dims: [ {len(spec.bands)}, -1, -1 ] }}\n'
         "]\n"
-        "output [\n"
-        f'  {{ name: "{OUTPUT_NAME}" data_type: TYPE_UINT8 dims: [ -1, -1 ] }}\n'
-        "]\n"
+        f"output [\n{outputs}\n]\n"
     )
 
 
@@ -152,10 +160,17 @@ def check_graph(model: onnx.ModelProto, spec: ModelSpec) -> None:
     outputs = {o.name: o for o in model.graph.output}
     if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
         raise InvalidModel(f"graph needs input {INPUT_NAME!r} and output {OUTPUT_NAME!r}")
+    missing = [name for name in spec.outputs if name not in outputs]
+    if missing:
+        raise InvalidModel(f"the metadata declares outputs {missing} the graph lacks")
+    if CONFIDENCE_NAME in outputs and CONFIDENCE_NAME not in spec.outputs:
+        raise InvalidModel(f"the graph has a {CONFIDENCE_NAME!r} output the metadata omits")
     in_type = inputs[INPUT_NAME].type.tensor_type
-    out_type = outputs[OUTPUT_NAME].type.tensor_type
-    if in_type.elem_type != onnx.TensorProto.FLOAT or out_type.elem_type != onnx.TensorProto.UINT8:
-        raise InvalidModel("input must be float32 and output uint8 class indices")
+    out_types = [outputs[name].type.tensor_type.elem_type for name in spec.outputs]
+    if in_type.elem_type != onnx.TensorProto.FLOAT or any(
+        t != onnx.TensorProto.UINT8 for t in out_types
+    ):
+        raise InvalidModel("input must be float32 and outputs uint8 class indices (and percent)")
     dims = in_type.shape.dim
     if len(dims) != 4 or (dims[1].HasField("dim_value") and dims[1].dim_value != len(spec.bands)):
         raise InvalidModel(f"input must be [N, {len(spec.bands)}, H, W]")

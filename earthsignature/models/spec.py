@@ -3,7 +3,9 @@
 Stored as ``<repo>/<name>/<version>/earthsig.json`` beside ``model.onnx`` (per version: a
 new version may change bands, normalisation or classes). The ONNX graph takes ``input``
 float32 ``[N, len(bands), H, W]`` (normalised reflectance) and returns ``classes`` uint8
-``[N, H, W]``: indices into :attr:`ModelSpec.classes`, so class maps, not logits, cross the wire.
+``[N, H, W]``: indices into :attr:`ModelSpec.classes`, so class maps, not logits, cross the wire;
+models listing ``confidence`` in :attr:`ModelSpec.outputs` also return it, uint8 ``[N, H, W]``,
+the winning class's softmax probability in percent.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ ModelKind = Literal["landcover", "cloudmask"]
 CLOUD_CLASSES = (0, 1, 2)
 INPUT_NAME = "input"
 OUTPUT_NAME = "classes"
+CONFIDENCE_NAME = "confidence"
 CANONICAL_BANDS = (
     "B01",
     "B02",
@@ -65,6 +68,20 @@ class ModelSpec(BaseModel):
         default_factory=dict,
         description="Where an imported model came from (package, version, sha256, licence).",
     )
+    outputs: list[str] = Field(
+        default_factory=lambda: [OUTPUT_NAME],
+        description="Graph outputs: 'classes' always, optionally 'confidence' (uint8, "
+        "winning-class softmax probability in percent).",
+    )
+    credit: str = Field(
+        default="",
+        description="Attribution the model's licence asks for; copied into outputs' metadata.",
+    )
+    reliable_level: dict[int, int] = Field(
+        default_factory=dict,
+        description="Output CORINE code -> the CORINE level (1, 2 or 3) at which the model's "
+        "reading of that class is reliable; codes not listed are trusted at level 3.",
+    )
 
     @field_validator("bands")
     @classmethod
@@ -85,6 +102,24 @@ class ModelSpec(BaseModel):
             raise ValueError(f"classes must be 1..255 CORINE level-3 codes, bad: {bad}")
         return self
 
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, value: list[str]) -> list[str]:
+        allowed = (OUTPUT_NAME, CONFIDENCE_NAME)
+        if not value or value[0] != OUTPUT_NAME:
+            raise ValueError(f"outputs must start with {OUTPUT_NAME!r}, got {value}")
+        if any(v not in allowed for v in value) or len(set(value)) != len(value):
+            raise ValueError(f"outputs must be distinct names out of {allowed}, got {value}")
+        return value
+
+    @field_validator("reliable_level")
+    @classmethod
+    def _reliable_level(cls, value: dict[int, int]) -> dict[int, int]:
+        bad = {c: lv for c, lv in value.items() if not corine.is_code(c) or lv not in (1, 2, 3)}
+        if bad:
+            raise ValueError(f"reliable_level maps CORINE codes to levels 1..3, bad: {bad}")
+        return value
+
     @model_validator(mode="after")
     def _geometry(self) -> ModelSpec:
         if len(self.mean) != len(self.bands) or len(self.std) != len(self.bands):
@@ -95,6 +130,8 @@ class ModelSpec(BaseModel):
             raise ValueError("chip_size must be a multiple of stride_multiple")
         if self.step <= 0:
             raise ValueError(f"chip_size {self.chip_size} leaves no centre after margins")
+        if set(self.reliable_level) - set(self.classes):
+            raise ValueError("reliable_level lists codes the model does not output")
         return self
 
     @property

@@ -170,6 +170,8 @@ def embedded_env(store: Path, **extra: str) -> dict[str, str | None]:
             "EARTHSIG_STORE": str(store),
             "EARTHSIG_STAGE_HANDLERS": json.dumps(fake_stages.HANDLERS),
             "EARTHSIG_RETRY_BACKOFF_SCALE": "0",
+            # fake stages: the model only names the outputs; the suite's fast model
+            "EARTHSIG_MODEL_NAME": "clc-baseline",
             "PYTHONPATH": str(ROOT),
             **extra,
         }

@@ -62,6 +62,7 @@ def test_demo_runs_offline_and_says_where_outputs_are(demo: Demo) -> None:
     assert "2 products, 2 committed" in result.output
     entries = list(catalog.iter_entries(demo.store))
     assert len(entries) == 2
+    assert {entry.model for entry in entries} == {"dynamicworld-clc"}  # the learned default
     for entry in entries:
         path = out / "store" / entry.assets["polygons"]
         assert path.is_file() and str(path) in result.output

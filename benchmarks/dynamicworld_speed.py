@@ -1,0 +1,98 @@
+"""Dynamic World speed: ms per 256 x 256 chip, the shipped ONNX graph (onnxruntime) beside
+TensorFlow running the upstream SavedModel, same chips, same thread count, one run.
+
+    python -m benchmarks dynamicworld_speed --threads 2 [--batch 4] [--repeats 3]
+        [--savedmodel ../shared/models/dynamicworld/model/forward]
+
+Chips: real BigEarthNet patches (configilm wheel, see earthsignature/models/bigearthnet.py)
+tiled 3 x 3 into 360 x 360 and cut to 256 x 256, so both runtimes see real reflectance. The ONNX
+time includes the in-graph normalisation and CORINE head; TensorFlow's excludes its
+normalisation (done in numpy beforehand). Also prints the share of pixels where the shipped
+graph keeps the plain conversion's class (after the head's dark-water rule) when ``--plain``
+names the unoptimised ONNX.
+TensorFlow is skipped (with a note) when it is not installed (extra "import").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from earthsignature.models import bigearthnet
+from earthsignature.models import dynamicworld as dw
+from earthsignature.models.repository import SHIPPED, ModelRepository
+
+SAVEDMODEL = Path(__file__).resolve().parents[2] / "shared/models/dynamicworld/model/forward"
+
+
+def chips(batch: int) -> np.ndarray:
+    """``batch`` real 256 x 256 chips ``[N, 9, 256, 256]`` (reflectance)."""
+    patches = [p.reflectance for p in bigearthnet.patches(dw.BANDS) if not p.disturbed]
+    out = []
+    for i in range(batch):
+        pick = [patches[(9 * i + k) % len(patches)] for k in range(9)]
+        rows = [np.concatenate(pick[r * 3 : r * 3 + 3], axis=2) for r in range(3)]
+        out.append(np.concatenate(rows, axis=1)[:, :256, :256])
+    return np.stack(out).astype(np.float32)
+
+
+def time_call(fn, repeats: int, batch: int) -> float:  # type: ignore[no-untyped-def]
+    fn()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) * 1000 / (repeats * batch)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--savedmodel", type=Path, default=SAVEDMODEL)
+    parser.add_argument("--plain", type=Path, help="Unoptimised ONNX (logits) to compare with.")
+    args = parser.parse_args()
+    x = chips(args.batch)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    path = ModelRepository(SHIPPED).onnx_path(dw.NAME, 1)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    result: dict[str, object] = {"threads": args.threads, "batch": args.batch}
+    result["onnx_ms_per_chip"] = round(
+        time_call(lambda: session.run(None, {"input": x}), args.repeats, args.batch), 1
+    )
+    if args.plain:
+        plain = ort.InferenceSession(str(args.plain), options, providers=["CPUExecutionProvider"])
+        nchw = dw.normalise(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        (logits,) = plain.run(None, {plain.get_inputs()[0].name: np.ascontiguousarray(nchw)})
+        (classes,) = session.run(["classes"], {"input": x})
+        expected = dw.apply_water_rule(x, logits.argmax(1))  # the head's one override
+        same = np.asarray(dw.DW_OF_INDEX)[classes] == expected
+        result["same_class_as_plain"] = round(float(same.mean()), 5)
+    try:
+        import tensorflow as tf
+    except ImportError:
+        result["tensorflow"] = "not installed (pip install 'earthsignature[import]')"
+    else:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        fn = tf.saved_model.load(str(args.savedmodel)).signatures["serving_default"]
+        (arg,) = fn.structured_input_signature[1].keys()
+        nhwc = tf.constant(dw.normalise(x.transpose(0, 2, 3, 1)))
+        result["tensorflow_ms_per_chip"] = round(
+            time_call(lambda: fn(**{arg: nhwc}), args.repeats, args.batch), 1
+        )
+        result["speedup"] = round(
+            float(result["tensorflow_ms_per_chip"]) / float(result["onnx_ms_per_chip"]), 2
+        )
+    print("dynamicworld_speed", json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
