@@ -40,7 +40,7 @@ def command(bands_dir: Path, labels: Path, offset: float, panel_path: Path | Non
     scene = load_scene(
         {b: bands_dir / f"{b}.tif" for b in spec.bands}, labels, spec.bands, offset=offset
     )
-    pred = evaluate.predict_codes(runner.predict, spec, scene.reflectance)
+    pred = evaluate.predict_codes(lambda c: runner.predict(c).classes, spec, scene.reflectance)
     result = evaluate.scores(scene.codes, pred)
     click.echo(json.dumps({"model": spec.name, "version": spec.version, **result}, indent=2))
     if panel_path is not None:

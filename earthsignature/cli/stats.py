@@ -36,6 +36,12 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: object) -> object
     metavar="D1 D2",
     help="Also give the class-to-class change from D1 to D2.",
 )
+@click.option(
+    "--min-confidence",
+    type=click.IntRange(0, 100),
+    default=None,
+    help="Leave out pixels the model was less sure of (percent; needs a confidence model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def command(
     wkt: str,
@@ -44,6 +50,7 @@ def command(
     model: str | None,
     version: int | None,
     change: tuple[dt.date, dt.date] | None,
+    min_confidence: int | None,
     as_json: bool,
 ) -> None:
     """Per-class area (m²) per date inside WKT, cloud counted apart; optionally the change."""
@@ -62,12 +69,26 @@ def command(
     out: dict[str, object] = {"model": model, "version": version}
     if start is not None or end is not None or change is None:
         areas = stats.area_by_date(
-            store, aoi, start or dt.date.min, end or dt.date.max, model=model, version=version
+            store,
+            aoi,
+            start or dt.date.min,
+            end or dt.date.max,
+            model=model,
+            version=version,
+            min_confidence=min_confidence,
         )
         out["dates"] = [date_areas_dict(a) for a in areas]
     if change is not None:
         out["change"] = change_dict(
-            stats.change(store, aoi, change[0], change[1], model=model, version=version)
+            stats.change(
+                store,
+                aoi,
+                change[0],
+                change[1],
+                model=model,
+                version=version,
+                min_confidence=min_confidence,
+            )
         )
     if as_json:
         click.echo(json.dumps(out, indent=2))
@@ -77,6 +98,9 @@ def command(
         for c in day["classes"]:
             click.echo(f"  {c['code']:>5}  {c['area_m2'] / 1e4:12.2f} ha  {c['label']}")
         click.echo(f"  cloud  {day['cloud_m2'] / 1e4:12.2f} ha")
+        if min_confidence:
+            low = day["low_confidence_m2"] / 1e4
+            click.echo(f"  below {min_confidence} % confidence  {low:12.2f} ha")
     if "change" in out:
         ch = out["change"]
         click.echo(f"change {ch['date_from']} -> {ch['date_to']}")  # type: ignore[index]

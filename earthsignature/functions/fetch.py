@@ -33,7 +33,7 @@ from rasterio.windows import Window
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
-from earthsignature.functions.stac import RESOLUTION, SCL, AssetRef, ProductRef
+from earthsignature.functions.stac import AOT, RESOLUTION, SCL, AssetRef, ProductRef
 from earthsignature.generator.mgrs import parse_tile, utm_epsg
 from earthsignature.models.errors import ModelError
 from earthsignature.models.repository import load_spec
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: The 10 m and 20 m bands and SCL: what the models and the cloud stage read.
 DEFAULT_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL")
+#: Fetched when the item offers them, for the cloud stage's haze figure; their resolution
+#: varies between catalogues (AOT is 10, 20 or 60 m), so only their CRS is checked.
+AUXILIARY_BANDS = (AOT,)
 RETRIES = 3
 BACKOFF_S = 0.5
 _TRANSIENT = ("HTTP response code: 5", "HTTP response code: 429", "timed out", "Connection")
@@ -96,7 +99,7 @@ def _inspect(band: str, path: str) -> tuple[Grid, NDArray[np.float64], float]:
         if ds.count != 1:
             raise BadInput(f"band {band}: {path}: expected one band, found {ds.count}", band=band)
         grid = (str(ds.crs), tuple(ds.transform)[:6], ds.width, ds.height, ds.res[0], ds.dtypes[0])
-        sample = _sample(ds) if band != SCL else np.zeros(0)
+        sample = _sample(ds) if band not in (SCL, *AUXILIARY_BANDS) else np.zeros(0)
         return grid, sample, 0.0 if ds.nodata is None else float(ds.nodata)
 
 
@@ -134,13 +137,16 @@ def check_model(rt: Runtime, msg: ProductMessage) -> None:
         ) from exc
 
 
-def check_grids(grids: dict[str, Grid], epsg: int) -> None:
-    """All bands in the tile's CRS, sharing the corner, sizes in their resolution ratios."""
-    ref_band = min(grids, key=lambda b: RESOLUTION[b])
+def check_grids(grids: dict[str, Grid], epsg: int, auxiliary: tuple[str, ...] = ()) -> None:
+    """All bands in the tile's CRS, sharing the corner, sizes in their resolution ratios
+    (``auxiliary`` bands: the CRS only)."""
+    ref_band = min((b for b in grids if b not in auxiliary), key=lambda b: RESOLUTION[b])
     _crs, transform, width, height, res, _ = grids[ref_band]
     for band, (b_crs, b_tr, b_w, b_h, b_res, _dtype) in grids.items():
         if rasterio.crs.CRS.from_string(b_crs).to_epsg() != epsg:
             raise BadInput(f"band {band} is in {b_crs}, expected EPSG:{epsg}", band=band)
+        if band in auxiliary:
+            continue
         ratio = RESOLUTION[band] / RESOLUTION[ref_band]
         aligned = (
             abs(b_tr[2] - transform[2]) < res / 2
@@ -211,6 +217,7 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
             f"product {msg.product_id} lacks band asset(s) {', '.join(missing)}", missing=missing
         )
     zone, lat_band, _c, _r = parse_tile(msg.tile)
+    needed += [b for b in AUXILIARY_BANDS if b in ref.assets and b not in needed]
     paths = {band: gdal_href(ref.assets[band].href) for band in needed}
     try:
         grids: dict[str, Grid] = {}
@@ -223,7 +230,7 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
                     raise
                 raise _unreadable(band, msg, exc) from exc
             check_reflectance(band, sample, nodata, ref.assets[band])
-        check_grids(grids, utm_epsg(zone, lat_band))
+        check_grids(grids, utm_epsg(zone, lat_band), auxiliary=AUXILIARY_BANDS)
         bands: dict[str, str] = {}
         for band, path in paths.items():
             key = layout.raw_key(msg.date, msg.tile, msg.product_id, band)

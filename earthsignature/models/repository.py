@@ -45,8 +45,11 @@ def triton_io_config(spec: ModelSpec, runtime: str) -> str:
         f'  {{ name: "{INPUT_NAME}" data_type: TYPE_FP32 dims: [ {len(spec.bands)}, -1, -1 ] }}\n'
         "]\n"
         "output [\n"
-        f'  {{ name: "{OUTPUT_NAME}" data_type: TYPE_UINT8 dims: [ -1, -1 ] }}\n'
-        "]\n"
+        + ",\n".join(
+            f'  {{ name: "{name}" data_type: TYPE_UINT8 dims: [ -1, -1 ] }}'
+            for name in spec.outputs
+        )
+        + "\n]\n"
     )
 
 
@@ -127,10 +130,15 @@ class ModelRepository:
         config = folder / CONFIG_FILE
         if config.is_file() and existing:
             first = self.spec(name, existing[0])
-            if len(first.bands) != len(spec.bands) or first.max_batch_size != spec.max_batch_size:
+            if (len(first.bands), first.max_batch_size, first.outputs) != (
+                len(spec.bands),
+                spec.max_batch_size,
+                spec.outputs,
+            ):
                 raise InvalidModel(
-                    f"{name}: versions must share band count and max batch size "
-                    f"({len(first.bands)}, {first.max_batch_size}); register a new model name"
+                    f"{name}: versions must share band count, max batch size and outputs "
+                    f"({len(first.bands)}, {first.max_batch_size}, {first.outputs}); "
+                    "register a new model name"
                 )
         else:
             config.write_text(triton_config(spec))
@@ -153,9 +161,14 @@ def check_graph(model: onnx.ModelProto, spec: ModelSpec) -> None:
     if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
         raise InvalidModel(f"graph needs input {INPUT_NAME!r} and output {OUTPUT_NAME!r}")
     in_type = inputs[INPUT_NAME].type.tensor_type
-    out_type = outputs[OUTPUT_NAME].type.tensor_type
-    if in_type.elem_type != onnx.TensorProto.FLOAT or out_type.elem_type != onnx.TensorProto.UINT8:
-        raise InvalidModel("input must be float32 and output uint8 class indices")
+    if in_type.elem_type != onnx.TensorProto.FLOAT:
+        raise InvalidModel("input must be float32")
+    for name in spec.outputs:  # classes, and confidence when the spec declares it
+        if (
+            name not in outputs
+            or outputs[name].type.tensor_type.elem_type != onnx.TensorProto.UINT8
+        ):
+            raise InvalidModel(f"graph needs a uint8 output {name!r} (declared in outputs)")
     dims = in_type.shape.dim
     if len(dims) != 4 or (dims[1].HasField("dim_value") and dims[1].dim_value != len(spec.bands)):
         raise InvalidModel(f"input must be [N, {len(spec.bands)}, H, W]")

@@ -4,6 +4,8 @@ Stored as ``<repo>/<name>/<version>/earthsig.json`` beside ``model.onnx`` (per v
 new version may change bands, normalisation or classes). The ONNX graph takes ``input``
 float32 ``[N, len(bands), H, W]`` (normalised reflectance) and returns ``classes`` uint8
 ``[N, H, W]``: indices into :attr:`ModelSpec.classes`, so class maps, not logits, cross the wire.
+A model may also return ``confidence`` uint8 ``[N, H, W]``: the winning class's softmax
+probability in percent (0..100), when :attr:`ModelSpec.outputs` declares it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from earthsignature import corine
 METADATA_FILE = "earthsig.json"
 INPUT_NAME = "input"
 OUTPUT_NAME = "classes"
+CONFIDENCE_NAME = "confidence"
 CANONICAL_BANDS = (
     "B01",
     "B02",
@@ -52,6 +55,13 @@ class ModelSpec(BaseModel):
     )
     classes: list[int] = Field(description="Output index -> CORINE level-3 code.")
     max_batch_size: int = Field(default=16, ge=1)
+    outputs: list[str] = Field(
+        default_factory=lambda: [OUTPUT_NAME],
+        description=(
+            "Graph outputs: 'classes' always, optionally 'confidence' (uint8, winning-class "
+            "softmax probability in percent)."
+        ),
+    )
 
     @field_validator("bands")
     @classmethod
@@ -67,6 +77,19 @@ class ModelSpec(BaseModel):
         bad = [c for c in value if not corine.is_code(c)]
         if bad or not value or len(value) > 255:
             raise ValueError(f"classes must be 1..255 CORINE level-3 codes, bad: {bad}")
+        return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, value: list[str]) -> list[str]:
+        known = (OUTPUT_NAME, CONFIDENCE_NAME)
+        if (
+            not value
+            or value[0] != OUTPUT_NAME
+            or any(v not in known for v in value)
+            or len(set(value)) != len(value)
+        ):
+            raise ValueError(f"outputs must be {OUTPUT_NAME!r} first, then {known}, got {value}")
         return value
 
     @model_validator(mode="after")
@@ -87,6 +110,11 @@ class ModelSpec(BaseModel):
         :attr:`stride_multiple`, so kept centres never see the chip border."""
         half = self.receptive_field // 2
         return math.ceil(half / self.stride_multiple) * self.stride_multiple
+
+    @property
+    def has_confidence(self) -> bool:
+        """Whether the graph also returns the per-pixel ``confidence`` map."""
+        return CONFIDENCE_NAME in self.outputs
 
     @property
     def step(self) -> int:

@@ -11,8 +11,10 @@ Item shape (written by the publish stage, read by the API, stats and viewer):
   (product publication, when known), ``earthsig:model``, ``earthsig:version``,
   ``eo:cloud_cover`` (percent cloud of valid pixels, from our mask),
   ``earthsig:categories`` (sorted CORINE codes present), ``earthsig:class_areas``
-  (code -> m²), ``s2:mgrs_tile``, ``earthsig:product_type`` (e.g. S2MSI2A).
-- ``assets``: ``segmentation``, ``cloud_mask``, ``polygons``, ``tiles``; each ``href`` is
+  (code -> m²), ``s2:mgrs_tile``, ``earthsig:product_type`` (e.g. S2MSI2A),
+  ``earthsig:haze`` (the cloud stage's haze figure, see functions/haze.py; absent when unknown).
+- ``assets``: ``segmentation``, ``cloud_mask``, ``polygons``, ``tiles``, and ``confidence``
+  (role ``data``, uint8 percent, 255 no data) for models with that output; each ``href`` is
   relative to the item (so GDAL/QGIS users can follow it) and ``earthsig:key`` is the store key.
 """
 
@@ -34,6 +36,7 @@ PROP_VERSION = "earthsig:version"
 PROP_CATEGORIES = "earthsig:categories"
 PROP_CLASS_AREAS = "earthsig:class_areas"
 PROP_PRODUCT_TYPE = "earthsig:product_type"
+PROP_HAZE = "earthsig:haze"
 PROP_TILE = "s2:mgrs_tile"
 ASSET_KEY = "earthsig:key"
 ASSETS = ("segmentation", "cloud_mask", "polygons", "tiles")
