@@ -168,7 +168,8 @@ def check_graph(model: onnx.ModelProto, spec: ModelSpec) -> None:
             name not in outputs
             or outputs[name].type.tensor_type.elem_type != onnx.TensorProto.UINT8
         ):
-            raise InvalidModel(f"graph needs a uint8 output {name!r} (declared in outputs)")
+            what = "uint8 class indices" if name == OUTPUT_NAME else "uint8 percent"
+            raise InvalidModel(f"graph output {name!r} (declared in outputs) must be {what}")
     dims = in_type.shape.dim
     if len(dims) != 4 or (dims[1].HasField("dim_value") and dims[1].dim_value != len(spec.bands)):
         raise InvalidModel(f"input must be [N, {len(spec.bands)}, H, W]")
