@@ -163,3 +163,31 @@ def test_a_confidence_raster_off_the_grid_is_refused(
     with pytest.raises(BadInput, match="confidence is not on the segmentation's grid"):
         publish_product(runtime, msg, segmentation, confidence=small)
     assert not store.exists(layout.catalog_key(msg.model, msg.version, msg.date, msg.product_id))
+
+
+@pytest.mark.parametrize("with_confidence", [True, False])
+def test_vector_tiles_carry_the_polygon_confidence(
+    store: ObjectStore,
+    runtime: Runtime,
+    segmentation: Path,
+    confidence: Path,
+    make_message: MessageFactory,
+    tmp_path: Path,
+    with_confidence: bool,
+) -> None:
+    msg = make_message()
+    conf = confidence if with_confidence else None
+    entry = publish_product(runtime, msg, segmentation, strip_rows=128, confidence=conf)
+    (tmp_path / "p.fgb").write_bytes(store.get_bytes(entry.assets["polygons"]))
+    (tmp_path / "t.pmtiles").write_bytes(store.get_bytes(entry.assets["tiles"]))
+    _m, _f, _g, (polygon_conf,) = pyogrio.raw.read(tmp_path / "p.fgb", columns=["confidence"])
+    _m, _f, _g, (codes, tile_conf) = pyogrio.raw.read(
+        tmp_path / "t.pmtiles", columns=["code", "confidence"]
+    )
+    assert len(codes) > 0
+    if with_confidence:
+        # every tile piece of a polygon carries that polygon's mean
+        assert set(np.round(tile_conf, 2).tolist()) <= set(polygon_conf.tolist())
+        assert not np.isnan(tile_conf).any()
+    else:
+        assert np.isnan(tile_conf).all()  # written null (field_mask); pyogrio reads NaN
