@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyogrio
+import pytest
 import rasterio
 import shapely
 from rasterio.features import rasterize
@@ -23,6 +24,7 @@ from earthsignature.functions.messages import ProductMessage
 from earthsignature.models.repository import ModelRepository
 from earthsignature.runtime import Runtime
 from earthsignature.storage import ObjectStore, catalog, layout
+from earthsignature.testing.triton import TritonServer
 from tests.models.conftest import CONFIDENCE_MODEL, TEST_MODEL
 
 
@@ -96,6 +98,24 @@ def test_confidence_cog_asset_and_polygon_means(
     haze = entry.properties[catalog.PROP_HAZE]
     assert haze["cirrus_percent"] == 0.0 and haze["aot_median"] is None
     assert 0.05 < haze["blue_median"] < 0.5
+
+
+@pytest.mark.triton
+def test_triton_infer_feeds_the_same_confidence_cog(
+    local_store: ObjectStore,
+    model_repo: ModelRepository,
+    make_runtime: Callable[..., Runtime],
+    synthetic_product: Callable[..., ProductMessage],
+    triton_confidence_server: TritonServer,
+) -> None:
+    """Infer on a real Triton, then the same product embedded: identical confidence COGs."""
+    msg = synthetic_product(local_store, h=120, w=100, model=CONFIDENCE_MODEL, version=1)
+    served_rt = make_runtime(local_store, model_repo, triton_url=triton_confidence_server.grpc_url)
+    served = local_store.get_bytes(run_product(served_rt, msg).assets["confidence"])
+    msg = synthetic_product(local_store, h=120, w=100, model=CONFIDENCE_MODEL, version=1)
+    embedded_rt = make_runtime(local_store, model_repo)
+    embedded = local_store.get_bytes(run_product(embedded_rt, msg).assets["confidence"])
+    assert served == embedded and len(served) > 0
 
 
 def test_a_model_without_confidence_publishes_none(
