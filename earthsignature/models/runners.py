@@ -38,11 +38,6 @@ class Prediction:
     classes: np.ndarray  # uint8 [N, H, W], indices into ModelSpec.classes
     confidence: np.ndarray | None = None  # uint8 [N, H, W], 0..100 %, None without the output
 
-    def __getitem__(self, index: slice) -> Prediction:
-        """The same chips' slice of both maps (``prediction[a:b]``)."""
-        conf = None if self.confidence is None else self.confidence[index]
-        return Prediction(self.classes[index], conf)
-
     @classmethod
     def from_outputs(cls, spec: ModelSpec, outputs: list[dict[str, np.ndarray]]) -> Prediction:
         """Concatenate per-batch ``{output name: array}`` dicts; checks dtype and value range."""

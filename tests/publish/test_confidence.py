@@ -118,9 +118,12 @@ def test_polygons_burnt_back_match_their_confidence(
     tmp_path: Path,
 ) -> None:
     """Each polygon, reprojected back and burnt onto the grid, covers pixels whose mean is the
-    polygon's confidence (simplification moves edges a little: within one percent)."""
+    polygon's confidence (simplification moves edges a little: within one percent); the
+    publish runs in child processes, as for full tiles."""
     msg = make_message()
-    entry = publish_product(runtime, msg, segmentation, strip_rows=100, confidence=confidence)
+    entry = publish_product(
+        runtime, msg, segmentation, strip_rows=100, confidence=confidence, parallel=True
+    )  # in child processes, as full tiles are
     fgb = tmp_path / "p.fgb"
     fgb.write_bytes(store.get_bytes(entry.assets["polygons"]))
     meta, _fids, geometry, fields = pyogrio.raw.read(fgb)
