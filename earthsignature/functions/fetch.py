@@ -27,7 +27,7 @@ from typing import cast
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
-from rasterio.errors import RasterioError
+from rasterio.errors import CRSError, RasterioError
 from rasterio.windows import Window
 
 from earthsignature.functions.cog import to_cog
@@ -137,16 +137,13 @@ def check_model(rt: Runtime, msg: ProductMessage) -> None:
         ) from exc
 
 
-def check_grids(grids: dict[str, Grid], epsg: int, auxiliary: tuple[str, ...] = ()) -> None:
-    """All bands in the tile's CRS, sharing the corner, sizes in their resolution ratios
-    (``auxiliary`` bands: the CRS only)."""
-    ref_band = min((b for b in grids if b not in auxiliary), key=lambda b: RESOLUTION[b])
+def check_grids(grids: dict[str, Grid], epsg: int) -> None:
+    """All bands in the tile's CRS, sharing the corner, sizes in their resolution ratios."""
+    ref_band = min(grids, key=lambda b: RESOLUTION[b])
     _crs, transform, width, height, res, _ = grids[ref_band]
     for band, (b_crs, b_tr, b_w, b_h, b_res, _dtype) in grids.items():
         if rasterio.crs.CRS.from_string(b_crs).to_epsg() != epsg:
             raise BadInput(f"band {band} is in {b_crs}, expected EPSG:{epsg}", band=band)
-        if band in auxiliary:
-            continue
         ratio = RESOLUTION[band] / RESOLUTION[ref_band]
         aligned = (
             abs(b_tr[2] - transform[2]) < res / 2
@@ -206,6 +203,19 @@ def _stored_ok(rt: Runtime, key: str, expected: tuple[int, int]) -> bool:
         return False
 
 
+def _leave_out(msg: ProductMessage, band: str, why: object) -> None:
+    """An auxiliary band (only the haze figure needs it) is unusable: go on without it."""
+    log.warning("%s: auxiliary band %s left out: %s", msg.product_id, band, why)
+
+
+def _in_crs(crs: str, epsg: int) -> bool:
+    """Whether a band's CRS string is EPSG:``epsg`` (False when it cannot be parsed)."""
+    try:
+        return bool(rasterio.crs.CRS.from_string(crs).to_epsg() == epsg)
+    except CRSError:
+        return False
+
+
 def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Copy the needed bands into raw/, set ``msg.bands``; BadInput leaves no raw/ objects."""
     check_model(rt, msg)
@@ -228,9 +238,18 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
             except RasterioError as exc:
                 if _is_transient(exc, path):
                     raise
+                if band in AUXILIARY_BANDS:
+                    _leave_out(msg, band, exc)
+                    continue
                 raise _unreadable(band, msg, exc) from exc
             check_reflectance(band, sample, nodata, ref.assets[band])
-        check_grids(grids, utm_epsg(zone, lat_band), auxiliary=AUXILIARY_BANDS)
+        epsg = utm_epsg(zone, lat_band)
+        for band in [b for b in AUXILIARY_BANDS if b in grids]:
+            if not _in_crs(grids[band][0], epsg):
+                _leave_out(msg, band, f"not in EPSG:{epsg}")
+                del grids[band]
+        paths = {band: path for band, path in paths.items() if band in grids}
+        check_grids({b: g for b, g in grids.items() if b not in AUXILIARY_BANDS}, epsg)
         bands: dict[str, str] = {}
         for band, path in paths.items():
             key = layout.raw_key(msg.date, msg.tile, msg.product_id, band)
@@ -240,6 +259,9 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
                 except RasterioError as exc:
                     if _is_transient(exc, path):
                         raise
+                    if band in AUXILIARY_BANDS:
+                        _leave_out(msg, band, exc)  # staged: nothing of it was stored
+                        continue
                     raise _unreadable(band, msg, exc) from exc
             bands[band] = key
     except BadInput:

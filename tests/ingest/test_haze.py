@@ -129,3 +129,22 @@ def test_skip_records_carry_the_haze_figure(local_store: ObjectStore, tmp_path: 
     assert set(haze) == {"aot_median", "aot_p90", "cirrus_percent", "blue_median"}
     assert haze["blue_median"] is not None and haze["cirrus_percent"] == 0.0
     json.dumps(info.value.details)  # JSON-ready: it goes into the record as it is
+
+
+@pytest.mark.parametrize("keep", [500, 0.5], ids=["header-cut", "half"])
+def test_an_unreadable_aot_band_is_left_out(
+    local_store: ObjectStore, shared_data: Path, tmp_path: Path, keep: float
+) -> None:
+    """AOT only feeds the haze figure: a broken one is dropped, the product goes on."""
+    folder = shared_data / REAL
+    item = local_item(json.loads((folder / "S2A_29RKH_20200219_0_L2A.json").read_text()), folder)
+    broken = tmp_path / "AOT.tif"
+    data = (folder / "AOT.tif").read_bytes()
+    broken.write_bytes(data[: int(keep if keep > 1 else len(data) * keep)])  # truncated
+    item["assets"]["aot"]["href"] = str(broken)
+    rt = runtime(local_store, aoi_wkt=SAHARA)
+    (msg,) = fetch.handle(message(item), rt)
+    assert "AOT" not in msg.bands and "B02" in msg.bands
+    (msg,) = cloud.handle(msg, rt)
+    assert msg.haze is not None and msg.haze.aot_median is None
+    assert msg.haze.cirrus_percent > 0.1
