@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyogrio
@@ -86,9 +87,16 @@ def run_ours(src: Path, dst: Path, mmu_m2: float, tolerance_m: float) -> None:
 
 
 def run_publish(src: Path, folder: Path) -> None:
+    from earthsignature.functions.publish import publish_product
+
+    publish_product(*run_publish_message(src, folder), src)
+
+
+def run_publish_message(src: Path, folder: Path) -> tuple[Any, Any]:
+    """A Runtime on a local store under ``folder`` and a vectorize message for ``src``, its
+    cloud mask (no data = cloud) already stored."""
     from earthsignature.functions.cog import to_cog
     from earthsignature.functions.messages import ProductMessage
-    from earthsignature.functions.publish import publish_product
     from earthsignature.runtime import Runtime
     from earthsignature.settings import load_settings
     from earthsignature.storage import LocalStore, layout
@@ -114,7 +122,7 @@ def run_publish(src: Path, folder: Path) -> None:
         cloud_mask=mask_key,
         cloud_fraction=0.0,
     )
-    publish_product(Runtime(settings=load_settings(store=str(store.root)), store=store), msg, src)
+    return Runtime(settings=load_settings(store=str(store.root)), store=store), msg
 
 
 def measure(command: list[str]) -> dict[str, float]:

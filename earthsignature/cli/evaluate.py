@@ -89,7 +89,7 @@ def _scene(
     scene = load_scene(
         {b: bands_dir / f"{b}.tif" for b in spec.bands}, labels, spec.bands, offset=offset
     )
-    pred = evaluate.predict_codes(runner.predict, spec, scene.reflectance)
+    pred = evaluate.predict_codes(lambda c: runner.predict(c).classes, spec, scene.reflectance)
     cloud = evaluate.scl_cloud(bands_dir / "SCL.tif", pred.shape)
     if cloud is not None:
         pred = np.where(cloud, np.uint16(0), pred)

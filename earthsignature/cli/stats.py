@@ -39,6 +39,12 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: object) -> object
     metavar="D1 D2",
     help="Also give the class-to-class change from D1 to D2.",
 )
+@click.option(
+    "--min-confidence",
+    type=click.IntRange(0, 100),
+    default=None,
+    help="Leave out pixels the model was less sure of (percent; needs a confidence model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def command(
     wkt: str,
@@ -47,6 +53,7 @@ def command(
     model: str | None,
     version: int | None,
     change: tuple[dt.date, dt.date] | None,
+    min_confidence: int | None,
     as_json: bool,
 ) -> None:
     """Per-class area per date inside WKT (hectares in the table, m² with --json), cloud
@@ -78,7 +85,13 @@ def command(
     problems: list[str] = []
     if start is not None or end is not None or change is None:
         areas = stats.area_by_date(
-            store, aoi, start or dt.date.min, end or dt.date.max, model=model, version=version
+            store,
+            aoi,
+            start or dt.date.min,
+            end or dt.date.max,
+            model=model,
+            version=version,
+            min_confidence=min_confidence,
         )
         out["dates"] = [date_areas_dict(a) for a in areas]
         problems += [f"left out: {bad}" for a in areas for bad in a.unreadable]
@@ -88,7 +101,8 @@ def command(
                 f"no committed product of {model} v{version} inside the area from {window}"
             )
     if change is not None:
-        result = stats.change(store, aoi, change[0], change[1], model=model, version=version)
+        result = stats.change(store, aoi, change[0], change[1], model=model, version=version, min_confidence=min_confidence
+        )
         out["change"] = change_dict(result)
         if not result.product_ids:
             problems.append(
@@ -111,6 +125,9 @@ def _print_table(out: dict[str, Any], label: Callable[[int], str]) -> None:
         for c in day["classes"]:
             click.echo(f"  {c['code']:>5}  {c['area_m2'] / 1e4:12.2f} ha  {c['label']}")
         click.echo(f"  cloud  {day['cloud_m2'] / 1e4:12.2f} ha")
+        if min_confidence:
+            low = day["low_confidence_m2"] / 1e4
+            click.echo(f"  below {min_confidence} % confidence  {low:12.2f} ha")
     if "change" in out:
         ch = out["change"]
         click.echo(f"change {ch['date_from']} -> {ch['date_to']}")

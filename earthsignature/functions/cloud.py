@@ -9,17 +9,26 @@ products outside the area are skipped, all-no-data products fail.
 or their union; SCL always says which pixels are valid. A product that stops here keeps only
 its record: the mask is published only for products that go on, and the product's ``raw/``
 bands are removed.
+
+The same pass measures the product's haze (:mod:`~earthsignature.functions.haze`: AOT, SCL thin
+cirrus, blue brightness of clear land) into ``msg.haze`` and into skip records.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_geom
-from rasterio.windows import Window
+from rasterio.windows import Window, from_bounds
+from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from shapely import wkt
 from shapely.geometry import box, mapping, shape
@@ -27,8 +36,10 @@ from shapely.geometry import box, mapping, shape
 from earthsignature.functions import cloudlearned, cloudmask
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.errors import BadInput, ProductSkipped, StageError
+from earthsignature.functions.haze import HazeCounter
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.split import Grid
+from earthsignature.functions.stac import default_scale_offset
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
 
@@ -72,6 +83,7 @@ def _handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
             )
         whole = aoi.contains(bounds)
         cloud = valid = valid_anywhere = 0
+        haze = _haze_counter(msg)
         profile = {
             "driver": "GTiff",
             "width": width,
@@ -89,15 +101,16 @@ def _handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
             plain = Path(tmpdir) / "mask.tif"
             grid = Grid(scl.crs, transform, width, height)
             method = rt.settings.cloud_mask_method
-            with (
-                cloudlearned.learned_classes(msg, rt, grid, Path(tmpdir)) as learned,
-                rasterio.open(plain, "w", **profile) as out,
-            ):
+            with ExitStack() as stack, rasterio.open(plain, "w", **profile) as out:
+                learned = stack.enter_context(
+                    cloudlearned.learned_classes(msg, rt, grid, Path(tmpdir))
+                )
+                aot, blue = (_open_band(stack, rt, msg, band) for band in ("AOT", "B02"))
                 for row in range(0, scl.height, WINDOW_ROWS // factor):
                     rows = min(WINDOW_ROWS // factor, scl.height - row)
-                    window = cloudmask.upsample(
-                        scl.read(1, window=Window(0, row, scl.width, rows)), factor
-                    )
+                    scl_window = Window(0, row, scl.width, rows)
+                    native = scl.read(1, window=scl_window)
+                    window = cloudmask.upsample(native, factor)
                     out_window = Window(0, row * factor, width, rows * factor)
                     inside = None
                     if not whole:
@@ -117,12 +130,21 @@ def _handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
                         (valid_anywhere + n_any),
                     )
                     out.write(mask.astype("uint8"), 1, window=out_window)
+                    on_scl = window_bounds(scl_window, scl.transform), native.shape
+                    haze.add(
+                        native,
+                        None if inside is None else inside[::factor, ::factor],
+                        _read_on(aot, *on_scl),
+                        _read_on(blue, *on_scl),
+                    )
+            figure = haze.figure().model_dump()
             if valid_anywhere == 0:
                 raise BadInput(f"product {msg.product_id} has no valid pixel (SCL all no data)")
             if valid == 0:
                 raise ProductSkipped(
                     f"product {msg.product_id} has no valid pixel inside the area of interest",
                     cloud_fraction=None,
+                    haze=figure,
                 )
             fraction = cloudmask.cloud_percent(cloud, valid)
             threshold = rt.settings.cloud_threshold
@@ -131,10 +153,51 @@ def _handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
                     f"cloud fraction {fraction:.2f} % is over the threshold of {threshold:.1f} %",
                     cloud_fraction=fraction,
                     threshold=threshold,
+                    haze=figure,
                 )
             key = layout.mask_key(msg.date, msg.tile, msg.product_id)
             with store.staged_file(key) as staged:
                 to_cog(plain, staged, nbits=1, description="cloud mask (1 = cloud or shadow)")
     msg.cloud_mask = key
     msg.cloud_fraction = fraction
+    msg.haze = haze.figure()
     return [msg]
+
+
+def _open_band(
+    stack: ExitStack, rt: Runtime, msg: ProductMessage, band: str
+) -> rasterio.DatasetReader | None:
+    """The product's fetched ``band`` (inside ``store.gdal_env()``), or None when not fetched."""
+    if band not in msg.bands:
+        return None
+    return stack.enter_context(rasterio.open(rt.store.gdal_path(msg.bands[band])))
+
+
+def _read_on(
+    ds: rasterio.DatasetReader | None, bounds: tuple[float, float, float, float], shape: Any
+) -> np.ndarray | None:
+    """Band 1 of ``ds`` over ``bounds``, resampled (nearest) to ``shape``: any resolution."""
+    if ds is None:
+        return None
+    window = from_bounds(*bounds, transform=ds.transform)
+    return ds.read(1, window=window, out_shape=shape, resampling=Resampling.nearest)
+
+
+def _haze_counter(msg: ProductMessage) -> HazeCounter:
+    """A counter with the catalogue's scale and offset of AOT and B02 (defaults otherwise)."""
+    assets: dict[str, Any] = msg.item.get("assets") or {}
+    when = dt.datetime.combine(dt.date.fromisoformat(msg.date), dt.time(), tzinfo=dt.UTC)
+    baseline = msg.item.get("processing_baseline")
+    (aot_scale, aot_offset), (blue_scale, blue_offset) = (
+        (
+            float(assets.get(band, {}).get("scale", default[0])),
+            float(assets.get(band, {}).get("offset", default[1])),
+        )
+        for band, default in (
+            ("AOT", default_scale_offset("AOT", baseline, when)),
+            ("B02", default_scale_offset("B02", baseline, when)),
+        )
+    )
+    return HazeCounter(
+        aot_scale=aot_scale, aot_offset=aot_offset, blue_scale=blue_scale, blue_offset=blue_offset
+    )

@@ -41,7 +41,7 @@ CLOUD_INDICES = (1, 2)
 
 def predict_classes(backend: Backend, chips: np.ndarray) -> np.ndarray:
     """uint8 class indices ``[N, H, W]`` of normalised chips: the one call of the runner."""
-    return backend.predict(chips)
+    return backend.predict(chips).classes
 
 
 def write_classes(reader: BandReader, backend: Backend, path: Path) -> None:

@@ -27,13 +27,13 @@ from typing import cast
 import numpy as np
 import rasterio
 from numpy.typing import NDArray
-from rasterio.errors import RasterioError
+from rasterio.errors import CRSError, RasterioError
 from rasterio.windows import Window
 
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
-from earthsignature.functions.stac import RESOLUTION, SCL, AssetRef, ProductRef
+from earthsignature.functions.stac import AOT, RESOLUTION, SCL, AssetRef, ProductRef
 from earthsignature.generator.mgrs import parse_tile, utm_epsg
 from earthsignature.models.errors import ModelError
 from earthsignature.models.repository import load_spec
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: The 10 m and 20 m bands and SCL: what the models and the cloud stage read.
 DEFAULT_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL")
+#: Fetched when the item offers them, for the cloud stage's haze figure; their resolution
+#: varies between catalogues (AOT is 10, 20 or 60 m), so only their CRS is checked.
+AUXILIARY_BANDS = (AOT,)
 RETRIES = 3
 BACKOFF_S = 0.5
 _TRANSIENT = ("HTTP response code: 5", "HTTP response code: 429", "timed out", "Connection")
@@ -96,7 +99,7 @@ def _inspect(band: str, path: str) -> tuple[Grid, NDArray[np.float64], float]:
         if ds.count != 1:
             raise BadInput(f"band {band}: {path}: expected one band, found {ds.count}", band=band)
         grid = (str(ds.crs), tuple(ds.transform)[:6], ds.width, ds.height, ds.res[0], ds.dtypes[0])
-        sample = _sample(ds) if band != SCL else np.zeros(0)
+        sample = _sample(ds) if band not in (SCL, *AUXILIARY_BANDS) else np.zeros(0)
         return grid, sample, 0.0 if ds.nodata is None else float(ds.nodata)
 
 
@@ -200,6 +203,19 @@ def _stored_ok(rt: Runtime, key: str, expected: tuple[int, int]) -> bool:
         return False
 
 
+def _leave_out(msg: ProductMessage, band: str, why: object) -> None:
+    """An auxiliary band (only the haze figure needs it) is unusable: go on without it."""
+    log.warning("%s: auxiliary band %s left out: %s", msg.product_id, band, why)
+
+
+def _in_crs(crs: str, epsg: int) -> bool:
+    """Whether a band's CRS string is EPSG:``epsg`` (False when it cannot be parsed)."""
+    try:
+        return bool(rasterio.crs.CRS.from_string(crs).to_epsg() == epsg)
+    except CRSError:
+        return False
+
+
 def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Copy the needed bands into raw/, set ``msg.bands``; BadInput leaves no raw/ objects."""
     check_model(rt, msg)
@@ -211,6 +227,7 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
             f"product {msg.product_id} lacks band asset(s) {', '.join(missing)}", missing=missing
         )
     zone, lat_band, _c, _r = parse_tile(msg.tile)
+    needed += [b for b in AUXILIARY_BANDS if b in ref.assets and b not in needed]
     paths = {band: gdal_href(ref.assets[band].href) for band in needed}
     try:
         grids: dict[str, Grid] = {}
@@ -221,9 +238,18 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
             except RasterioError as exc:
                 if _is_transient(exc, path):
                     raise
+                if band in AUXILIARY_BANDS:
+                    _leave_out(msg, band, exc)
+                    continue
                 raise _unreadable(band, msg, exc) from exc
             check_reflectance(band, sample, nodata, ref.assets[band])
-        check_grids(grids, utm_epsg(zone, lat_band))
+        epsg = utm_epsg(zone, lat_band)
+        for band in [b for b in AUXILIARY_BANDS if b in grids]:
+            if not _in_crs(grids[band][0], epsg):
+                _leave_out(msg, band, f"not in EPSG:{epsg}")
+                del grids[band]
+        paths = {band: path for band, path in paths.items() if band in grids}
+        check_grids({b: g for b, g in grids.items() if b not in AUXILIARY_BANDS}, epsg)
         bands: dict[str, str] = {}
         for band, path in paths.items():
             key = layout.raw_key(msg.date, msg.tile, msg.product_id, band)
@@ -233,6 +259,9 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
                 except RasterioError as exc:
                     if _is_transient(exc, path):
                         raise
+                    if band in AUXILIARY_BANDS:
+                        _leave_out(msg, band, exc)  # staged: nothing of it was stored
+                        continue
                     raise _unreadable(band, msg, exc) from exc
             bands[band] = key
     except BadInput:

@@ -1,7 +1,8 @@
 """Stage 5, infer: one shard through the model backend (Triton or embedded onnxruntime).
 
-Writes the kept chip centres as uint8 class indices to a deterministic key, so a retried job
-overwrites its own output with the same content.
+Writes the kept chip centres as uint8 class indices (and, for models with a ``confidence``
+output, uint8 confidence in percent) to a deterministic key, so a retried job overwrites its
+own output with the same content.
 """
 
 from __future__ import annotations
@@ -27,22 +28,22 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     chips = shard["chips"]
     if chips.ndim != 4 or chips.shape[1] != len(spec.bands) or chips.shape[2] != spec.chip_size:
         raise BadInput("shard does not match the model", shape=list(chips.shape), model=spec.name)
-    classes = np.concatenate(
-        [
-            centre(
-                backend.predict(chips[i : i + spec.max_batch_size].astype(np.float32)), spec.margin
-            )
-            for i in range(0, len(chips), spec.max_batch_size)
-        ]
-    )
-    data = shards.encode(
-        {
-            "classes": classes,
-            "valid": centre(shard["valid"], spec.margin),
-            "origins": shard["origins"] + np.int32(spec.margin),
-        }
-    )
+    predictions = [
+        backend.predict(chips[i : i + spec.max_batch_size].astype(np.float32))
+        for i in range(0, len(chips), spec.max_batch_size)
+    ]
+    arrays = {
+        "classes": np.concatenate([centre(p.classes, spec.margin) for p in predictions]),
+        "valid": centre(shard["valid"], spec.margin),
+        "origins": shard["origins"] + np.int32(spec.margin),
+    }
+    if spec.has_confidence:
+        arrays["confidence"] = np.concatenate(
+            [centre(p.confidence, spec.margin) for p in predictions if p.confidence is not None]
+        )
+    data = shards.encode(arrays)
+    del predictions, arrays
     rt.store.put_bytes(shards.prediction_key(msg, msg.shard), data)
-    del shard, chips, classes, data
+    del shard, chips, data
     release_free_memory()
     return [msg]

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from earthsignature.functions.haze import HazeFigure
 from earthsignature.storage import layout
 
 
@@ -45,6 +46,9 @@ class ProductMessage(BaseModel):
     cloud_mask: str | None = Field(default=None, description="masks/ key, set by cloud.")
     cloud_fraction: float | None = Field(
         default=None, description="Cloud percent of valid pixels in the AOI, set by cloud."
+    )
+    haze: HazeFigure | None = Field(
+        default=None, description="Haze figure of the product (AOT, cirrus, blue), set by cloud."
     )
     n_shards: int | None = Field(default=None, description="Number of shards, set by split.")
     shard: int | None = Field(default=None, description="Shard index of an infer job.")

@@ -23,6 +23,12 @@ polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
 5. Map pixel coordinates to the raster CRS (area in m² is measured there) and reproject to
    EPSG:4326. No-data (code 0) regions take part in steps 2-4, so edges along clouds are
    simplified too, and are dropped before output.
+
+With a confidence raster (uint8 percent on the same grid), each polygon also gets the mean
+confidence of its pixels (after sieving, before simplification): step 2 burns the strip's
+polygon indices back onto the strip (``rasterio.features.rasterize``; pixel-aligned polygons
+cover exactly their pixels) and sums confidence per polygon; step 3 adds the sums and pixel
+counts of the polygons it merges; step 5 divides.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import numpy as np
 import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
-from rasterio.features import sieve
+from rasterio.features import rasterize, sieve
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from scipy.sparse import coo_matrix
@@ -60,6 +66,9 @@ class PolygonBatch:
     geometries: np.ndarray  # shapely polygons, EPSG:4326
     codes: np.ndarray  # CORINE code per polygon (int)
     areas_m2: np.ndarray  # area in the raster's projected CRS, after simplification
+    #: Mean confidence (percent, float64) of each polygon's pixels; None without a confidence
+    #: raster.
+    confidence: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -77,8 +86,10 @@ def iter_polygon_batches(
     mmu_px: int,
     tolerance_px: float,
     strip_rows: int = DEFAULT_STRIP_ROWS,
+    confidence: DatasetReader | None = None,
 ) -> Iterator[PolygonBatch]:
-    """Polygons of band 1 of src (nonzero codes), strip by strip, merged across strip borders."""
+    """Polygons of band 1 of src (nonzero codes), strip by strip, merged across strip borders;
+    with ``confidence`` (band 1, same grid), each polygon's mean confidence too."""
     if strip_rows < 1:
         raise ValueError("strip_rows must be positive")
     check_gdal()
@@ -87,6 +98,8 @@ def iter_polygon_batches(
     to_wgs84 = Transformer.from_crs(src.crs, WGS84, always_xy=True)
     pending_geoms = np.empty(0, dtype=object)
     pending_codes = np.empty(0, dtype=np.int64)
+    # per polygon: confidence sum and pixel count (zeros without a confidence raster)
+    pending_stats = np.zeros((0, 2), dtype=np.float64)
     rows = [(row0, min(height, row0 + strip_rows)) for row0 in range(0, height, strip_rows)]
     # The next strip is sieved and polygonized, and the last batch simplified (GDAL and
     # GEOS, mostly without the GIL), while this strip is merged.
@@ -97,18 +110,32 @@ def iter_polygon_batches(
             geoms, codes = upcoming.result()
             if index + 1 < len(rows):
                 upcoming = polygonizer.submit(_strip_polygons, src, *rows[index + 1], mmu_px)
+            stats = _confidence_sums(confidence, geoms, row0, row1)
             bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
             touches_top = (bounds[:, 1] == row0) & (row0 > 0)
             touches_bottom = (bounds[:, 3] == row1) & (row1 < height)
-            merged, merged_codes, merged_bottom = _merge_across_border(
-                pending_geoms, pending_codes, geoms, codes, touches_top, touches_bottom
+            merged, merged_codes, merged_bottom, merged_stats = _merge_across_border(
+                pending_geoms,
+                pending_codes,
+                geoms,
+                codes,
+                touches_top,
+                touches_bottom,
+                np.concatenate([pending_stats, stats]),
             )
             done = ~merged_bottom
             pending_geoms, pending_codes = merged[merged_bottom], merged_codes[merged_bottom]
+            pending_stats = merged_stats[merged_bottom]
             if finishing is not None and len(batch := finishing.result()):
                 yield batch
             finishing = simplifier.submit(
-                _finish, merged[done], merged_codes[done], tolerance_px, to_crs, to_wgs84
+                _finish,
+                merged[done],
+                merged_codes[done],
+                tolerance_px,
+                to_crs,
+                to_wgs84,
+                merged_stats[done] if confidence is not None else None,
             )
         if finishing is not None and len(batch := finishing.result()):
             yield batch
@@ -164,6 +191,28 @@ def _sieved_strip(src: DatasetReader, row0: int, row1: int, mmu_px: int) -> np.n
     return np.ascontiguousarray(data[row0 - top : row1 - top])
 
 
+def _confidence_sums(
+    confidence: DatasetReader | None, geoms: np.ndarray, row0: int, row1: int
+) -> np.ndarray:
+    """Per polygon of the strip: (sum of confidence, pixel count); zeros without a raster."""
+    stats = np.zeros((len(geoms), 2), dtype=np.float64)
+    if confidence is None or not len(geoms):
+        return stats
+    values = confidence.read(1, window=Window(0, row0, confidence.width, row1 - row0))
+    index = rasterize(
+        zip(geoms, range(len(geoms)), strict=True),
+        out_shape=values.shape,
+        transform=Affine.translation(0, row0),
+        fill=-1,
+        dtype="int32",
+    )
+    inside = index >= 0
+    owner = index[inside]
+    stats[:, 0] = np.bincount(owner, weights=values[inside], minlength=len(geoms))
+    stats[:, 1] = np.bincount(owner, minlength=len(geoms))
+    return stats
+
+
 def _merge_across_border(
     pending: np.ndarray,
     pending_codes: np.ndarray,
@@ -171,11 +220,13 @@ def _merge_across_border(
     codes: np.ndarray,
     touches_top: np.ndarray,
     touches_bottom: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    stats: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Union same-code polygons sharing an edge on the border between pending and new.
 
-    Returns every polygon of the strip plus the pending ones, merged, with their codes and
-    whether each still touches the next border.
+    Returns every polygon of the strip plus the pending ones, merged, with their codes,
+    whether each still touches the next border, and their summed ``stats`` rows (confidence
+    sum, pixel count; ``stats`` has one row per pending polygon, then per new one).
     """
     n_pending = len(pending)
     items = np.empty(n_pending + len(geoms), dtype=object)
@@ -204,10 +255,13 @@ def _merge_across_border(
     out_geoms = items[firsts]
     out_codes = all_codes[firsts]
     out_bottom = np.bincount(roots, weights=bottom, minlength=len(sizes)) > 0
+    out_stats = np.zeros((len(sizes), 2), dtype=np.float64)
+    if n:
+        np.add.at(out_stats, roots, stats)
     for group in np.flatnonzero(sizes > 1):
         members = order[starts[group] : starts[group] + sizes[group]]
         out_geoms[group] = shapely.coverage_union_all(items[members])  # keeps every vertex
-    return out_geoms, out_codes, out_bottom
+    return out_geoms, out_codes, out_bottom, out_stats
 
 
 def _finish(
@@ -216,16 +270,22 @@ def _finish(
     tolerance_px: float,
     to_crs: Affine,
     to_wgs84: Transformer,
+    stats: np.ndarray | None = None,
 ) -> PolygonBatch:
-    """Simplify a batch of complete polygons, drop no-data, measure in the CRS, go to 4326."""
+    """Simplify a batch of complete polygons, drop no-data, measure in the CRS, go to 4326;
+    ``stats`` (confidence sum, pixel count per polygon) become mean confidences."""
     if len(geoms) and tolerance_px > 0:
         geoms = shapely.coverage_simplify(geoms, tolerance_px, simplify_boundary=False)
     keep = codes != NODATA
     geoms, codes = geoms[keep], codes[keep]
+    mean = None
+    if stats is not None:
+        sums, counts = stats[keep, 0], stats[keep, 1]
+        mean = np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
     projected = shapely.transform(geoms, lambda xy: _affine_xy(to_crs, xy))
     areas = shapely.area(projected)
     lonlat = shapely.transform(projected, lambda xy: _reproject_xy(to_wgs84, xy))
-    return PolygonBatch(geometries=lonlat, codes=codes, areas_m2=areas)
+    return PolygonBatch(geometries=lonlat, codes=codes, areas_m2=areas, confidence=mean)
 
 
 def _affine_xy(transform: Affine, xy: np.ndarray) -> np.ndarray:

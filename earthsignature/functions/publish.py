@@ -1,5 +1,10 @@
 """Publish a product: segmentation COG, polygons, vector tiles, then the catalog record last.
 
+Models with a confidence output also get a confidence COG (uint8 percent, no-data
+:data:`~earthsignature.storage.layout.CONFIDENCE_NODATA`, average overviews) under
+``confidence/`` and a ``confidence`` asset; every polygon carries the mean confidence of its
+pixels (null without a confidence raster).
+
 Every output is built in a local temporary folder and stored with one atomic put under its
 deterministic key; the STAC Item under ``catalog/`` is written only after all of them are
 stored, so a product is visible if and only if it is complete. Re-publishing the same
@@ -62,7 +67,16 @@ EO_EXTENSION = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
 FOOTPRINT_PX = 1024
 #: Band description of the segmentation COG (GIS tools show it as the band's name).
 SEGMENTATION_BAND = "CORINE Land Cover level-3 code (0 = no data)"
-POLYGON_FIELDS = ("code", "label", "product_id", "date", "model", "version", "area_m2")
+POLYGON_FIELDS = (
+    "code",
+    "label",
+    "product_id",
+    "date",
+    "model",
+    "version",
+    "area_m2",
+    "confidence",
+)
 #: Rasters of at least this many pixels are published by two child processes: the COG
 #: alongside the polygons, the tiles' low and high zoom levels side by side (two cores
 #: instead of one). The worker process only waits, so GDAL calls that hold the GIL for
@@ -79,8 +93,12 @@ def publish_product(
     strip_rows: int = DEFAULT_STRIP_ROWS,
     parallel: bool | None = None,
     timings: dict[str, float] | None = None,
+    confidence: Path | None = None,
 ) -> CatalogEntry:
     """Store the product's outputs from a local uint16 CORINE-code GeoTIFF, then commit it.
+
+    ``confidence``: the model's uint8 confidence GeoTIFF on the same grid (percent), when the
+    model has that output; published as its own COG and averaged per polygon.
 
     ``strip_rows`` bounds how many raster rows are vectorized at a time; ``parallel`` builds
     the COG, polygons and PMTiles in child processes (default: for rasters of at least
@@ -99,11 +117,15 @@ def publish_product(
         "polygons": layout.polygons_key(msg.model, msg.version, msg.date, msg.product_id),
         "tiles": layout.tiles_key(msg.model, msg.version, msg.date, msg.product_id),
     }
+    if confidence is not None:
+        keys["confidence"] = layout.confidence_key(msg.model, msg.version, msg.date, msg.product_id)
     acquired = acquisition_time(msg)
     created = created_time(rt, msg)
     with tempfile.TemporaryDirectory(prefix="earthsig-publish-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
         pixels = check_segmentation(segmentation_path, msg)
+        if confidence is not None:
+            check_confidence(confidence, segmentation_path)
         if parallel is None:
             parallel = pixels >= CHILD_PROCESS_PIXELS
         pool = stack.enter_context(_child_pool()) if parallel else None
@@ -114,6 +136,13 @@ def publish_product(
         cog = folder / "segmentation.tif"
         with timed("cog"):
             cog_job = _submit(pool, write_cog, segmentation_path, cog)
+        conf_cog = folder / "confidence.tif"
+        with timed("confidence_cog"):
+            conf_job = (
+                None
+                if confidence is None
+                else _submit(pool, write_confidence_cog, confidence, conf_cog)
+            )
         fgb = folder / "polygons.fgb"
         with timed("fgb"):
             count = _submit(
@@ -125,16 +154,21 @@ def publish_product(
                 mmu_m2=rt.settings.min_mapping_unit_m2,
                 tolerance_m=rt.settings.simplify_tolerance_m,
                 strip_rows=strip_rows,
+                confidence=confidence,
             ).result()
         pmtiles = folder / "tiles.pmtiles"
         with timed("pmtiles"):
             write_pmtiles(fgb, pmtiles, name=msg.product_id, executor=pool)
         with timed("cog_and_footprint (waited)"):
             footprint = cog_job.result()
+            if conf_job is not None:
+                conf_job.result()
         with timed("store"):
             store.put_file(keys["segmentation"], cog)
             store.put_file(keys["polygons"], fgb)
             store.put_file(keys["tiles"], pmtiles)
+            if confidence is not None:
+                store.put_file(keys["confidence"], conf_cog)
     with timed("catalog"):
         item = build_item(msg, keys, footprint, areas, acquired, created)
         entry = catalog.commit(store, item)
@@ -206,6 +240,11 @@ def write_cog(segmentation: Path, cog: Path) -> dict[str, Any]:
     return valid_footprint(cog)
 
 
+def write_confidence_cog(confidence: Path, cog: Path) -> None:
+    """The confidence COG: uint8 percent, no-data 255, overviews by average."""
+    to_cog(confidence, cog, overview_resampling="average", nodata=layout.CONFIDENCE_NODATA)
+
+
 @contextmanager
 def _child_pool() -> Iterator[Executor]:
     """Two spawned child processes (no fork: the worker has threads and GDAL state)."""
@@ -251,6 +290,24 @@ def check_segmentation(path: Path, msg: ProductMessage) -> int:
             return int(ds.width) * int(ds.height)
     except RasterioIOError as exc:
         raise BadInput(f"segmentation cannot be read: {exc}") from exc
+
+
+def check_confidence(path: Path, segmentation: Path) -> None:
+    """Refuse a confidence raster that is not one uint8 band on the segmentation's grid."""
+    try:
+        with rasterio.open(path) as ds, rasterio.open(segmentation) as seg:
+            if ds.count != 1 or ds.dtypes[0] != "uint8":
+                raise BadInput(
+                    f"confidence must be one uint8 band, got {ds.count} x {ds.dtypes[0]}"
+                )
+            if (
+                (ds.width, ds.height) != (seg.width, seg.height)
+                or ds.crs != seg.crs
+                or not ds.transform.almost_equals(seg.transform)
+            ):
+                raise BadInput("confidence is not on the segmentation's grid")
+    except RasterioIOError as exc:
+        raise BadInput(f"confidence cannot be read: {exc}") from exc
 
 
 def class_areas(path: Path) -> dict[int, float]:
@@ -305,20 +362,26 @@ def write_polygons(
     mmu_m2: float,
     tolerance_m: float,
     strip_rows: int = DEFAULT_STRIP_ROWS,
+    confidence: Path | None = None,
 ) -> int:
     """Vectorize the raster strip by strip into a FlatGeobuf with a spatial index.
 
     Each batch of complete polygons is appended as it comes, so only one strip and the
-    polygons pending across its border are in memory. Returns the number of polygons.
+    polygons pending across its border are in memory. With ``confidence``, each polygon's
+    ``confidence`` is the mean of its pixels (percent), else null. Returns the number of
+    polygons.
     """
     written = 0
-    with rasterio.open(segmentation) as src:
+    with ExitStack() as stack:
+        src = stack.enter_context(rasterio.open(segmentation))
+        conf = None if confidence is None else stack.enter_context(rasterio.open(confidence))
         mmu_px = mmu_pixels(mmu_m2, src.transform)
         tolerance_px = tolerance_m / math.sqrt(abs(src.transform.determinant))
         for batch in iter_polygon_batches(
-            src, mmu_px=mmu_px, tolerance_px=tolerance_px, strip_rows=strip_rows
+            src, mmu_px=mmu_px, tolerance_px=tolerance_px, strip_rows=strip_rows, confidence=conf
         ):
             n = len(batch)
+            mean = np.full(n, np.nan) if batch.confidence is None else batch.confidence
             labels = np.array([corine.clc_class(c).label for c in batch.codes], dtype=object)
             field_data = [
                 batch.codes.astype(np.int32),
@@ -328,12 +391,14 @@ def write_polygons(
                 np.full(n, msg.model, dtype=object),
                 np.full(n, msg.version, dtype=np.int32),
                 np.round(batch.areas_m2, 2),
+                np.round(mean, 2),
             ]
             pyogrio.raw.write(
                 dst,
                 np.asarray(shapely.to_wkb(shapely.force_2d(batch.geometries)), dtype=object),
                 field_data,
                 fields=list(POLYGON_FIELDS),
+                field_mask=[None] * (len(POLYGON_FIELDS) - 1) + [np.isnan(mean)],
                 geometry_type="Polygon",
                 crs="EPSG:4326",
                 driver="FlatGeobuf",
@@ -376,6 +441,8 @@ def build_item(
     with suppress(TypeError):  # a full product reference (not an API upload's)
         source = ProductRef.from_dict(msg.item).to_dict()
         properties[catalog.PROP_SOURCE_ITEM] = source  # reprocessing reuses it, no search
+    if msg.haze is not None:
+        properties[catalog.PROP_HAZE] = msg.haze.model_dump()
     item = pystac.Item(
         id=msg.product_id,
         geometry=footprint,
@@ -389,8 +456,16 @@ def build_item(
         "cloud_mask": (COG_MEDIA_TYPE, ["cloud"], "Cloud mask (1 = cloud or shadow)"),
         "polygons": (FGB_MEDIA_TYPE, ["data"], "Land-cover polygons, EPSG:4326"),
         "tiles": (PMTILES_MEDIA_TYPE, ["visual"], "Vector tiles for maps"),
+        "confidence": (
+            COG_MEDIA_TYPE,
+            ["data"],
+            "Model confidence (uint8): the winning class's softmax probability in percent, "
+            "0..100; 255 = no data",
+        ),
     }
     for name, (media_type, roles, title) in assets.items():
+        if name not in keys:  # confidence: only for models with that output
+            continue
         item.add_asset(
             name,
             pystac.Asset(

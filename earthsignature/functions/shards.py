@@ -4,7 +4,8 @@ A shard holds consecutive chips (row-major) of one product: ``chips`` float16 no
 ``[N, bands, C, C]``, ``valid`` bool ``[N, C, C]`` and ``origins`` int32 ``[N, 2]`` (row, col of
 each chip's top-left pixel). A prediction holds only what stitch keeps: ``classes`` uint8
 ``[N, step, step]``
-(chip centres), ``valid`` bool of the same shape, and ``origins`` of the centres.
+(chip centres), ``valid`` bool of the same shape, ``origins`` of the centres and, for models
+with a confidence output, ``confidence`` uint8 (0..100 %) of the same shape as ``classes``.
 """
 
 from __future__ import annotations

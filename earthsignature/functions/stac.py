@@ -32,6 +32,10 @@ from earthsignature.storage.errors import InvalidKey
 #: Canonical ESA band ids (DESIGN.md) in ESA order.
 BAND_IDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 SCL = "SCL"
+#: Aerosol optical thickness (L2A auxiliary band: DN / 1000), read by the cloud stage for haze.
+AOT = "AOT"
+#: AOT's quantification value.
+AOT_QUANTIFICATION_VALUE = 1000
 #: Earth Search v1 common-name asset keys -> ESA band ids.
 COMMON_NAMES = {
     "coastal": "B01",
@@ -47,6 +51,7 @@ COMMON_NAMES = {
     "swir16": "B11",
     "swir22": "B12",
     "scl": SCL,
+    "aot": AOT,
 }
 #: Native resolution (m) of each band.
 RESOLUTION = {
@@ -63,6 +68,7 @@ RESOLUTION = {
     "B11": 20,
     "B12": 20,
     SCL: 20,
+    AOT: 20,
 }
 QUANTIFICATION_VALUE = 10_000
 DEFAULT_BOA_ADD_OFFSET = -1000
@@ -136,6 +142,8 @@ def default_scale_offset(band: str, baseline: str | None, when: dt.datetime) -> 
     """Scale and offset when the catalogue states none: from the baseline, else the date."""
     if band == SCL:
         return 1.0, 0.0
+    if band == AOT:
+        return 1.0 / AOT_QUANTIFICATION_VALUE, 0.0
     has_offset = baseline_has_offset(baseline) if baseline else when >= BASELINE_0400_START
     offset = DEFAULT_BOA_ADD_OFFSET / QUANTIFICATION_VALUE if has_offset else 0.0
     return 1.0 / QUANTIFICATION_VALUE, offset

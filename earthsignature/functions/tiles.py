@@ -35,6 +35,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyogrio.raw
 from pmtiles.reader import MmapSource, Reader, all_tiles
 from pmtiles.tile import zxy_to_tileid
@@ -48,7 +49,7 @@ MAX_ZOOM = 12
 LAYER = "landcover"
 #: Polygon attributes carried into the tiles (styling and pop-ups), with their tile types
 #: (tippecanoe needs them told).
-TILE_FIELD_TYPES = {"code": "int", "label": "string", "area_m2": "float"}
+TILE_FIELD_TYPES = {"code": "int", "label": "string", "area_m2": "float", "confidence": "float"}
 TILE_FIELDS = tuple(TILE_FIELD_TYPES)
 #: GDAL MVT simplification tolerance, in tile coordinate units (4096 per tile side).
 SIMPLIFICATION = 2
@@ -115,6 +116,8 @@ def write_pmtiles_gdal(
 def write_zoom_range(polygons: Path, dst: Path, *, name: str, min_zoom: int, max_zoom: int) -> None:
     """GDAL's PMTiles writer on the polygons, for zoom levels min_zoom..max_zoom."""
     meta, _fids, geometry, field_data = pyogrio.raw.read(polygons, columns=list(TILE_FIELDS))
+    # null floats (confidence of a model without that output) come back as NaN: keep them null
+    masks = [np.isnan(f) if f.dtype.kind == "f" else None for f in field_data]
     options = {
         "NAME": name,
         "MINZOOM": min_zoom,
@@ -128,6 +131,7 @@ def write_zoom_range(polygons: Path, dst: Path, *, name: str, min_zoom: int, max
             geometry,
             field_data,
             fields=list(meta["fields"]),
+            field_mask=masks,
             geometry_type="MultiPolygon",
             crs=meta["crs"],
             driver="PMTiles",

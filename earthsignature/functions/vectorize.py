@@ -24,9 +24,9 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Stitch, publish and commit one product; the last stage, so no next message."""
     release_free_memory()
     with tempfile.TemporaryDirectory(prefix="earthsig-vectorize-") as tmp:
-        stitched = Path(tmp) / "stitched.tif"
-        stitch_segmentation(rt, msg, stitched)
-        publish_product(rt, msg, stitched)
+        stitched, confidence = Path(tmp) / "stitched.tif", Path(tmp) / "confidence.tif"
+        has_confidence = stitch_segmentation(rt, msg, stitched, confidence)
+        publish_product(rt, msg, stitched, confidence=confidence if has_confidence else None)
     remove_work(rt, msg)
     return []
 

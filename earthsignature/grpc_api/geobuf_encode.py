@@ -11,6 +11,7 @@ per feature, integral floats as integers, rings without their closing point.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -78,6 +79,8 @@ def value_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return _field(0x0A, value.encode())
     if isinstance(value, float):
+        if math.isnan(value):  # a FlatGeobuf null (e.g. no confidence): an empty Value
+            return b""
         return _int_value(int(value)) if value.is_integer() else b"\x11" + struct.pack("<d", value)
     if isinstance(value, bool):
         return b"\x28\x01" if value else b"\x28\x00"

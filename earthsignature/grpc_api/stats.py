@@ -42,7 +42,13 @@ class LandCoverStats(stats_pb2_grpc.LandCoverStatsServicer):
             raise BadRequest("date_to is before date_from")
         model, version = self._model(request.model, request.version)
         results = stats.area_by_date(
-            self.state.store, stats.parse_aoi(request.wkt), start, end, model=model, version=version
+            self.state.store,
+            stats.parse_aoi(request.wkt),
+            start,
+            end,
+            model=model,
+            version=version,
+            min_confidence=request.min_confidence or None,
         )
         return stats_pb2.AreaByDateResponse(
             dates=[
@@ -54,6 +60,8 @@ class LandCoverStats(stats_pb2_grpc.LandCoverStatsServicer):
                     ],
                     cloud_m2=r.cloud_m2,
                     product_ids=r.product_ids,
+                    low_confidence_m2=r.low_confidence_m2,
+                    unreadable=[str(exc) for exc in r.unreadable],
                 )
                 for r in results
             ]
@@ -72,6 +80,7 @@ class LandCoverStats(stats_pb2_grpc.LandCoverStatsServicer):
             second,
             model=model,
             version=version,
+            min_confidence=request.min_confidence or None,
         )
         return stats_pb2.ChangeResponse(
             date_from=first.isoformat(),
@@ -83,4 +92,5 @@ class LandCoverStats(stats_pb2_grpc.LandCoverStatsServicer):
             cloud_m2=result.cloud_m2,
             changed_m2=result.changed_m2,
             product_ids=result.product_ids,
+            low_confidence_m2=result.low_confidence_m2,
         )

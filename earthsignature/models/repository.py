@@ -135,10 +135,15 @@ class ModelRepository:
         config = folder / CONFIG_FILE
         if config.is_file() and existing:
             first = self.spec(name, existing[0])
-            if len(first.bands) != len(spec.bands) or first.max_batch_size != spec.max_batch_size:
+            if (len(first.bands), first.max_batch_size, first.outputs) != (
+                len(spec.bands),
+                spec.max_batch_size,
+                spec.outputs,
+            ):
                 raise InvalidModel(
-                    f"{name}: versions must share band count and max batch size "
-                    f"({len(first.bands)}, {first.max_batch_size}); register a new model name"
+                    f"{name}: versions must share band count, max batch size and outputs "
+                    f"({len(first.bands)}, {first.max_batch_size}, {first.outputs}); "
+                    "register a new model name"
                 )
         else:
             config.write_text(triton_config(spec))
@@ -166,11 +171,15 @@ def check_graph(model: onnx.ModelProto, spec: ModelSpec) -> None:
     if CONFIDENCE_NAME in outputs and CONFIDENCE_NAME not in spec.outputs:
         raise InvalidModel(f"the graph has a {CONFIDENCE_NAME!r} output the metadata omits")
     in_type = inputs[INPUT_NAME].type.tensor_type
-    out_types = [outputs[name].type.tensor_type.elem_type for name in spec.outputs]
-    if in_type.elem_type != onnx.TensorProto.FLOAT or any(
-        t != onnx.TensorProto.UINT8 for t in out_types
-    ):
-        raise InvalidModel("input must be float32 and outputs uint8 class indices (and percent)")
+    if in_type.elem_type != onnx.TensorProto.FLOAT:
+        raise InvalidModel("input must be float32")
+    for name in spec.outputs:  # classes, and confidence when the spec declares it
+        if (
+            name not in outputs
+            or outputs[name].type.tensor_type.elem_type != onnx.TensorProto.UINT8
+        ):
+            what = "uint8 class indices" if name == OUTPUT_NAME else "uint8 percent"
+            raise InvalidModel(f"graph output {name!r} (declared in outputs) must be {what}")
     dims = in_type.shape.dim
     if len(dims) != 4 or (dims[1].HasField("dim_value") and dims[1].dim_value != len(spec.bands)):
         raise InvalidModel(f"input must be [N, {len(spec.bands)}, H, W]")

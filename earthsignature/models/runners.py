@@ -4,8 +4,10 @@
 - :class:`TritonRunner`: tritonclient over gRPC to a Triton server (real, or PyTriton in tests),
   naming model and version, in batches no larger than the model's ``max_batch_size``.
 
-Both take normalised chips float32 ``[N, bands, H, W]`` and return uint8 class indices
-``[N, H, W]``; the argmax is inside the graph, so class maps cross the wire, not logits.
+Both take normalised chips float32 ``[N, bands, H, W]`` and return a :class:`Prediction`:
+uint8 class indices ``[N, H, W]`` and, for models whose spec declares it, the uint8 confidence
+``[N, H, W]`` (winning-class softmax probability in percent). Argmax and softmax are inside the
+graph, so class and confidence maps cross the wire, never float logits.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,7 +23,7 @@ import numpy as np
 
 from earthsignature.models.errors import BackendUnavailable, InvalidModel, ModelNotFound
 from earthsignature.models.repository import ModelRepository, repository_for
-from earthsignature.models.spec import INPUT_NAME, OUTPUT_NAME, ModelSpec
+from earthsignature.models.spec import CONFIDENCE_NAME, INPUT_NAME, OUTPUT_NAME, ModelSpec
 
 if TYPE_CHECKING:
     from earthsignature.runtime import Runtime
@@ -28,13 +31,37 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What a model returns for ``N`` chips: class indices and, optionally, confidence."""
+
+    classes: np.ndarray  # uint8 [N, H, W], indices into ModelSpec.classes
+    confidence: np.ndarray | None = None  # uint8 [N, H, W], 0..100 %, None without the output
+
+    @classmethod
+    def from_outputs(cls, spec: ModelSpec, outputs: list[dict[str, np.ndarray]]) -> Prediction:
+        """Concatenate per-batch ``{output name: array}`` dicts; checks dtype and value range."""
+        classes = np.concatenate([o[OUTPUT_NAME] for o in outputs]).astype(np.uint8, copy=False)
+        if not spec.has_confidence:
+            return cls(classes)
+        confidence = np.concatenate([o[CONFIDENCE_NAME] for o in outputs])
+        if confidence.shape != classes.shape or confidence.dtype != np.uint8:
+            raise InvalidModel(
+                f"{spec.name} v{spec.version}: confidence must be uint8 {classes.shape}, "
+                f"got {confidence.dtype} {confidence.shape}"
+            )
+        if confidence.size and int(confidence.max()) > 100:
+            raise InvalidModel(f"{spec.name} v{spec.version}: confidence above 100 %")
+        return cls(classes, confidence)
+
+
 class Backend(Protocol):
     """Runs a model version on chips."""
 
     spec: ModelSpec
 
-    def predict(self, chips: np.ndarray) -> np.ndarray:
-        """float32 ``[N, bands, H, W]`` -> uint8 ``[N, H, W]`` class indices."""
+    def predict(self, chips: np.ndarray) -> Prediction:
+        """float32 ``[N, bands, H, W]`` -> the spec's outputs for each chip."""
         ...
 
 
@@ -69,13 +96,14 @@ class EmbeddedRunner:
             str(repository.onnx_path(name, version)), options, providers=["CPUExecutionProvider"]
         )
 
-    def predict(self, chips: np.ndarray) -> np.ndarray:
+    def predict(self, chips: np.ndarray) -> Prediction:
         chips = _check_chips(chips, self.spec)
+        names = list(self.spec.outputs)
         out = [
-            self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+            dict(zip(names, self.session.run(names, {INPUT_NAME: batch}), strict=True))
             for batch in batches(chips, self.spec.max_batch_size)
         ]
-        return np.concatenate(out).astype(np.uint8, copy=False)
+        return Prediction.from_outputs(self.spec, out)
 
 
 class TritonRunner:
@@ -137,22 +165,26 @@ class TritonRunner:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         tensor = self._grpc.InferInput(INPUT_NAME, list(batch.shape), "FP32")
         tensor.set_data_from_numpy(batch)
         result = self.client.infer(
             self.spec.name,
             [tensor],
             model_version=str(self.spec.version),
-            outputs=[self._grpc.InferRequestedOutput(OUTPUT_NAME)],
+            outputs=[self._grpc.InferRequestedOutput(name) for name in self.spec.outputs],
             client_timeout=self.timeout,
         )
-        return result.as_numpy(OUTPUT_NAME)
+        out = {name: result.as_numpy(name) for name in self.spec.outputs}
+        missing = [name for name, array in out.items() if array is None]
+        if missing:
+            raise InvalidModel(f"Triton at {self.url} returned no {missing} output")
+        return out
 
-    def predict(self, chips: np.ndarray) -> np.ndarray:
+    def predict(self, chips: np.ndarray) -> Prediction:
         chips = _check_chips(chips, self.spec)
         out = [self._call(self._infer, b) for b in batches(chips, self.spec.max_batch_size)]
-        return np.concatenate(out).astype(np.uint8, copy=False)
+        return Prediction.from_outputs(self.spec, out)
 
     def close(self) -> None:
         self.client.close()

@@ -3,9 +3,9 @@
 Stored as ``<repo>/<name>/<version>/earthsig.json`` beside ``model.onnx`` (per version: a
 new version may change bands, normalisation or classes). The ONNX graph takes ``input``
 float32 ``[N, len(bands), H, W]`` (normalised reflectance) and returns ``classes`` uint8
-``[N, H, W]``: indices into :attr:`ModelSpec.classes`, so class maps, not logits, cross the wire;
-models listing ``confidence`` in :attr:`ModelSpec.outputs` also return it, uint8 ``[N, H, W]``,
-the winning class's softmax probability in percent.
+``[N, H, W]``: indices into :attr:`ModelSpec.classes`, so class maps, not logits, cross the wire.
+A model may also return ``confidence`` uint8 ``[N, H, W]``: the winning class's softmax
+probability in percent (0..100), when :attr:`ModelSpec.outputs` declares it.
 """
 
 from __future__ import annotations
@@ -140,6 +140,11 @@ class ModelSpec(BaseModel):
         :attr:`stride_multiple`, so kept centres never see the chip border."""
         half = self.receptive_field // 2
         return math.ceil(half / self.stride_multiple) * self.stride_multiple
+
+    @property
+    def has_confidence(self) -> bool:
+        """Whether the graph also returns the per-pixel ``confidence`` map."""
+        return CONFIDENCE_NAME in self.outputs
 
     @property
     def step(self) -> int:

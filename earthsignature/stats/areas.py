@@ -5,6 +5,10 @@ Only the windows covering the area of interest (reprojected to each raster's CRS
 1) are counted apart as :data:`CLOUD`, never as a class; nodata (0) is not counted. Products of
 the same date (different tiles) add up. For a change, the second date is read on the first
 date's grid through a nearest-neighbour ``WarpedVRT``, whatever its own grid.
+
+With ``min_confidence`` (percent, 1..100), clear mapped pixels whose model confidence (the
+product's ``confidence`` COG) is below it are left out of the classes and counted apart as
+``low_confidence_m2``; products of a model without a confidence output are a BadInput.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class DateAreas:
     cloud_m2: float
     product_ids: tuple[str, ...]
     unreadable: tuple[CorruptObject, ...] = ()
+    low_confidence_m2: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Change:
     transitions: dict[tuple[int, int], float]
     cloud_m2: float
     product_ids: tuple[str, ...] = field(default=())
+    low_confidence_m2: float = 0.0
 
     @property
     def changed_m2(self) -> float:
@@ -91,6 +97,25 @@ def parse_aoi(wkt: str) -> BaseGeometry:
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise BadInput("area must be in longitude/latitude degrees (EPSG:4326)")
     return geom
+
+
+def check_min_confidence(min_confidence: int | None) -> int | None:
+    """None or 0 (no filter) as None; 1..100 kept; anything else a BadInput."""
+    if not min_confidence:
+        return None
+    if not 0 < min_confidence <= 100:
+        raise BadInput(f"min_confidence is a percentage 0..100, got {min_confidence}")
+    return int(min_confidence)
+
+
+def _confidence_key(entry: CatalogEntry) -> str:
+    key = entry.assets.get("confidence")
+    if key is None:
+        raise BadInput(
+            f"min_confidence needs confidence maps, but {entry.model} v{entry.version} "
+            f"(product {entry.product_id}) has none"
+        )
+    return key
 
 
 def _by_date(
@@ -142,27 +167,35 @@ def area_by_date(
     model: str,
     version: int,
     window_px: int = DEFAULT_WINDOW_PX,
+    min_confidence: int | None = None,
 ) -> list[DateAreas]:
-    """Class areas inside ``aoi`` (EPSG:4326) for each date with committed products."""
+    """Class areas inside ``aoi`` (EPSG:4326) for each date with committed products;
+    ``min_confidence``: leave out pixels the model was less sure of (percent)."""
+    threshold = check_min_confidence(min_confidence)
     results = []
     for day, entries in _by_date(store, model, version, start, end, aoi).items():
         counts = np.zeros(_CODES, dtype=np.float64)
-        cloud_m2 = 0.0
+        cloud_m2 = low_m2 = 0.0
         used: list[str] = []
         unreadable: list[CorruptObject] = []
         with store.gdal_env():
             for entry in entries:
                 try:
                     with _reading(entry):
-                        product_counts, product_cloud = _product_areas(store, entry, aoi, window_px)
+                        product = _product_areas(store, entry, aoi, window_px, threshold)
                 except CorruptObject as exc:
                     unreadable.append(exc)
                     continue
-                counts += product_counts
-                cloud_m2 += product_cloud
+                counts += product[0]
+                cloud_m2 += product[1]
+                low_m2 += product[2]
                 used.append(entry.product_id)
         areas = {int(c): float(counts[c]) for c in np.flatnonzero(counts)}
-        results.append(DateAreas(day, areas, cloud_m2, tuple(used), tuple(unreadable)))
+        results.append(
+            DateAreas(
+                day, areas, cloud_m2, tuple(used), tuple(unreadable), low_confidence_m2=low_m2
+            )
+        )
     return results
 
 
@@ -194,25 +227,37 @@ def _open(store: ObjectStore, key: str) -> Iterator[rasterio.io.DatasetReader]:
 
 
 def _product_areas(
-    store: ObjectStore, entry: CatalogEntry, aoi: BaseGeometry, window_px: int
-) -> tuple[np.ndarray, float]:
-    """One product's class areas (m² by code) and cloud area inside ``aoi``."""
+    store: ObjectStore,
+    entry: CatalogEntry,
+    aoi: BaseGeometry,
+    window_px: int,
+    threshold: int | None = None,
+) -> tuple[np.ndarray, float, float]:
+    """One product's class areas (m² by code), cloud area and, with a confidence
+    ``threshold``, the clear area left out below it, inside ``aoi``."""
     counts = np.zeros(_CODES, dtype=np.float64)
-    cloud_m2 = 0.0
-    with (
-        _open(store, entry.assets["segmentation"]) as seg,
-        _open(store, entry.assets["cloud_mask"]) as cloud,
-    ):
+    cloud_m2 = low_m2 = 0.0
+    with ExitStack() as stack:
+        seg = stack.enter_context(_open(store, entry.assets["segmentation"]))
+        cloud = stack.enter_context(_open(store, entry.assets["cloud_mask"]))
+        conf = None
+        if threshold is not None:
+            conf = stack.enter_context(_open(store, _confidence_key(entry)))
         px = _pixel_m2(seg)
         for win, inside in _windows(seg, aoi, window_px):
             codes = seg.read(1, window=win)
             cloudy = cloud.read(1, window=win).astype(bool)
             mapped = inside & (codes > 0)
             cloud_m2 += float(np.count_nonzero(mapped & cloudy)) * px
-            clear = codes[mapped & ~cloudy]
+            keep = mapped & ~cloudy
+            if conf is not None and threshold is not None:
+                sure = conf.read(1, window=win) >= threshold
+                low_m2 += float(np.count_nonzero(keep & ~sure)) * px
+                keep &= sure
+            clear = codes[keep]
             if clear.size:
                 counts[: clear.max() + 1] += np.bincount(clear) * px
-    return counts, cloud_m2
+    return counts, cloud_m2, low_m2
 
 
 def _on_grid(
@@ -220,8 +265,10 @@ def _on_grid(
     store: ObjectStore,
     entries: list[CatalogEntry],
     grid: rasterio.io.DatasetReader,
-) -> list[tuple[WarpedVRT, WarpedVRT]]:
-    """Each entry's segmentation and cloud mask read on ``grid`` (nearest neighbour)."""
+    with_confidence: bool = False,
+) -> list[tuple[WarpedVRT, WarpedVRT, WarpedVRT | None]]:
+    """Each entry's segmentation, cloud mask and (when asked) confidence read on ``grid``
+    (nearest neighbour)."""
     opts = {
         "crs": grid.crs,
         "transform": grid.transform,
@@ -233,10 +280,15 @@ def _on_grid(
     for entry in entries:
         seg = stack.enter_context(_open(store, entry.assets["segmentation"]))
         cloud = stack.enter_context(_open(store, entry.assets["cloud_mask"]))
+        conf_vrt = None
+        if with_confidence:
+            conf = stack.enter_context(_open(store, _confidence_key(entry)))
+            conf_vrt = stack.enter_context(WarpedVRT(conf, nodata=255, **opts))
         out.append(
             (
                 stack.enter_context(WarpedVRT(seg, nodata=0, **opts)),
                 stack.enter_context(WarpedVRT(cloud, nodata=0, **opts)),
+                conf_vrt,
             )
         )
     return out
@@ -251,36 +303,56 @@ def change(
     model: str,
     version: int,
     window_px: int = DEFAULT_WINDOW_PX,
+    min_confidence: int | None = None,
 ) -> Change:
     """Class-to-class transition areas inside ``aoi`` from ``date_from`` to ``date_to``.
 
-    Pixels mapped on both dates count; cloudy on either goes to ``cloud_m2``.
+    Pixels mapped on both dates count; cloudy on either goes to ``cloud_m2``; with
+    ``min_confidence``, clear pixels below it on either date go to ``low_confidence_m2``.
     """
+    threshold = check_min_confidence(min_confidence)
     firsts = _by_date(store, model, version, date_from, date_from, aoi).get(date_from, [])
     seconds = _by_date(store, model, version, date_to, date_to, aoi).get(date_to, [])
     transitions: dict[tuple[int, int], float] = defaultdict(float)
-    cloud_m2 = 0.0
+    cloud_m2 = low_m2 = 0.0
     with store.gdal_env():
         for entry in firsts:
             with ExitStack() as stack, _reading(entry, *seconds):
                 seg = stack.enter_context(_open(store, entry.assets["segmentation"]))
                 cloud = stack.enter_context(_open(store, entry.assets["cloud_mask"]))
-                others = _on_grid(stack, store, seconds, seg)
+                conf = None
+                if threshold is not None:
+                    conf = stack.enter_context(_open(store, _confidence_key(entry)))
+                others = _on_grid(stack, store, seconds, seg, with_confidence=conf is not None)
                 px = _pixel_m2(seg)
                 for win, inside in _windows(seg, aoi, window_px):
                     a = seg.read(1, window=win)
                     cloudy = cloud.read(1, window=win).astype(bool)
                     b = np.zeros_like(a)
-                    for seg2, cloud2 in others:  # the first product mapping a pixel wins
+                    sure = np.ones(a.shape, dtype=bool)
+                    if conf is not None and threshold is not None:
+                        sure = conf.read(1, window=win) >= threshold
+                    for seg2, cloud2, conf2 in others:  # the first product mapping a pixel wins
                         fill = b == 0
                         b = np.where(fill, seg2.read(1, window=win), b)
                         cloudy |= fill & cloud2.read(1, window=win).astype(bool) & (b > 0)
+                        if conf2 is not None and threshold is not None:
+                            low2 = conf2.read(1, window=win) < threshold
+                            sure &= ~(fill & (b > 0) & low2)
                     both = inside & (a > 0) & (b > 0)
                     cloud_m2 += float(np.count_nonzero(both & cloudy)) * px
-                    keep = both & ~cloudy
+                    low_m2 += float(np.count_nonzero(both & ~cloudy & ~sure)) * px
+                    keep = both & ~cloudy & sure
                     pairs = a[keep].astype(np.uint32) << 16 | b[keep].astype(np.uint32)
                     values, n = np.unique(pairs, return_counts=True)
                     for v, k in zip(values.tolist(), n.tolist(), strict=True):
                         transitions[(v >> 16, v & 0xFFFF)] += k * px
     ids = tuple(e.product_id for e in (*firsts, *seconds))
-    return Change(date_from, date_to, dict(sorted(transitions.items())), cloud_m2, ids)
+    return Change(
+        date_from,
+        date_to,
+        dict(sorted(transitions.items())),
+        cloud_m2,
+        ids,
+        low_confidence_m2=low_m2,
+    )

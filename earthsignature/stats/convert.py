@@ -20,6 +20,7 @@ def date_areas_dict(areas: DateAreas) -> dict[str, Any]:
             for c, a in sorted(areas.class_areas.items())
         ],
         "cloud_m2": areas.cloud_m2,
+        "low_confidence_m2": areas.low_confidence_m2,
         "product_ids": list(areas.product_ids),
         "unreadable": [{"key": e.key, "reason": e.reason} for e in areas.unreadable],
     }
@@ -34,5 +35,6 @@ def change_dict(result: Change) -> dict[str, Any]:
         ],
         "cloud_m2": result.cloud_m2,
         "changed_m2": result.changed_m2,
+        "low_confidence_m2": result.low_confidence_m2,
         "product_ids": list(result.product_ids),
     }

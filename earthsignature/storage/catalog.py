@@ -14,7 +14,9 @@ Item shape (written by publish, in the vectorize stage; read by the API, stats a
   (code -> m²), ``s2:mgrs_tile``, ``earthsig:product_type`` (e.g. S2MSI2A),
   ``earthsig:source_item`` (the product reference the pipeline ran on, which reprocessing
   reuses instead of searching the STAC API again).
-- ``assets``: ``segmentation``, ``cloud_mask``, ``polygons``, ``tiles``; each ``href`` is
+  ``earthsig:haze`` (the cloud stage's haze figure, see functions/haze.py; absent when unknown).
+- ``assets``: ``segmentation``, ``cloud_mask``, ``polygons``, ``tiles``, and ``confidence``
+  (role ``data``, uint8 percent, 255 no data) for models with that output; each ``href`` is
   relative to the item (so GDAL/QGIS users can follow it) and ``earthsig:key`` is the store key.
 """
 
@@ -36,6 +38,7 @@ PROP_VERSION = "earthsig:version"
 PROP_CATEGORIES = "earthsig:categories"
 PROP_CLASS_AREAS = "earthsig:class_areas"
 PROP_PRODUCT_TYPE = "earthsig:product_type"
+PROP_HAZE = "earthsig:haze"
 PROP_TILE = "s2:mgrs_tile"
 PROP_SOURCE_ITEM = "earthsig:source_item"
 ASSET_KEY = "earthsig:key"

@@ -26,6 +26,9 @@ _RUN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RAW = "raw"
 MASKS = "masks"
 SEGMENTATIONS = "segmentations"
+CONFIDENCE = "confidence"
+#: No-data value of confidence COGs (valid values are 0..100 %).
+CONFIDENCE_NODATA = 255
 POLYGONS = "polygons"
 TILES = "tiles"
 CATALOG = "catalog"
@@ -150,6 +153,12 @@ def mask_key(date: dt.date | str, tile: str, product: str) -> str:
 def segmentation_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
     """``segmentations/model=.../version=.../date=.../<product_id>.tif`` (uint16 COG)."""
     return f"{SEGMENTATIONS}/{_partition(model, version, date)}/{product_id(product)}.tif"
+
+
+def confidence_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
+    """``confidence/model=.../version=.../date=.../<product_id>.tif``: uint8 COG, the winning
+    class's softmax probability in percent (0..100), no-data 255, average overviews."""
+    return f"{CONFIDENCE}/{_partition(model, version, date)}/{product_id(product)}.tif"
 
 
 def polygons_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:

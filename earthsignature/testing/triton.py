@@ -83,8 +83,10 @@ def _model_repository(
 
     repo = ModelRepository(repository)
     specs = [repo.spec(name, v) for v in versions]  # ModelNotFound if a version is missing
-    if len({(s.max_batch_size, tuple(s.bands)) for s in specs}) != 1:
-        raise ValueError(f"versions {list(versions)} of {name} differ in batch limit or bands")
+    if len({(s.max_batch_size, tuple(s.bands), tuple(s.outputs)) for s in specs}) != 1:
+        raise ValueError(
+            f"versions {list(versions)} of {name} differ in batch limit, bands or outputs"
+        )
     params = {"repository": str(Path(repository).resolve()), "threads": str(threads)}
     config = triton_io_config(specs[0], 'backend: "python"') + (
         "instance_group [ { kind: KIND_CPU count: 1 } ]\n"
@@ -227,16 +229,17 @@ class OnnxPythonModel:
     def execute(self, requests: list[Any]) -> list[Any]:
         import triton_python_backend_utils as pb_utils
 
-        from earthsignature.models.spec import INPUT_NAME, OUTPUT_NAME
+        from earthsignature.models.spec import CONFIDENCE_NAME, INPUT_NAME, OUTPUT_NAME
 
         responses = []
         for request in requests:
             try:
                 chips = pb_utils.get_input_tensor_by_name(request, INPUT_NAME).as_numpy()
-                classes = self.runner.predict(chips)
-                responses.append(
-                    pb_utils.InferenceResponse([pb_utils.Tensor(OUTPUT_NAME, classes)])
-                )
+                prediction = self.runner.predict(chips)
+                tensors = [pb_utils.Tensor(OUTPUT_NAME, prediction.classes)]
+                if prediction.confidence is not None:  # every output the spec declares
+                    tensors.append(pb_utils.Tensor(CONFIDENCE_NAME, prediction.confidence))
+                responses.append(pb_utils.InferenceResponse(tensors))
             except Exception as exc:  # reported to the client, not raised in the stub
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"{exc!r}")))
         return responses

@@ -52,9 +52,11 @@ def render(repository: ModelRepository) -> dict[str, str]:
     for name in repository.names():
         versions = repository.versions(name)
         specs = [repository.spec(name, v) for v in versions]
-        shapes = {(len(s.bands), s.max_batch_size) for s in specs}
+        shapes = {(len(s.bands), s.max_batch_size, tuple(s.outputs)) for s in specs}
         if len(shapes) > 1:  # one config serves all versions, so their interfaces must agree
-            raise SystemExit(f"{name}: versions {versions} differ in bands or max_batch_size")
+            raise SystemExit(
+                f"{name}: versions {versions} differ in bands, max_batch_size or outputs"
+            )
         configs[name] = gpu_config(specs[-1])
     return configs
 

@@ -113,3 +113,26 @@ def test_shipped_repository_configs_parse() -> None:
     for path in SHIPPED.glob(f"*/{CONFIG_FILE}"):
         config = parse(path)
         assert config.name == path.parent.name
+
+
+def test_gpu_config_declares_every_output_of_a_confidence_model(tmp_path: Path) -> None:
+    """A model with classes and confidence: the rendered config declares both, as the graph."""
+    import tempfile
+
+    from earthsignature.models import baseline
+    from tests.models.conftest import CONFIDENCE_MODEL, CONV_CLASSES, conv_metadata, conv_net
+
+    repo = ModelRepository(tmp_path / "repo")
+    graph = conv_net(len(baseline.BANDS), len(CONV_CLASSES), confidence=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx.save(graph, f"{tmp}/model.onnx")
+        meta = {**conv_metadata(), "name": CONFIDENCE_MODEL, "outputs": ["classes", "confidence"]}
+        repo.register(Path(tmp) / "model.onnx", meta)
+    rendered = render_module().render(repo)[CONFIDENCE_MODEL]
+    config = text_format.Parse(rendered, model_config_pb2.ModelConfig())
+    assert [t.name for t in config.output] == ["classes", "confidence"]
+    declared = {t.name: (t.data_type, list(t.dims)) for t in [*config.input, *config.output]}
+    assert declared == graph_io(graph)
+    # the repository's own config (Triton's onnxruntime backend) declares both too
+    written = parse(tmp_path / "repo" / CONFIDENCE_MODEL / CONFIG_FILE)
+    assert [t.name for t in written.output] == ["classes", "confidence"]

@@ -64,7 +64,7 @@ def test_real_tile_end_to_end(store: ObjectStore, shared_data: Path) -> None:
     assert elsewhere.products == []
     assert [m.product_id for m in by_date.products] == ["S2A_29RKH_20200219_0_L2A"]
     (msg,) = fetch.handle(found.products[0], rt)
-    assert sorted(msg.bands) == sorted(fetch.DEFAULT_BANDS)
+    assert sorted(msg.bands) == sorted([*fetch.DEFAULT_BANDS, *fetch.AUXILIARY_BANDS])
     for band, key in msg.bands.items():
         with (
             store.gdal_env(),

@@ -25,11 +25,16 @@ from earthsignature.storage import ObjectStore, layout
 from earthsignature.testing.triton import TritonServer
 
 TEST_MODEL = "clc-test"
+#: A conv net with both outputs, classes and confidence (its own name: outputs are per name).
+CONFIDENCE_MODEL = "clc-conf"
 CONV_CLASSES = [112, 211, 311, 331, 512]
 
 
-def conv_net(n_bands: int, n_classes: int, *, seed: int = 0, hidden: int = 8) -> onnx.ModelProto:
-    """Two 3x3 convolutions (receptive field 5) + argmax -> uint8: a fully convolutional toy."""
+def conv_net(
+    n_bands: int, n_classes: int, *, seed: int = 0, hidden: int = 8, confidence: bool = False
+) -> onnx.ModelProto:
+    """Two 3x3 convolutions (receptive field 5) + argmax -> uint8: a fully convolutional toy;
+    with ``confidence``, also the winning softmax probability in percent, rounded, uint8."""
     rng = np.random.default_rng(seed)
 
     def weights(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
@@ -49,11 +54,27 @@ def conv_net(n_bands: int, n_classes: int, *, seed: int = 0, hidden: int = 8) ->
         helper.make_node("ArgMax", ["logits"], ["idx"], axis=1, keepdims=0),
         helper.make_node("Cast", ["idx"], ["classes"], to=TensorProto.UINT8),
     ]
+    outputs = [helper.make_tensor_value_info("classes", TensorProto.UINT8, ["N", "H", "W"])]
+    if confidence:
+        inits += [
+            helper.make_tensor("axes", TensorProto.INT64, (1,), [1]),
+            helper.make_tensor("hundred", TensorProto.FLOAT, (), [100.0]),
+        ]
+        nodes += [
+            helper.make_node("Softmax", ["logits"], ["prob"], axis=1),
+            helper.make_node("ReduceMax", ["prob", "axes"], ["top"], keepdims=0),
+            helper.make_node("Mul", ["top", "hundred"], ["percent"]),
+            helper.make_node("Round", ["percent"], ["rounded"]),
+            helper.make_node("Cast", ["rounded"], ["confidence"], to=TensorProto.UINT8),
+        ]
+        outputs.append(
+            helper.make_tensor_value_info("confidence", TensorProto.UINT8, ["N", "H", "W"])
+        )
     graph = helper.make_graph(
         nodes,
         "toy-conv",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", n_bands, "H", "W"])],
-        [helper.make_tensor_value_info("classes", TensorProto.UINT8, ["N", "H", "W"])],
+        outputs,
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
@@ -83,7 +104,8 @@ def register(repo: ModelRepository, model: onnx.ModelProto, meta: dict[str, Any]
 
 @pytest.fixture(scope="session")
 def model_repo(tmp_path_factory: pytest.TempPathFactory) -> ModelRepository:
-    """``clc-test`` v1 = the baseline rules, v2 = a conv net with receptive field 5."""
+    """``clc-test`` v1 = the baseline rules, v2 = a conv net with receptive field 5;
+    ``clc-conf`` v1 = a conv net with both outputs, classes and confidence."""
     repo = ModelRepository(tmp_path_factory.mktemp("models"))
     register(
         repo,
@@ -91,6 +113,11 @@ def model_repo(tmp_path_factory: pytest.TempPathFactory) -> ModelRepository:
         {**baseline.metadata(), "name": TEST_MODEL, "max_batch_size": 16},
     )
     register(repo, conv_net(len(baseline.BANDS), len(CONV_CLASSES)), conv_metadata())
+    register(
+        repo,
+        conv_net(len(baseline.BANDS), len(CONV_CLASSES), seed=1, confidence=True),
+        {**conv_metadata(), "name": CONFIDENCE_MODEL, "outputs": ["classes", "confidence"]},
+    )
     return repo
 
 
@@ -99,6 +126,13 @@ def triton_server(model_repo: ModelRepository) -> Iterator[TritonServer]:
     """A real Triton (PyTriton's tritonserver, python backend) on loopback serving clc-test
     versions 1 and 2 side by side, each running its own model.onnx in onnxruntime."""
     with TritonServer(model_repo.root, TEST_MODEL, [1, 2]) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def triton_confidence_server(model_repo: ModelRepository) -> Iterator[TritonServer]:
+    """A real Triton serving ``clc-conf`` v1, whose graph returns classes and confidence."""
+    with TritonServer(model_repo.root, CONFIDENCE_MODEL, [1]) as server:
         yield server
 
 

@@ -56,7 +56,9 @@ def test_desert_tile_is_bare_or_sparsely_vegetated(
                 ds.read(1, out_shape=(1098, 1098), resampling=Resampling.bilinear)
                 * np.float32(1e-4)
             )
-    codes = predict_codes(default_model.predict, default_model.spec, np.stack(layers))
+    codes = predict_codes(
+        lambda c: default_model.predict(c).classes, default_model.spec, np.stack(layers)
+    )
     valid = codes[codes != 0]
     assert valid.size > 0.9 * codes.size
     assert np.isin(valid // 10, [33]).mean() >= 0.9
@@ -77,7 +79,9 @@ def test_boadella_water_polygons_come_out_water(
     water = rasterio.features.rasterize(
         [(f["geometry"], 1) for f in polygons], out_shape=shape, transform=transform
     )
-    codes = predict_codes(default_model.predict, default_model.spec, reflectance)
+    codes = predict_codes(
+        lambda c: default_model.predict(c).classes, default_model.spec, reflectance
+    )
     predicted_water = codes // 100 == 5
     recall = predicted_water[water == 1].mean()
     precision = (water[predicted_water] == 1).mean()

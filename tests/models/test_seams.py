@@ -21,7 +21,7 @@ def whole_image(runner: EmbeddedRunner, image: np.ndarray, margin: int) -> np.nd
     padded = read_padded(
         image, -margin, -margin, image.shape[1] + 2 * margin, image.shape[2] + 2 * margin
     )
-    out = runner.predict(padded[None])[0]
+    out = runner.predict(padded[None]).classes[0]
     return out[margin : out.shape[0] - margin, margin : out.shape[1] - margin]
 
 
@@ -43,7 +43,7 @@ def test_tiled_equals_whole_image(
     )
     grid = ChipGrid(height, width, chip, margin)
     assert len(grid) > 1 or height <= chip
-    tiled = predict_tiled(conv.predict, image, grid, batch=5)
+    tiled = predict_tiled(lambda c: conv.predict(c).classes, image, grid, batch=5)
     expected = whole_image(conv, image, margin)
     assert len(np.unique(expected)) >= 3  # the map has structure for seams to show in
     np.testing.assert_array_equal(tiled, expected)
@@ -53,7 +53,7 @@ def test_margin_below_receptive_field_leaves_seams(conv: EmbeddedRunner) -> None
     """The same comparison fails when the overlap is too small: the check above has teeth."""
     rng = np.random.default_rng(7)
     image = np.stack([smooth_field(rng, (96, 96), 5) * 4 - 2 for _ in range(6)]).astype(np.float32)
-    tiled = predict_tiled(conv.predict, image, ChipGrid(96, 96, 32, 0))
+    tiled = predict_tiled(lambda c: conv.predict(c).classes, image, ChipGrid(96, 96, 32, 0))
     assert (tiled != whole_image(conv, image, 0)).sum() > 10
 
 

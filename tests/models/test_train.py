@@ -41,9 +41,9 @@ def test_trained_unet_registers_and_runs_embedded_and_on_triton(tmp_path: Path) 
     assert second.stride_multiple == 4 and second.margin % 4 == 0
 
     chips = np.random.default_rng(0).normal(size=(3, len(DEFAULT_BANDS), 64, 96)).astype(np.float32)
-    embedded = EmbeddedRunner(repo, "unet-test", 2, threads=1).predict(chips)
+    embedded = EmbeddedRunner(repo, "unet-test", 2, threads=1).predict(chips).classes
     assert embedded.shape == (3, 64, 96) and embedded.dtype == np.uint8
     assert embedded.max() < len(second.classes)
     with TritonServer(repo.root, "unet-test", [2]) as server:
-        served = TritonRunner(server.grpc_url, second).predict(chips)
+        served = TritonRunner(server.grpc_url, second).predict(chips).classes
     np.testing.assert_array_equal(served, embedded)

@@ -57,13 +57,15 @@ def test_triton_and_embedded_give_identical_class_maps_on_a_shard(
 def test_each_version_runs_its_own_model(triton_server: TritonServer, model_repo) -> None:  # type: ignore[no-untyped-def]
     chips = np.random.default_rng(5).normal(0, 1, size=(4, 6, 32, 32)).astype(np.float32)
     served = {
-        v: TritonRunner(triton_server.grpc_url, model_repo.spec(TEST_MODEL, v)).predict(chips)
+        v: TritonRunner(triton_server.grpc_url, model_repo.spec(TEST_MODEL, v))
+        .predict(chips)
+        .classes
         for v in SERVED
     }
     assert not np.array_equal(served[1], served[2])  # baseline rules vs conv net
     for v in SERVED:
         np.testing.assert_array_equal(
-            served[v], EmbeddedRunner(model_repo, TEST_MODEL, v).predict(chips)
+            served[v], EmbeddedRunner(model_repo, TEST_MODEL, v).predict(chips).classes
         )
 
 
@@ -77,10 +79,10 @@ def test_batches_larger_than_max_batch_size_are_split(
         .normal(size=(spec.max_batch_size * 2 + 3, 6, 40, 56))
         .astype(np.float32)
     )
-    served = TritonRunner(triton_server.grpc_url, spec).predict(chips)
+    served = TritonRunner(triton_server.grpc_url, spec).predict(chips).classes
     assert served.shape == (len(chips), 40, 56)
     np.testing.assert_array_equal(
-        served, EmbeddedRunner(model_repo, TEST_MODEL, version).predict(chips)
+        served, EmbeddedRunner(model_repo, TEST_MODEL, version).predict(chips).classes
     )
 
 

@@ -85,7 +85,7 @@ def test_polygons_open_in_pyogrio(
     assert info["crs"] == "EPSG:4326"
     assert info["capabilities"]["fast_spatial_filter"]  # the packed R-tree index
     assert list(info["fields"]) == [
-        "code", "label", "product_id", "date", "model", "version", "area_m2",
+        "code", "label", "product_id", "date", "model", "version", "area_m2", "confidence",
     ]  # fmt: skip
     row = dict(zip(info["fields"], fields, strict=True))
     assert set(row["code"].tolist()) == POLYGON_CODES
