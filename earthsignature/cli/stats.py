@@ -101,7 +101,14 @@ def command(
                 f"no committed product of {model} v{version} inside the area from {window}"
             )
     if change is not None:
-        result = stats.change(store, aoi, change[0], change[1], model=model, version=version, min_confidence=min_confidence
+        result = stats.change(
+            store,
+            aoi,
+            change[0],
+            change[1],
+            model=model,
+            version=version,
+            min_confidence=min_confidence,
         )
         out["change"] = change_dict(result)
         if not result.product_ids:

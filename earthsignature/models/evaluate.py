@@ -132,7 +132,9 @@ def panel(
     try:
         import matplotlib
     except ImportError as exc:
-        raise ImportError("the panel needs matplotlib: pip install 'earthsignature[evaluate]'") from exc
+        raise ImportError(
+            "the panel needs matplotlib: pip install 'earthsignature[evaluate]'"
+        ) from exc
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65\x61rthsig/stats/v1/stats.proto\x12\x11\x65\x61rthsig.stats.v1\"|\n\x11\x41reaByDateRequest\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x11\n\tdate_from\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61te_to\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x05\x12\x16\n\x0emin_confidence\x18\x06 \x01(\x05\"9\n\tClassArea\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0f\n\x07\x61rea_m2\x18\x03 \x01(\x01\"\x8a\x01\n\tDateAreas\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12-\n\x07\x63lasses\x18\x02 \x03(\x0b\x32\x1c.earthsig.stats.v1.ClassArea\x12\x10\n\x08\x63loud_m2\x18\x03 \x01(\x01\x12\x13\n\x0bproduct_ids\x18\x04 \x03(\t\x12\x19\n\x11low_confidence_m2\x18\x05 \x01(\x01\"A\n\x12\x41reaByDateResponse\x12+\n\x05\x64\x61tes\x18\x01 \x03(\x0b\x32\x1c.earthsig.stats.v1.DateAreas\"x\n\rChangeRequest\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x11\n\tdate_from\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61te_to\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x05\x12\x16\n\x0emin_confidence\x18\x06 \x01(\x05\"A\n\nTransition\x12\x11\n\tfrom_code\x18\x01 \x01(\r\x12\x0f\n\x07to_code\x18\x02 \x01(\r\x12\x0f\n\x07\x61rea_m2\x18\x03 \x01(\x01\"\xbe\x01\n\x0e\x43hangeResponse\x12\x11\n\tdate_from\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61te_to\x18\x02 \x01(\t\x12\x32\n\x0btransitions\x18\x03 \x03(\x0b\x32\x1d.earthsig.stats.v1.Transition\x12\x10\n\x08\x63loud_m2\x18\x04 \x01(\x01\x12\x12\n\nchanged_m2\x18\x05 \x01(\x01\x12\x13\n\x0bproduct_ids\x18\x06 \x03(\t\x12\x19\n\x11low_confidence_m2\x18\x07 \x01(\x01\x32\xba\x01\n\x0eLandCoverStats\x12Y\n\nAreaByDate\x12$.earthsig.stats.v1.AreaByDateRequest\x1a%.earthsig.stats.v1.AreaByDateResponse\x12M\n\x06\x43hange\x12 .earthsig.stats.v1.ChangeRequest\x1a!.earthsig.stats.v1.ChangeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65\x61rthsig/stats/v1/stats.proto\x12\x11\x65\x61rthsig.stats.v1\"|\n\x11\x41reaByDateRequest\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x11\n\tdate_from\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61te_to\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x05\x12\x16\n\x0emin_confidence\x18\x06 \x01(\x05\"9\n\tClassArea\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0f\n\x07\x61rea_m2\x18\x03 \x01(\x01\"\x9e\x01\n\tDateAreas\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12-\n\x07\x63lasses\x18\x02 \x03(\x0b\x32\x1c.earthsig.stats.v1.ClassArea\x12\x10\n\x08\x63loud_m2\x18\x03 \x01(\x01\x12\x13\n\x0bproduct_ids\x18\x04 \x03(\t\x12\x19\n\x11low_confidence_m2\x18\x05 \x01(\x01\x12\x12\n\nunreadable\x18\x06 \x03(\t\"A\n\x12\x41reaByDateResponse\x12+\n\x05\x64\x61tes\x18\x01 \x03(\x0b\x32\x1c.earthsig.stats.v1.DateAreas\"x\n\rChangeRequest\x12\x0b\n\x03wkt\x18\x01 \x01(\t\x12\x11\n\tdate_from\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61te_to\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x05\x12\x16\n\x0emin_confidence\x18\x06 \x01(\x05\"A\n\nTransition\x12\x11\n\tfrom_code\x18\x01 \x01(\r\x12\x0f\n\x07to_code\x18\x02 \x01(\r\x12\x0f\n\x07\x61rea_m2\x18\x03 \x01(\x01\"\xbe\x01\n\x0e\x43hangeResponse\x12\x11\n\tdate_from\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61te_to\x18\x02 \x01(\t\x12\x32\n\x0btransitions\x18\x03 \x03(\x0b\x32\x1d.earthsig.stats.v1.Transition\x12\x10\n\x08\x63loud_m2\x18\x04 \x01(\x01\x12\x12\n\nchanged_m2\x18\x05 \x01(\x01\x12\x13\n\x0bproduct_ids\x18\x06 \x03(\t\x12\x19\n\x11low_confidence_m2\x18\x07 \x01(\x01\x32\xba\x01\n\x0eLandCoverStats\x12Y\n\nAreaByDate\x12$.earthsig.stats.v1.AreaByDateRequest\x1a%.earthsig.stats.v1.AreaByDateResponse\x12M\n\x06\x43hange\x12 .earthsig.stats.v1.ChangeRequest\x1a!.earthsig.stats.v1.ChangeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,15 +36,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLASSAREA']._serialized_start=178
   _globals['_CLASSAREA']._serialized_end=235
   _globals['_DATEAREAS']._serialized_start=238
-  _globals['_DATEAREAS']._serialized_end=376
-  _globals['_AREABYDATERESPONSE']._serialized_start=378
-  _globals['_AREABYDATERESPONSE']._serialized_end=443
-  _globals['_CHANGEREQUEST']._serialized_start=445
-  _globals['_CHANGEREQUEST']._serialized_end=565
-  _globals['_TRANSITION']._serialized_start=567
-  _globals['_TRANSITION']._serialized_end=632
-  _globals['_CHANGERESPONSE']._serialized_start=635
-  _globals['_CHANGERESPONSE']._serialized_end=825
-  _globals['_LANDCOVERSTATS']._serialized_start=828
-  _globals['_LANDCOVERSTATS']._serialized_end=1014
+  _globals['_DATEAREAS']._serialized_end=396
+  _globals['_AREABYDATERESPONSE']._serialized_start=398
+  _globals['_AREABYDATERESPONSE']._serialized_end=463
+  _globals['_CHANGEREQUEST']._serialized_start=465
+  _globals['_CHANGEREQUEST']._serialized_end=585
+  _globals['_TRANSITION']._serialized_start=587
+  _globals['_TRANSITION']._serialized_end=652
+  _globals['_CHANGERESPONSE']._serialized_start=655
+  _globals['_CHANGERESPONSE']._serialized_end=845
+  _globals['_LANDCOVERSTATS']._serialized_start=848
+  _globals['_LANDCOVERSTATS']._serialized_end=1034
 # @@protoc_insertion_point(module_scope)

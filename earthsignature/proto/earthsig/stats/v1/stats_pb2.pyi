@@ -33,18 +33,20 @@ class ClassArea(_message.Message):
     def __init__(self, code: _Optional[int] = ..., label: _Optional[str] = ..., area_m2: _Optional[float] = ...) -> None: ...
 
 class DateAreas(_message.Message):
-    __slots__ = ("date", "classes", "cloud_m2", "product_ids", "low_confidence_m2")
+    __slots__ = ("date", "classes", "cloud_m2", "product_ids", "low_confidence_m2", "unreadable")
     DATE_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     CLOUD_M2_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_IDS_FIELD_NUMBER: _ClassVar[int]
     LOW_CONFIDENCE_M2_FIELD_NUMBER: _ClassVar[int]
+    UNREADABLE_FIELD_NUMBER: _ClassVar[int]
     date: str
     classes: _containers.RepeatedCompositeFieldContainer[ClassArea]
     cloud_m2: float
     product_ids: _containers.RepeatedScalarFieldContainer[str]
     low_confidence_m2: float
-    def __init__(self, date: _Optional[str] = ..., classes: _Optional[_Iterable[_Union[ClassArea, _Mapping]]] = ..., cloud_m2: _Optional[float] = ..., product_ids: _Optional[_Iterable[str]] = ..., low_confidence_m2: _Optional[float] = ...) -> None: ...
+    unreadable: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, date: _Optional[str] = ..., classes: _Optional[_Iterable[_Union[ClassArea, _Mapping]]] = ..., cloud_m2: _Optional[float] = ..., product_ids: _Optional[_Iterable[str]] = ..., low_confidence_m2: _Optional[float] = ..., unreadable: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AreaByDateResponse(_message.Message):
     __slots__ = ("dates",)
