@@ -90,7 +90,7 @@ def _scene(
         {b: bands_dir / f"{b}.tif" for b in spec.bands}, labels, spec.bands, offset=offset
     )
     pred = evaluate.predict_codes(lambda c: runner.predict(c).classes, spec, scene.reflectance)
-    cloud = evaluate.scl_cloud(bands_dir / "SCL.tif", pred.shape)
+    cloud = evaluate.scl_cloud(bands_dir / "SCL.tif", (pred.shape[0], pred.shape[1]))
     if cloud is not None:
         pred = np.where(cloud, np.uint16(0), pred)
     result: dict[str, Any] = {"model": spec.name, "version": spec.version, "offset": offset}

@@ -119,14 +119,16 @@ def command(
     if as_json:
         click.echo(json.dumps(out, indent=2))
     else:
-        _print_table(out, label)
+        _print_table(out, label, min_confidence)
     for line in problems:
         click.echo(f"earthsig stats: {line}", err=True)
     if problems:
         sys.exit(1)
 
 
-def _print_table(out: dict[str, Any], label: Callable[[int], str]) -> None:
+def _print_table(
+    out: dict[str, Any], label: Callable[[int], str], min_confidence: int | None
+) -> None:
     for day in out.get("dates", []):
         click.echo(f"{day['date']}  ({len(day['product_ids'])} products)")
         for c in day["classes"]:

@@ -190,7 +190,9 @@ def golden_inputs(n: int = GOLDEN_PATCHES) -> tuple[list[str], np.ndarray]:
     span land covers: the first patches, in name order, whose labels add a level-1 class."""
     from earthsignature.models.bigearthnet import v1_patches
 
-    names, chips, seen = [], [], set()
+    names: list[str] = []
+    chips: list[np.ndarray] = []
+    seen: set[int] = set()
     for patch in v1_patches(dw.BANDS):
         level1 = {c // 100 for c in patch.labels}
         if level1 <= seen:

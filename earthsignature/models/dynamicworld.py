@@ -283,7 +283,7 @@ def wrap(net: onnx.ModelProto) -> onnx.ModelProto:
         copy.input[:] = [rename.get(x, x) for x in node.input]
         copy.output[:] = [rename.get(x, x) for x in node.output]
         body.append(copy)
-    shape = ["N", len(BANDS), "H", "W"]
+    shape: list[str | int | None] = ["N", len(BANDS), "H", "W"]
     wrapped = helper.make_graph(
         [*normalisation_nodes(), *body, *head_nodes()],
         "dynamicworld_clc",

@@ -22,6 +22,11 @@ SCL_CLOUD = (3, 8, 9, 10)
 CLOUD_RGB = (190, 190, 190)
 
 
+def _rgb(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    """0..255 RGB as matplotlib's 0..1 floats."""
+    return (rgb[0] / 255, rgb[1] / 255, rgb[2] / 255)
+
+
 def predict_codes(
     predict: Callable[[np.ndarray], np.ndarray], spec: ModelSpec, reflectance: np.ndarray
 ) -> np.ndarray:
@@ -166,7 +171,7 @@ def panel(
         for c in present
     ]
     if cloud is not None and cloud.any():
-        handles.append(Patch(color=np.array(CLOUD_RGB) / 255, label="cloud or shadow (SCL)"))
+        handles.append(Patch(color=_rgb(CLOUD_RGB), label="cloud or shadow (SCL)"))
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, legend_inches / (5.0 + legend_inches), 1, 1))
