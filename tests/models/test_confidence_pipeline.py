@@ -129,7 +129,7 @@ def test_a_model_without_confidence_publishes_none(
     msg = synthetic_product(local_store, h=120, w=100, model=TEST_MODEL, version=2)
     entry = run_product(rt, msg)
     assert "confidence" not in entry.assets
-    assert not list(local_store.list(f"{layout.CONFIDENCE}/"))
+    assert not list(local_store.list_keys(f"{layout.CONFIDENCE}/"))
     (tmp_path / "p.fgb").write_bytes(local_store.get_bytes(entry.assets["polygons"]))
     meta, _fids, _geometry, fields = pyogrio.raw.read(tmp_path / "p.fgb")
     mean = fields[list(meta["fields"]).index("confidence")]
