@@ -53,7 +53,7 @@ def commit(
     msg = ProductMessage(
         product_id=pid, date=day.isoformat(), tile="31TCJ", model=MODEL, version=VERSION,
         run="r1", item={"id": pid, "datetime": f"{day.isoformat()}T10:30:00Z"},
-        cloud_mask=mask_key, extra={"created": "2026-01-01T00:00:00Z"},
+        cloud_mask=mask_key, created="2026-01-01T00:00:00Z",
     )  # fmt: skip
     seg = write(folder / "seg.tif", codes, scene, 0)
     conf_path = write(folder / "conf.tif", confidence, scene, 255) if conf else None
