@@ -38,7 +38,7 @@ from rasterio.windows import Window
 from earthsignature import corine
 from earthsignature.composites.rules import CONFIDENCE_NODATA, add_observations, compose
 from earthsignature.functions.cog import to_cog
-from earthsignature.storage import layout
+from earthsignature.functions.publish import write_cog, write_confidence_cog
 from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.catalog import CatalogEntry
 from earthsignature.storage.errors import ObjectNotFound
@@ -148,7 +148,9 @@ def fold_rasters(
         grid = state.grid if state is not None else grid_of(seg_src)
         seg = _on_grid(stack, seg_src, grid)
         cloud = _on_grid(
-            stack, stack.enter_context(rasterio.open(store.gdal_path(entry.assets["cloud_mask"]))), grid
+            stack,
+            stack.enter_context(rasterio.open(store.gdal_path(entry.assets["cloud_mask"]))),
+            grid,
         )
         conf = None
         if "confidence" in entry.assets:
@@ -230,8 +232,6 @@ def commit_fold(
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Store the composite COGs, the new state raster, then switch ``state.json`` to it and
     delete the old generation. Returns the stored keys by asset name and the footprint."""
-    from earthsignature.functions.publish import write_confidence_cog, write_cog
-
     keys = {
         "segmentation": prefix + "composite.tif",
         "confidence": prefix + "confidence.tif",

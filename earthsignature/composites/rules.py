@@ -126,7 +126,9 @@ def add_observations(
     index = np.minimum(index, len(codes) - 1)
     known = np.asarray(codes)[index] == labels
     if np.any(clear & ~known):
-        raise ValueError(f"labels outside the composite's codes: {np.unique(labels[clear & ~known])}")
+        raise ValueError(
+            f"labels outside the composite's codes: {np.unique(labels[clear & ~known])}"
+        )
     ys, xs = np.nonzero(clear)
     k = index[ys, xs]
     counts[k, ys, xs] = np.minimum(counts[k, ys, xs].astype(np.uint16) + 1, 255).astype(np.uint8)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -77,15 +78,20 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     return []
 
 
-def update_composites(rt: Runtime, entry: CatalogEntry) -> list[FoldReport]:
-    """Fold ``entry`` into its month, season and year composites (each under its lock)."""
+def update_composites(
+    rt: Runtime, entry: CatalogEntry, *, vectors: bool = True
+) -> list[FoldReport]:
+    """Fold ``entry`` into its month, season and year composites (each under its lock).
+
+    ``vectors=False`` leaves out the polygons and vector tiles (the rasters and the item are
+    still written; stale vectors are removed): most of a fold's time goes to them."""
     tile = entry.properties.get(catalog.PROP_TILE)
     if not tile:
         raise BadInput("catalog record names no MGRS tile", product_id=entry.product_id)
     reports = []
     for period in periods_of(entry.date):
         with writer_lock(entry.model, entry.version, tile, period):
-            reports.append(fold_into(rt, entry, tile, period))
+            reports.append(fold_into(rt, entry, tile, period, vectors=vectors))
     return reports
 
 
@@ -112,7 +118,9 @@ def writer_lock(model: str, version: int, tile: str, period: str) -> Iterator[No
             lock.release()
 
 
-def fold_into(rt: Runtime, entry: CatalogEntry, tile: str, period: str) -> FoldReport:
+def fold_into(
+    rt: Runtime, entry: CatalogEntry, tile: str, period: str, *, vectors: bool = True
+) -> FoldReport:
     """Fold one product into one tile-period composite and republish it (idempotent)."""
     start = time.perf_counter()
     store = rt.store
@@ -124,7 +132,11 @@ def fold_into(rt: Runtime, entry: CatalogEntry, tile: str, period: str) -> FoldR
         folder = Path(tmp)
         new, out = fold.fold_rasters(store, prefix, entry, state, folder)
         keys, footprint = fold.commit_fold(store, prefix, state, new, out, folder)
-        keys |= publish_vectors(rt, entry, tile, period, out.composite, folder, prefix)
+        if vectors:
+            keys |= publish_vectors(rt, entry, tile, period, out.composite, folder, prefix)
+        else:
+            for name in ("polygons.fgb", "tiles.pmtiles"):
+                store.delete(prefix + name)
         item = composite_item(entry, tile, period, new, keys, footprint, out.class_areas)
         store.put_bytes(prefix + "item.json", _json(item))
     log.info("folded %s into %s (%d products)", entry.product_id, prefix, len(new.products))
@@ -132,7 +144,13 @@ def fold_into(rt: Runtime, entry: CatalogEntry, tile: str, period: str) -> FoldR
 
 
 def publish_vectors(
-    rt: Runtime, entry: CatalogEntry, tile: str, period: str, raster: Path, folder: Path, prefix: str
+    rt: Runtime,
+    entry: CatalogEntry,
+    tile: str,
+    period: str,
+    raster: Path,
+    folder: Path,
+    prefix: str,
 ) -> dict[str, str]:
     """The composite's FlatGeobuf and PMTiles, by publish's own writers."""
     first, _ = period_range(period)
@@ -216,11 +234,12 @@ def composite_item(
     return item.to_dict(include_self_link=False, transform_hrefs=False)
 
 
-def rebuild(rt: Runtime, model: str, version: int, tile: str, period: str) -> int:
+def rebuild(
+    rt: Runtime, model: str, version: int, tile: str, period: str, *, vectors: bool = True
+) -> int:
     """Recompute one tile-period composite from scratch from the catalog (after deleting
     it), e.g. when a product of the period was re-published; returns the products folded."""
     tile = layout.tile_id(tile)
-    rt.store.delete_prefix(layout.composite_prefix(model, version, period, tile))
     first, last = period_range(period)
     entries = sorted(
         (
@@ -231,12 +250,11 @@ def rebuild(rt: Runtime, model: str, version: int, tile: str, period: str) -> in
         key=lambda e: (e.datetime, e.product_id),
     )
     with writer_lock(model, version, tile, period):
-        for entry in entries:
-            fold_into(rt, entry, tile, period)
+        rt.store.delete_prefix(layout.composite_prefix(model, version, period, tile))
+        for i, entry in enumerate(entries):  # vectors once, for the last state
+            fold_into(rt, entry, tile, period, vectors=vectors and i == len(entries) - 1)
     return len(entries)
 
 
 def _json(item: dict[str, Any]) -> bytes:
-    import json
-
     return json.dumps(item, sort_keys=True, separators=(",", ":")).encode()

@@ -88,10 +88,17 @@ def _agreement(labels: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(labels[valid] == truth[valid]))
 
 
-def test_year_composite_beats_every_single_date(committed: tuple) -> None:
-    rt, truth, entries = committed
-    for entry in entries:
-        stage.update_composites(rt, entry)
+@pytest.fixture(scope="module")
+def folded(committed: tuple) -> tuple[Runtime, np.ndarray, list]:
+    """Every date folded in commit order; vectors only with the last (they cost most)."""
+    rt, _, entries = committed
+    for i, entry in enumerate(entries):
+        stage.update_composites(rt, entry, vectors=i == len(entries) - 1)
+    return committed
+
+
+def test_year_composite_beats_every_single_date(folded: tuple) -> None:
+    rt, truth, entries = folded
     prefix = layout.composite_prefix(MODEL, VERSION, "2024", TILE)
     composite = _read(rt, prefix + "composite.tif")
     singles = [_agreement(v[0] * (1 - v[1]), truth) for v in _views(truth)]
@@ -109,10 +116,8 @@ def test_year_composite_beats_every_single_date(committed: tuple) -> None:
         assert rt.store.exists(asset[catalog.ASSET_KEY])
 
 
-def test_folding_again_counts_nothing_twice(committed: tuple) -> None:
-    rt, _, entries = committed
-    for entry in entries:
-        stage.update_composites(rt, entry)
+def test_folding_again_counts_nothing_twice(folded: tuple) -> None:
+    rt, _, entries = folded
     prefix = layout.composite_prefix(MODEL, VERSION, "2024", TILE)
     before = _read(rt, prefix + "observations.tif")
     reports = stage.update_composites(rt, entries[0])
@@ -122,29 +127,31 @@ def test_folding_again_counts_nothing_twice(committed: tuple) -> None:
     assert len(state_tifs) == 1  # old generations are deleted
 
 
-def test_periods_hold_only_their_dates(committed: tuple) -> None:
-    rt, _, entries = committed
-    for entry in entries:
-        stage.update_composites(rt, entry)
+def test_periods_hold_only_their_dates(folded: tuple) -> None:
+    rt, _, _ = folded
     summer = layout.composite_prefix(MODEL, VERSION, "2024-JJA", TILE)
     item = json.loads(rt.store.get_bytes(summer + "item.json"))
     assert item["properties"]["earthsig:dates"] == ["2024-06-02", "2024-06-20"]
     assert _read(rt, summer + "observations.tif").max() == 2
 
 
-def test_rebuild_equals_incremental(committed: tuple) -> None:
-    rt, _, entries = committed
-    for entry in entries:
-        stage.update_composites(rt, entry)
-    prefix = layout.composite_prefix(MODEL, VERSION, "2024", TILE)
+def test_rebuild_equals_incremental(folded: tuple) -> None:
+    rt, _, _ = folded
+    prefix = layout.composite_prefix(MODEL, VERSION, "2024-SON", TILE)
     incremental = _read(rt, prefix + "composite.tif")
-    assert stage.rebuild(rt, MODEL, VERSION, TILE, "2024") == len(DATES)
+    assert stage.rebuild(rt, MODEL, VERSION, TILE, "2024-SON", vectors=False) == 2
     assert np.array_equal(_read(rt, prefix + "composite.tif"), incremental)
+    item = json.loads(rt.store.get_bytes(prefix + "item.json"))
+    assert "polygons" not in item["assets"]
+    assert not rt.store.exists(prefix + "polygons.fgb")
 
 
 @pytest.mark.parametrize(
     ("day", "expected"),
-    [("2024-12-15", ("2024-12", "2025-DJF", "2024")), ("2024-06-01", ("2024-06", "2024-JJA", "2024"))],
+    [
+        ("2024-12-15", ("2024-12", "2025-DJF", "2024")),
+        ("2024-06-01", ("2024-06", "2024-JJA", "2024")),
+    ],
 )
 def test_periods_of_a_date(day: str, expected: tuple[str, str, str]) -> None:
     assert periods_of(day) == expected
