@@ -25,7 +25,7 @@ group, for rules 3-5; snow observations for rule 2) with one dissenting observat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,57 +54,65 @@ class Composite:
     confidence: np.ndarray
 
 
-def _members(codes: Sequence[int], pred: object) -> np.ndarray:
-    return np.array([bool(pred(c)) for c in codes], dtype=bool)  # type: ignore[operator]
-
-
-def _best_of(counts: np.ndarray, members: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Per pixel, the code of the most frequent class among ``members``."""
-    masked = np.where(members[:, None, None], counts, -1)
-    return codes[np.argmax(masked, axis=0)]
+def _members(codes: Sequence[int], pred: Callable[[int], bool]) -> np.ndarray:
+    """Indices of the codes for which ``pred`` holds."""
+    return np.array([k for k, c in enumerate(codes) if pred(c)], dtype=np.intp)
 
 
 def compose(counts: np.ndarray, codes: Sequence[int]) -> Composite:
-    """Apply the rules to ``counts[k, y, x]`` (observations of ``codes[k]``; codes ascending)."""
+    """Apply the rules to ``counts[k, y, x]`` (observations of ``codes[k]``; codes ascending).
+
+    Works on the class planes a rule needs (no int32 copy of every plane), so a 1024 x 1024
+    window of ~13 classes stays a few tens of MB."""
     if counts.ndim != 3 or counts.shape[0] != len(codes):
         raise ValueError(f"counts {counts.shape} do not match {len(codes)} codes")
     if list(codes) != sorted(codes) or not all(corine.is_code(c) for c in codes):
         raise ValueError(f"codes must be ascending CORINE level-3 codes, got {list(codes)}")
     code_arr = np.asarray(codes, dtype=np.uint16)
-    c = counts.astype(np.int32)
-    total = c.sum(axis=0)
-    snow_m = _members(codes, lambda k: k == SNOW)
-    snow = c[snow_m].sum(axis=0)
-    rest = np.where(snow_m[:, None, None], 0, c)
+    shape = counts.shape[1:]
+
+    def group_sum(idx: np.ndarray) -> np.ndarray:
+        return counts[idx].sum(axis=0, dtype=np.int32) if idx.size else np.zeros(shape, np.int32)
+
+    def best(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per pixel, the most frequent code among ``idx`` and its count."""
+        planes = counts[idx]
+        top = np.argmax(planes, axis=0)
+        return code_arr[idx][top], np.take_along_axis(planes, top[None], axis=0)[0]
+
+    total = counts.sum(axis=0, dtype=np.int32)
+    snow = group_sum(_members(codes, lambda k: k == SNOW))
     n = total - snow
-    groups = [
-        (_members(codes, lambda k: k // 100 == 5), WATER_SHARE),
-        (_members(codes, lambda k: k in FOREST), FOREST_SHARE),
-    ]
-    out = np.zeros(total.shape, dtype=np.uint16)
-    support = np.zeros(total.shape, dtype=np.int32)
+    out = np.zeros(shape, dtype=np.uint16)
+    support = np.zeros(shape, dtype=np.int32)
     decided = total == 0
     permanent = ~decided & (snow >= PERMANENT_SNOW * total)
     out[permanent] = SNOW
     support[permanent] = snow[permanent]
     decided |= permanent
-    for members, share in groups:
-        in_group = rest[members].sum(axis=0)
+    for idx, share in (
+        (_members(codes, lambda k: k // 100 == 5), WATER_SHARE),
+        (_members(codes, lambda k: k in FOREST), FOREST_SHARE),
+    ):
+        in_group = group_sum(idx)
         hit = ~decided & (in_group >= share * n) & (in_group > 0)
-        out[hit] = _best_of(rest, members, code_arr)[hit]
-        support[hit] = in_group[hit]
-        decided |= hit
-    crops_m = _members(codes, lambda k: k // 10 == 21)
-    crops = rest[crops_m].sum(axis=0)
-    rotation = rest[crops_m | _members(codes, lambda k: k in BARE + GRASS)].sum(axis=0)
+        if hit.any():
+            out[hit] = best(idx)[0][hit]
+            support[hit] = in_group[hit]
+            decided |= hit
+    crops_idx = _members(codes, lambda k: k // 10 == 21)
+    crops = group_sum(crops_idx)
+    rotation = crops + group_sum(_members(codes, lambda k: k in BARE + GRASS))
     hit = ~decided & (crops > 0) & (crops >= CROP_SHARE * n) & (rotation >= ROTATION_SHARE * n)
-    out[hit] = _best_of(rest, crops_m, code_arr)[hit]
-    support[hit] = rotation[hit]
-    decided |= hit
-    top = np.argmax(rest, axis=0)
+    if hit.any():
+        out[hit] = best(crops_idx)[0][hit]
+        support[hit] = rotation[hit]
+        decided |= hit
     hit = ~decided
-    out[hit] = code_arr[top][hit]
-    support[hit] = np.take_along_axis(rest, top[None], axis=0)[0][hit]
+    if hit.any():
+        top_code, top_count = best(_members(codes, lambda k: k != SNOW))
+        out[hit] = top_code[hit]
+        support[hit] = top_count[hit]
     denominator = np.where(permanent, total, n) + 1
     confidence = np.where(
         total == 0, CONFIDENCE_NODATA, np.round(100 * support / denominator)
