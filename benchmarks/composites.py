@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import json
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,15 +27,13 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from earthsignature.composites import stage  # noqa: E402
-from earthsignature.functions.cog import to_cog  # noqa: E402
-from earthsignature.generator.landcover import land_cover  # noqa: E402
-from earthsignature.generator.spectra import CLASSES  # noqa: E402
-from earthsignature.runtime import Runtime  # noqa: E402
-from earthsignature.settings import Settings  # noqa: E402
-from earthsignature.storage import LocalStore, catalog, layout  # noqa: E402
+from earthsignature.composites import stage
+from earthsignature.functions.cog import to_cog
+from earthsignature.generator.landcover import land_cover
+from earthsignature.generator.spectra import CLASSES
+from earthsignature.runtime import Runtime
+from earthsignature.settings import Settings
+from earthsignature.storage import LocalStore, catalog, layout
 
 TILE, CRS = "31TCJ", "EPSG:32631"
 MODEL = "bench-composite"
