@@ -158,3 +158,23 @@ def test_periods_of_a_date(day: str, expected: tuple[str, str, str]) -> None:
     for period in expected:
         first, last = period_range(period)
         assert first <= dt.date.fromisoformat(day) <= last
+
+
+def test_api_index_lists_composites_as_products(folded: tuple) -> None:
+    from earthsignature.grpc_api.index import ProductIndex
+
+    rt, _, entries = folded
+    index = ProductIndex(rt.store)
+    index.refresh()
+    summer = index.search(
+        MODEL,
+        VERSION,
+        start=dt.datetime(2024, 6, 1, tzinfo=dt.UTC),
+        end=dt.datetime(2024, 6, 1, 23, tzinfo=dt.UTC),
+    )
+    ids = {p.product_id for p in summer}
+    assert ids == {f"COMPOSITE_{TILE}_2024-06", f"COMPOSITE_{TILE}_2024-JJA"}
+    found = index.search(MODEL, VERSION, product_ids=frozenset({f"COMPOSITE_{TILE}_2024"}))
+    (year,) = found
+    assert rt.store.exists(year.asset("polygons")) and year.entry.categories
+    assert len(index) == len(entries) + 1 + 4 + 5  # dates, the year, seasons, months
