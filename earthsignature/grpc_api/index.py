@@ -1,6 +1,8 @@
 """The reader's in-memory index of committed products: spatial (STRtree) and temporal.
 
-Loaded from the catalog when the server starts and kept current without a restart:
+Loaded from the catalog (and the composites' items, ``composites/.../item.json``, which
+answer as products dated at their period's start) when the server starts and kept current
+without a restart:
 :meth:`ProductIndex.refresh` lists the catalog keys (one paginated listing) and reads only
 records that are new or changed size (several reads at once: S3 reads wait on the network),
 dropping records that disappeared; the server calls it every ``api_refresh_seconds``. Products
@@ -252,6 +254,11 @@ class ProductIndex:
             info.key: info.size
             for info in self.store.list_keys(layout.catalog_prefix())
             if info.key.endswith(".json")
+        }
+        listed |= {  # tile-period composites, products with ids COMPOSITE_<tile>_<period>
+            info.key: info.size
+            for info in self.store.list_keys(layout.COMPOSITES + "/")
+            if info.key.endswith("/item.json")
         }
         with self._lock:
             changed = [k for k, size in listed.items() if self._sizes.get(k) != size]

@@ -35,7 +35,7 @@ from earthsignature.queue import fanin, status
 from earthsignature.queue.enqueue import enqueue_stage, start_product
 from earthsignature.queue.preflight import cannot_heal
 from earthsignature.queue.reprocess import for_model
-from earthsignature.queue.stages import Stage, get_stage, resolve_handler
+from earthsignature.queue.stages import AFTER_COMMIT_STAGES, Stage, get_stage, resolve_handler
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog
 from earthsignature.storage.records import OutcomeRecord, clear_record, write_record
@@ -129,6 +129,13 @@ def _run_stage(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     msg = ProductMessage.model_validate(payload)
     rt = get_runtime()
     spec = get_stage(stage)
+    if spec.after_commit:  # other errors are retried by RQ; the product stays committed
+        try:
+            resolve_handler(stage, rt.settings.stage_handlers)(msg, rt)
+        except (ProductSkipped, BadInput) as exc:
+            log.warning("%s of %s: %s", stage, msg.product_id, exc.reason)
+            return {"outcome": "failed", "reason": exc.reason}
+        return {"outcome": "ok"}
     status.stage_started(conn, msg, stage, retry=_is_retry(job))
     try:
         out = resolve_handler(stage, rt.settings.stage_handlers)(msg, rt)
@@ -162,7 +169,10 @@ def _hand_on(
     if next_stage is None:
         clear_record(rt.store, msg.model, msg.version, msg.date, msg.product_id)
         status.finished(conn, msg, stage, "committed")
-        return {"outcome": "committed"}
+        after = [
+            j.id for s in AFTER_COMMIT_STAGES if (j := enqueue_stage(conn, rt.settings, s, msg))
+        ]
+        return {"outcome": "committed", **({"enqueued": after} if after else {})}
     if spec.fans_in:
         done = fanin.mark_shard_done(conn, msg)
         status.shards_progress(conn, msg, done)
@@ -275,6 +285,8 @@ def on_job_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
             status.mark_run_discovered(connection, payload["run"], 0, error=reason)
         return
     msg = ProductMessage.model_validate(payload)
+    if get_stage(stage).after_commit:  # not the product's outcome: retried by RQ, or lost
+        return
     final = _last_attempt(job)
     status.failure(connection, msg, stage, reason, final=final)
     if final:

@@ -2,7 +2,8 @@
 
 One queue per stage, so operators scale each stage on its own (GPU hosts listen only to
 ``infer``). The chain is data, read top to bottom in :data:`STAGES`: ``discover -> fetch ->
-cloud -> split -> infer (one job per shard) -> vectorize``. A stage says how it hands on:
+cloud -> split -> infer (one job per shard) -> vectorize``, then, for every committed product,
+the ``after_commit`` stages (``composite``, on the vectorize queue). A stage says how it hands on:
 split fans out (one message per shard), infer runs per shard and fans in to vectorize through
 :mod:`earthsignature.queue.fanin`; the orchestrator (:mod:`earthsignature.queue.jobs`) reads
 these flags and never a stage's name. Publishing (COG, polygons, tiles, the catalog record) is
@@ -43,6 +44,9 @@ class Stage:
     """Runs once per shard; the next stage starts once, when every shard is done."""
     gpu: bool = False
     """Its queue is for GPU hosts."""
+    after_commit: bool = False
+    """Runs on each committed product once the chain has ended (composites): retried on
+    errors, but its outcome is not the product's (no record, the status stays committed)."""
 
     def retry(self, scale: float = 1.0) -> Retry:
         """RQ's retry policy for this stage, intervals multiplied by ``scale``."""
@@ -70,17 +74,24 @@ STAGES: dict[str, Stage] = {
               fans_in=True, gpu=True),
         Stage("vectorize", "earthsignature.functions.vectorize:handle", next=None,
               queue="vectorize", retry_max=3, retry_intervals=(10, 60, 300), timeout=3600),
+        Stage("composite", "earthsignature.composites.stage:handle", next=None,
+              queue="vectorize", retry_max=3, retry_intervals=(10, 60, 300), timeout=3600,
+              after_commit=True),
     )
 }
 # fmt: on
 
 #: Every queue, in pipeline order (a worker listening to all drains earlier stages last).
-QUEUES: tuple[str, ...] = tuple(s.queue for s in STAGES.values())
+QUEUES: tuple[str, ...] = tuple(dict.fromkeys(s.queue for s in STAGES.values()))
 #: Queues for GPU hosts (with TRITON_URL) and for CPU hosts.
 GPU_QUEUES: tuple[str, ...] = tuple(s.queue for s in STAGES.values() if s.gpu)
 CPU_QUEUES: tuple[str, ...] = tuple(q for q in QUEUES if q not in GPU_QUEUES)
 #: Stages a product goes through after discover (progress and status count these).
-PRODUCT_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES.values() if not s.takes_window)
+PRODUCT_STAGES: tuple[str, ...] = tuple(
+    s.name for s in STAGES.values() if not s.takes_window and not s.after_commit
+)
+#: Stages enqueued for every committed product (they share the queues above).
+AFTER_COMMIT_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES.values() if s.after_commit)
 #: Stages that run once per shard (their jobs and status count shards).
 SHARD_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES.values() if s.fans_in)
 

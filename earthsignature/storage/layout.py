@@ -34,6 +34,10 @@ TILES = "tiles"
 CATALOG = "catalog"
 RECORDS = "records"
 WORK = "work"
+COMPOSITES = "composites"
+#: A composite period: a calendar month ``2024-05``, a season ``2024-JJA`` (``DJF`` is named by
+#: the year of its January) or a calendar year ``2024`` (see earthsignature/composites/periods).
+_PERIOD = re.compile(r"^[0-9]{4}(?:-(?:0[1-9]|1[0-2])|-(?:DJF|MAM|JJA|SON))?$")
 
 
 def product_id(value: str) -> str:
@@ -195,6 +199,24 @@ def catalog_prefix(
 def record_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
     """``records/model=.../version=.../date=.../<product_id>.json``: skipped/failed outcomes."""
     return f"{RECORDS}/{_partition(model, version, date)}/{product_id(product)}.json"
+
+
+def period_id(value: str) -> str:
+    """A composite period id: ``YYYY``, ``YYYY-MM`` or ``YYYY-DJF|MAM|JJA|SON``."""
+    if not isinstance(value, str) or not _PERIOD.fullmatch(value):
+        raise InvalidKey(str(value), "periods look like 2024, 2024-05 or 2024-JJA")
+    return value
+
+
+def composite_prefix(model: str, version: int | str, period: str, tile: str) -> str:
+    """``composites/model=.../version=.../period=.../tile=.../``: one tile-period composite
+    (``composite.tif``, ``confidence.tif``, ``observations.tif``, ``polygons.fgb``,
+    ``tiles.pmtiles``, ``item.json``) and its incremental state (``state.json``,
+    ``state-<generation>.tif``)."""
+    return (
+        f"{COMPOSITES}/model={model_name(model)}/version={model_version(version)}"
+        f"/period={period_id(period)}/tile={tile_id(tile)}/"
+    )
 
 
 def work_prefix(product: str, run: str) -> str:

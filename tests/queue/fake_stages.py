@@ -170,8 +170,14 @@ def vectorize(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     return []
 
 
+def composite(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
+    """The fake products hold no rasters to composite: composites have their own tests."""
+    return []
+
+
 HANDLERS = {
     "discover": "tests.queue.fake_stages:discover",
+    "composite": "tests.queue.fake_stages:composite",
     **{
         s: f"tests.queue.fake_stages:{s}" for s in ("fetch", "cloud", "split", "infer", "vectorize")
     },

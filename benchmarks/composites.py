@@ -1,0 +1,167 @@
+"""Composites: agreement with a known land-use truth, the cost a commit adds, storage.
+
+    python -m benchmarks composites [--size 10980] [--dates 6] [--vectors]
+
+Truth: the generator's land-cover map (``generator.landcover``) on a size x size grid. Each
+date distorts it as single Sentinel-2 dates do (arable fields bare outside the growing
+season, forest hazed into grass on one date, snow over the northern fifth in winter, a
+tenth of pixels misread, a cloud block per date that the mask hides), and is committed as a
+product (segmentation and cloud mask COGs and a catalog record, no publish). Every date is
+then folded into its month, season and year composites as the composite stage does. Prints
+per-date and composite agreement with the truth (pixels with data), the seconds and peak
+RSS each commit's fold adds, and the stored bytes per tile-period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+from earthsignature.composites import stage
+from earthsignature.functions.cog import to_cog
+from earthsignature.generator.landcover import land_cover
+from earthsignature.generator.spectra import CLASSES
+from earthsignature.runtime import Runtime
+from earthsignature.settings import Settings
+from earthsignature.storage import LocalStore, catalog, layout
+
+TILE, CRS = "31TCJ", "EPSG:32631"
+MODEL = "bench-composite"
+WINDOW = 1024
+MONTHS = (1, 3, 5, 6, 8, 10, 11, 12)
+
+
+def truth_window(transform: Affine, window: Window) -> np.ndarray:
+    cols = np.arange(window.col_off, window.col_off + window.width, dtype=np.float32)[None, :]
+    rows = np.arange(window.row_off, window.row_off + window.height, dtype=np.float32)[:, None]
+    cover = land_cover(cols, rows, seed=11)
+    return np.asarray(CLASSES, dtype=np.uint16)[cover.class_index]
+
+
+def date_view(truth: np.ndarray, day: dt.date, i: int, row0: int, size: int, rng) -> np.ndarray:  # type: ignore[no-untyped-def]
+    labels = truth.copy()
+    if day.month in (11, 12, 1, 2, 3):
+        labels[np.isin(truth, (211, 212, 213))] = 333
+    if i == 2:
+        labels[np.isin(truth, (311, 312, 313))] = 231
+    if day.month in (12, 1, 2):
+        north = np.arange(row0, row0 + truth.shape[0]) < size // 5
+        labels[north, :] = 335
+    noise = rng.random(truth.shape) < 0.1
+    labels[noise] = rng.choice(np.array([112, 231, 324], dtype=np.uint16), int(noise.sum()))
+    return labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--dates", type=int, default=6)
+    parser.add_argument("--vectors", action="store_true", help="also polygons and PMTiles")
+    args = parser.parse_args()
+    size, n = args.size, args.dates
+    days = [dt.date(2024, MONTHS[i % len(MONTHS)], 5 + i // len(MONTHS)) for i in range(n)]
+    transform = Affine(10, 0, 300000, 0, -10, 4800000)
+    windows = [
+        Window(c, r, min(WINDOW, size - c), min(WINDOW, size - r))
+        for r in range(0, size, WINDOW)
+        for c in range(0, size, WINDOW)
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench-composites-") as tmp:
+        root = Path(tmp)
+        store = LocalStore(root / "store")
+        rt = Runtime(Settings(store=str(root / "store"), min_mapping_unit_m2=0.0), store)
+        profile = {"driver": "GTiff", "width": size, "height": size, "crs": CRS}
+        profile |= {"transform": transform, "tiled": True, "compress": "DEFLATE", "count": 1}
+        agree = np.zeros(n, dtype=np.int64)
+        valid = 0
+        entries = []
+        for i, day in enumerate(days):
+            pid = f"S2G_{TILE}_{day:%Y%m%d}_0_L2A"
+            seg, mask = root / "seg.tif", root / "mask.tif"
+            rng = np.random.default_rng(i)
+            codes: set[int] = set()
+            with (
+                rasterio.open(seg, "w", dtype="uint16", nodata=0, **profile) as s,
+                rasterio.open(mask, "w", dtype="uint8", **profile) as m,
+            ):
+                for w in windows:
+                    truth = truth_window(transform, w)
+                    labels = date_view(truth, day, i, int(w.row_off), size, rng)
+                    cloud = np.zeros(truth.shape, dtype=np.uint8)
+                    r0 = (i * size // n) - int(w.row_off)
+                    cloud[max(0, r0) : max(0, r0 + size // 8), :] = 1
+                    s.write(labels, 1, window=w)
+                    m.write(cloud, 1, window=w)
+                    codes |= {int(c) for c in np.unique(labels)}
+                    agree[i] += int(np.sum((labels == truth) & (cloud == 0)))
+                    if i == 0:
+                        valid += truth.size
+            keys = {
+                "segmentation": layout.segmentation_key(MODEL, 1, day, pid),
+                "cloud_mask": layout.mask_key(day, TILE, pid),
+            }
+            for name, path in (("segmentation", seg), ("cloud_mask", mask)):
+                cog = root / f"{name}.cog.tif"
+                to_cog(path, cog, nbits=1 if name == "cloud_mask" else None)
+                store.put_file(keys[name], cog)
+            item = {
+                "type": "Feature",
+                "stac_version": "1.0.0",
+                "id": pid,
+                "geometry": {"type": "Point", "coordinates": [1.0, 43.0]},
+                "bbox": [1.0, 43.0, 1.0, 43.0],
+                "properties": {
+                    "datetime": f"{day}T10:30:00Z",
+                    catalog.PROP_MODEL: MODEL,
+                    catalog.PROP_VERSION: 1,
+                    catalog.PROP_TILE: TILE,
+                    catalog.PROP_CATEGORIES: sorted(codes),
+                },
+                "assets": {k: {"href": v, catalog.ASSET_KEY: v} for k, v in keys.items()},
+                "links": [],
+            }
+            entries.append(catalog.commit(store, item))
+        costs = []
+        for entry in entries:
+            start = time.perf_counter()
+            stage.update_composites(rt, entry, vectors=args.vectors)
+            costs.append(time.perf_counter() - start)
+        year = layout.composite_prefix(MODEL, 1, "2024", TILE)
+        composite_agree = 0
+        with rasterio.open(store.gdal_path(year + "composite.tif")) as ds:
+            for w in windows:
+                composite_agree += int(np.sum(ds.read(1, window=w) == truth_window(transform, w)))
+        sizes: dict[str, int] = {}
+        for info in store.list_keys(layout.COMPOSITES + "/"):
+            period = info.key.split("period=")[1].split("/")[0]
+            sizes[period] = sizes.get(period, 0) + info.size
+        state_bytes = sum(i.size for i in store.list_keys(year) if "/state-" in i.key)
+    print(
+        json.dumps(
+            {
+                "size_px": size,
+                "dates": n,
+                "vectors": args.vectors,
+                "single_date_agreement": [round(a / valid, 3) for a in agree],
+                "year_composite_agreement": round(composite_agree / valid, 3),
+                "fold_seconds_per_commit (3 periods)": [round(c, 1) for c in costs],
+                "stored_MB_per_tile_period": {k: round(v / 1e6, 2) for k, v in sizes.items()},
+                "year_state_MB": round(state_bytes / 1e6, 2),
+                "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""The composite stage: after a product is committed, fold it into its tile's composites.
+
+Runs after vectorize (see :mod:`earthsignature.queue.stages`), on the vectorize queue (no new
+worker pool to deploy). For each period of the acquisition date (month, season, year; see
+:mod:`~earthsignature.composites.periods`) it folds the product into
+``composites/model=/version=/period=/tile=/`` (:mod:`~earthsignature.composites.fold`), then
+writes the composite's polygons, vector tiles and STAC item (``item.json``, id
+``COMPOSITE_<tile>_<period>``) like a product's.
+
+One writer per tile and period: a fold reads the previous state and replaces it, so two
+concurrent folds would lose one product. Any worker of the queue may run the stage, so the
+fold holds a Redis lock named after (model, version, tile, period) on the job's own
+connection (:func:`writer_lock`); a job that cannot get it within the stage timeout fails
+and is retried. Called outside a job (tests, ``rebuild``), the caller is the only writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import pystac
+import shapely
+from shapely.geometry import shape
+
+from earthsignature.composites import fold
+from earthsignature.composites.periods import period_range, periods_of
+from earthsignature.functions.errors import BadInput
+from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.publish import (
+    COG_MEDIA_TYPE,
+    FGB_MEDIA_TYPE,
+    PMTILES_MEDIA_TYPE,
+    write_polygons,
+)
+from earthsignature.functions.tiles import write_pmtiles
+from earthsignature.runtime import Runtime
+from earthsignature.storage import catalog, layout
+from earthsignature.storage.catalog import CatalogEntry
+
+log = logging.getLogger(__name__)
+
+#: Seconds a fold waits for another writer of the same tile-period before failing (retried).
+LOCK_WAIT_S = 600
+#: Seconds after which a lock of a dead writer expires.
+LOCK_TTL_S = 3600
+
+
+def composite_id(tile: str, period: str) -> str:
+    """The product id composites have in their STAC item and the API."""
+    return f"COMPOSITE_{layout.tile_id(tile)}_{layout.period_id(period)}"
+
+
+@dataclass(frozen=True)
+class FoldReport:
+    period: str
+    prefix: str
+    folded: bool
+    """False when the product was already in the composite (nothing done)."""
+    products: int
+    seconds: float
+
+
+def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
+    """Fold the committed product of ``msg`` into each of its periods' composites."""
+    entry = catalog.read_committed(rt.store, msg.model, msg.version, msg.date, msg.product_id)
+    if entry is None:
+        raise BadInput("product is not committed: nothing to composite", product_id=msg.product_id)
+    update_composites(rt, entry)
+    return []
+
+
+def update_composites(
+    rt: Runtime, entry: CatalogEntry, *, vectors: bool = True
+) -> list[FoldReport]:
+    """Fold ``entry`` into its month, season and year composites (each under its lock).
+
+    ``vectors=False`` leaves out the polygons and vector tiles (the rasters and the item are
+    still written; stale vectors are removed): most of a fold's time goes to them."""
+    tile = entry.properties.get(catalog.PROP_TILE)
+    if not tile:
+        raise BadInput("catalog record names no MGRS tile", product_id=entry.product_id)
+    reports = []
+    for period in periods_of(entry.date):
+        with writer_lock(entry.model, entry.version, tile, period):
+            reports.append(fold_into(rt, entry, tile, period, vectors=vectors))
+    return reports
+
+
+@contextlib.contextmanager
+def writer_lock(model: str, version: int, tile: str, period: str) -> Iterator[None]:
+    """Hold the tile-period's Redis lock when running in an RQ job (see the module doc)."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is None:
+        yield
+        return
+    lock = job.connection.lock(
+        f"earthsig:composite:{model}:{version}:{tile}:{period}",
+        timeout=LOCK_TTL_S,
+        blocking_timeout=LOCK_WAIT_S,
+    )
+    if not lock.acquire():
+        raise TimeoutError(f"composite {tile} {period} is locked by another writer")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # expired meanwhile: the next writer holds it
+            lock.release()
+
+
+def fold_into(
+    rt: Runtime, entry: CatalogEntry, tile: str, period: str, *, vectors: bool = True
+) -> FoldReport:
+    """Fold one product into one tile-period composite and republish it (idempotent)."""
+    start = time.perf_counter()
+    store = rt.store
+    prefix = layout.composite_prefix(entry.model, entry.version, period, tile)
+    state = fold.read_state(store, prefix)
+    if state is not None and entry.product_id in state.products:
+        return FoldReport(period, prefix, False, len(state.products), 0.0)
+    with TemporaryDirectory(prefix="earthsig-composite-") as tmp:
+        folder = Path(tmp)
+        new, out = fold.fold_rasters(store, prefix, entry, state, folder)
+        keys, footprint = fold.commit_fold(store, prefix, state, new, out, folder)
+        if vectors:
+            keys |= publish_vectors(rt, entry, tile, period, out.composite, folder, prefix)
+        else:
+            for name in ("polygons.fgb", "tiles.pmtiles"):
+                store.delete(prefix + name)
+        item = composite_item(entry, tile, period, new, keys, footprint, out.class_areas)
+        store.put_bytes(prefix + "item.json", _json(item))
+    log.info("folded %s into %s (%d products)", entry.product_id, prefix, len(new.products))
+    return FoldReport(period, prefix, True, len(new.products), time.perf_counter() - start)
+
+
+def publish_vectors(
+    rt: Runtime,
+    entry: CatalogEntry,
+    tile: str,
+    period: str,
+    raster: Path,
+    folder: Path,
+    prefix: str,
+) -> dict[str, str]:
+    """The composite's FlatGeobuf and PMTiles, by publish's own writers."""
+    first, _ = period_range(period)
+    as_product = ProductMessage(
+        product_id=composite_id(tile, period),
+        date=first.isoformat(),
+        tile=tile,
+        model=entry.model,
+        version=entry.version,
+        run="composite",
+    )
+    fgb, pmtiles = folder / "polygons.fgb", folder / "tiles.pmtiles"
+    keys = {"polygons": prefix + "polygons.fgb", "tiles": prefix + "tiles.pmtiles"}
+    try:
+        write_polygons(
+            raster,
+            fgb,
+            as_product,
+            mmu_m2=rt.settings.min_mapping_unit_m2,
+            tolerance_m=rt.settings.simplify_tolerance_m,
+        )
+    except BadInput:  # nothing left after sieving: the composite has rasters only for now
+        return {}
+    write_pmtiles(fgb, pmtiles, name=as_product.product_id)
+    rt.store.put_file(keys["polygons"], fgb)
+    rt.store.put_file(keys["tiles"], pmtiles)
+    return keys
+
+
+def composite_item(
+    entry: CatalogEntry,
+    tile: str,
+    period: str,
+    state: fold.State,
+    keys: dict[str, str],
+    footprint: dict[str, Any],
+    areas: dict[int, float],
+) -> dict[str, Any]:
+    """The composite's STAC item: a product-shaped record with the period as its range."""
+    first, last = period_range(period)
+    prefix = layout.composite_prefix(entry.model, entry.version, period, tile)
+    item_key = prefix + "item.json"
+    item = pystac.Item(
+        id=composite_id(tile, period),
+        geometry=footprint,
+        bbox=list(shapely.bounds(shape(footprint))),
+        datetime=dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC),  # API: date filters
+        start_datetime=dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC),
+        end_datetime=dt.datetime.combine(last, dt.time(23, 59, 59), tzinfo=dt.UTC),
+        properties={
+            catalog.PROP_MODEL: entry.model,
+            catalog.PROP_VERSION: entry.version,
+            catalog.PROP_TILE: tile,
+            catalog.PROP_CATEGORIES: sorted(areas),
+            catalog.PROP_CLASS_AREAS: {str(c): round(a, 2) for c, a in sorted(areas.items())},
+            "earthsig:period": period,
+            "earthsig:products": state.products,
+            "earthsig:dates": state.dates,
+            "earthsig:min_confidence": fold.MIN_CONFIDENCE,
+        },
+    )
+    titles = {
+        "segmentation": (COG_MEDIA_TYPE, "CORINE level-3 land use of the period (uint16)"),
+        "confidence": (COG_MEDIA_TYPE, "Composite confidence, percent; 255 = no data"),
+        "observations": (COG_MEDIA_TYPE, "Clear observations per pixel (uint8)"),
+        "polygons": (FGB_MEDIA_TYPE, "Land-use polygons, EPSG:4326"),
+        "tiles": (PMTILES_MEDIA_TYPE, "Vector tiles for maps"),
+    }
+    for name, key in keys.items():
+        media_type, title = titles[name]
+        item.add_asset(
+            name,
+            pystac.Asset(
+                href=catalog.relative_href(item_key, key),
+                media_type=media_type,
+                roles=["visual"] if name == "tiles" else ["data"],
+                title=title,
+                extra_fields={catalog.ASSET_KEY: key},
+            ),
+        )
+    return item.to_dict(include_self_link=False, transform_hrefs=False)
+
+
+def rebuild(
+    rt: Runtime, model: str, version: int, tile: str, period: str, *, vectors: bool = True
+) -> int:
+    """Recompute one tile-period composite from scratch from the catalog (after deleting
+    it), e.g. when a product of the period was re-published; returns the products folded."""
+    tile = layout.tile_id(tile)
+    first, last = period_range(period)
+    entries = sorted(
+        (
+            e
+            for e in catalog.iter_entries(rt.store, model, version, first, last)
+            if e.properties.get(catalog.PROP_TILE) == tile
+        ),
+        key=lambda e: (e.datetime, e.product_id),
+    )
+    with writer_lock(model, version, tile, period):
+        rt.store.delete_prefix(layout.composite_prefix(model, version, period, tile))
+        for i, entry in enumerate(entries):  # vectors once, for the last state
+            fold_into(rt, entry, tile, period, vectors=vectors and i == len(entries) - 1)
+    return len(entries)
+
+
+def _json(item: dict[str, Any]) -> bytes:
+    return json.dumps(item, sort_keys=True, separators=(",", ":")).encode()

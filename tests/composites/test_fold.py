@@ -1,0 +1,180 @@
+"""Folding committed products into tile-period composites, through a real store.
+
+The truth is the generator's land-cover map; each date shows it as one Sentinel-2 date would:
+arable fields bare in spring, forest hazed into grass on one date, snow over one block in
+winter, a cloud block per date (masked). The composite must agree with the truth on more
+pixels than any single date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from earthsignature.composites import stage
+from earthsignature.composites.periods import period_range, periods_of
+from earthsignature.generator import generate_product
+from earthsignature.grpc_api import ingest
+from earthsignature.runtime import Runtime
+from earthsignature.settings import Settings
+from earthsignature.storage import LocalStore, catalog, layout
+from earthsignature.testing.rasters import geotiff_bytes
+
+MODEL, VERSION, TILE, SIZE = "clc-comp", 1, "31TCJ", 192
+DATES = [dt.date(2024, m, d) for m, d in ((1, 10), (3, 5), (6, 2), (6, 20), (9, 1), (11, 3))]
+
+
+def _views(truth: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(labels, cloud) of each date: the truth as single dates distort it."""
+    rng = np.random.default_rng(3)
+    out = []
+    arable = np.isin(truth, (211, 212, 213))
+    forest = np.isin(truth, (311, 312, 313))
+    for i, day in enumerate(DATES):
+        labels = truth.copy()
+        if day.month in (1, 3, 11):  # bare fields outside the growing season
+            labels[arable] = 333
+        if i == 2:  # haze: forest looks like grass
+            labels[forest] = 231
+        if day.month == 1:  # snow over the top rows
+            labels[:60] = 335
+        noise = rng.random(truth.shape) < 0.1  # a tenth of pixels misread as another class
+        labels[noise] = rng.choice(np.array([112, 231, 324]), size=int(noise.sum()))
+        labels[truth == 0] = 0
+        cloud = np.zeros(truth.shape, dtype=np.uint8)
+        cloud[(i * 30) % SIZE : (i * 30) % SIZE + 40, 20:90] = 1
+        out.append((labels.astype(np.uint16), cloud))
+    return out
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Runtime, np.ndarray, list]:
+    root: Path = tmp_path_factory.mktemp("composites")
+    gen = generate_product(root / "gen", size=SIZE, seed=5, tile=TILE)
+    with rasterio.open(gen.truth) as src:
+        truth, transform, crs = src.read(1), src.transform, src.crs.to_string()
+    settings = Settings(store=str(root / "store"), min_mapping_unit_m2=0.0)
+    rt = Runtime(settings=settings, store=LocalStore(root / "store"))
+    entries = []
+    for day, (labels, cloud) in zip(DATES, _views(truth), strict=True):
+        up = ingest.Upload(
+            product_id=f"S2G_{TILE}_{day:%Y%m%d}_0_L2A",
+            acquired=dt.datetime.combine(day, dt.time(10, 30), tzinfo=dt.UTC),
+            model=MODEL,
+            version=VERSION,
+            tile=TILE,
+            segmentation=geotiff_bytes(labels, transform, crs, nodata=0),
+            cloud_mask=geotiff_bytes(cloud, transform, crs),
+        )
+        ingest.ingest(rt, up)
+        found = catalog.read_committed(rt.store, MODEL, VERSION, day, up.product_id)
+        assert found is not None
+        entries.append(found)
+    return rt, truth, entries
+
+
+def _read(rt: Runtime, key: str) -> np.ndarray:
+    with rasterio.open(rt.store.gdal_path(key)) as ds:
+        return ds.read(1)
+
+
+def _agreement(labels: np.ndarray, truth: np.ndarray) -> float:
+    valid = truth != 0
+    return float(np.mean(labels[valid] == truth[valid]))
+
+
+@pytest.fixture(scope="module")
+def folded(committed: tuple) -> tuple[Runtime, np.ndarray, list]:
+    """Every date folded in commit order; vectors only with the last (they cost most)."""
+    rt, _, entries = committed
+    for i, entry in enumerate(entries):
+        stage.update_composites(rt, entry, vectors=i == len(entries) - 1)
+    return committed
+
+
+def test_year_composite_beats_every_single_date(folded: tuple) -> None:
+    rt, truth, entries = folded
+    prefix = layout.composite_prefix(MODEL, VERSION, "2024", TILE)
+    composite = _read(rt, prefix + "composite.tif")
+    singles = [_agreement(v[0] * (1 - v[1]), truth) for v in _views(truth)]
+    assert _agreement(composite, truth) > max(singles) + 0.1, (composite, singles)
+    observations = _read(rt, prefix + "observations.tif")
+    assert observations.max() == len(DATES)
+    assert 0 < observations.min() < len(DATES)  # cloud blocks are not counted
+    item = json.loads(rt.store.get_bytes(prefix + "item.json"))
+    assert item["id"] == f"COMPOSITE_{TILE}_2024"
+    assert item["properties"]["earthsig:products"] == sorted(e.product_id for e in entries)
+    assert {"segmentation", "confidence", "observations", "polygons", "tiles"} <= set(
+        item["assets"]
+    )
+    for asset in item["assets"].values():
+        assert rt.store.exists(asset[catalog.ASSET_KEY])
+
+
+def test_folding_again_counts_nothing_twice(folded: tuple) -> None:
+    rt, _, entries = folded
+    prefix = layout.composite_prefix(MODEL, VERSION, "2024", TILE)
+    before = _read(rt, prefix + "observations.tif")
+    reports = stage.update_composites(rt, entries[0])
+    assert [r.folded for r in reports] == [False, False, False]
+    assert np.array_equal(_read(rt, prefix + "observations.tif"), before)
+    state_tifs = [i.key for i in rt.store.list_keys(prefix) if "/state-" in i.key]
+    assert len(state_tifs) == 1  # old generations are deleted
+
+
+def test_periods_hold_only_their_dates(folded: tuple) -> None:
+    rt, _, _ = folded
+    summer = layout.composite_prefix(MODEL, VERSION, "2024-JJA", TILE)
+    item = json.loads(rt.store.get_bytes(summer + "item.json"))
+    assert item["properties"]["earthsig:dates"] == ["2024-06-02", "2024-06-20"]
+    assert _read(rt, summer + "observations.tif").max() == 2
+
+
+def test_rebuild_equals_incremental(folded: tuple) -> None:
+    rt, _, _ = folded
+    prefix = layout.composite_prefix(MODEL, VERSION, "2024-SON", TILE)
+    incremental = _read(rt, prefix + "composite.tif")
+    assert stage.rebuild(rt, MODEL, VERSION, TILE, "2024-SON", vectors=False) == 2
+    assert np.array_equal(_read(rt, prefix + "composite.tif"), incremental)
+    item = json.loads(rt.store.get_bytes(prefix + "item.json"))
+    assert "polygons" not in item["assets"]
+    assert not rt.store.exists(prefix + "polygons.fgb")
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        ("2024-12-15", ("2024-12", "2025-DJF", "2024")),
+        ("2024-06-01", ("2024-06", "2024-JJA", "2024")),
+    ],
+)
+def test_periods_of_a_date(day: str, expected: tuple[str, str, str]) -> None:
+    assert periods_of(day) == expected
+    for period in expected:
+        first, last = period_range(period)
+        assert first <= dt.date.fromisoformat(day) <= last
+
+
+def test_api_index_lists_composites_as_products(folded: tuple) -> None:
+    from earthsignature.grpc_api.index import ProductIndex
+
+    rt, _, entries = folded
+    index = ProductIndex(rt.store)
+    index.refresh()
+    summer = index.search(
+        MODEL,
+        VERSION,
+        start=dt.datetime(2024, 6, 1, tzinfo=dt.UTC),
+        end=dt.datetime(2024, 6, 1, 23, tzinfo=dt.UTC),
+    )
+    ids = {p.product_id for p in summer}
+    assert ids == {f"COMPOSITE_{TILE}_2024-06", f"COMPOSITE_{TILE}_2024-JJA"}
+    found = index.search(MODEL, VERSION, product_ids=frozenset({f"COMPOSITE_{TILE}_2024"}))
+    (year,) = found
+    assert rt.store.exists(year.asset("polygons")) and year.entry.categories
+    assert len(index) == len(entries) + 1 + 4 + 5  # dates, the year, seasons, months
