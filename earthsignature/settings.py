@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         default="csmask-l2a", description="Repository model (kind cloudmask) of the learned mask."
     )
     cloud_mask_model_version: int = Field(default=1, ge=1, description="Its version.")
+    composites: bool = Field(
+        default=True,
+        description="Fold each committed product into its tile's month, season and year "
+        "composites (the composite stage, on the vectorize queue).",
+    )
     cloud_mask_resolution_m: int = Field(
         default=30,
         ge=10,

@@ -23,6 +23,8 @@ TEST_BUCKET = "earthsig-test"
 # per chip. Tests of the default itself (demo, tests/models/test_dynamicworld.py) clear or set
 # EARTHSIG_MODEL_NAME explicitly.
 os.environ.setdefault("EARTHSIG_MODEL_NAME", "clc-baseline")
+# Likewise the composite stage after each commit: tests of composites turn it on themselves.
+os.environ.setdefault("EARTHSIG_COMPOSITES", "false")
 
 
 @pytest.fixture(scope="session")

@@ -170,7 +170,9 @@ def _hand_on(
         clear_record(rt.store, msg.model, msg.version, msg.date, msg.product_id)
         status.finished(conn, msg, stage, "committed")
         after = [
-            j.id for s in AFTER_COMMIT_STAGES if (j := enqueue_stage(conn, rt.settings, s, msg))
+            j.id
+            for s in (AFTER_COMMIT_STAGES if rt.settings.composites else ())
+            if (j := enqueue_stage(conn, rt.settings, s, msg))
         ]
         return {"outcome": "committed", **({"enqueued": after} if after else {})}
     if spec.fans_in:

@@ -60,6 +60,7 @@ def test_commit_enqueues_the_composite_stage(tmp_path: Path, redis_conn: redis.R
         store=str(tmp_path / "store"),
         model_name="clc-q",
         min_mapping_unit_m2=0.0,
+        composites=True,
         stage_handlers={"vectorize": f"{__name__}:vectorize"},
     )
     rt = Runtime(settings=settings, store=LocalStore(tmp_path / "store"))
