@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         "--model-ms-per-chip",
         type=float,
         default=UNET_CPU_MS_PER_CHIP,
-        help="Model cost per 256 x 256 chip on 2 CPU threads (dynamicworld-clc: see BENCHMARKS).",
+        help="Model cost per chip of --chips-per-tile on 2 CPU threads (see BENCHMARKS).",
     )
     parser.add_argument("--chips-per-tile", type=int, default=CHIPS_PER_TILE)
     args = parser.parse_args(argv)

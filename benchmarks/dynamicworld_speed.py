@@ -1,11 +1,15 @@
-"""Dynamic World speed: ms per 256 x 256 chip, the shipped ONNX graph (onnxruntime) beside
-TensorFlow running the upstream SavedModel, same chips, same thread count, one run.
+"""Dynamic World speed: ms per chip, the shipped ONNX graph (onnxruntime) beside TensorFlow
+running the upstream SavedModel, same chips, same thread count, one run.
 
-    python -m benchmarks dynamicworld_speed --threads 2 [--batch 4] [--repeats 3]
-        [--savedmodel ../shared/models/dynamicworld/model/forward]
+    python -m benchmarks dynamicworld_speed --threads 2 [--batch 4] [--repeats 3] [--chip 256]
+        [--savedmodel ../shared/models/dynamicworld/model/forward] [--other OLD.onnx]
 
 Chips: real BigEarthNet patches (configilm wheel, see earthsignature/models/bigearthnet.py)
-tiled 3 x 3 into 360 x 360 and cut to 256 x 256, so both runtimes see real reflectance. The ONNX
+tiled k x k and cut to ``--chip`` (default: the shipped spec's chip size), so both runtimes see
+real reflectance. Besides ms per chip it prints ms per million kept pixels (the chip less the
+spec's margins) and the projected inference time of a 10980 x 10980 tile, so chip sizes compare;
+``--other`` times another graph with the same interface (e.g. the previous shipped one) in the
+same run. The ONNX
 time includes the in-graph normalisation and CORINE head; TensorFlow's excludes its
 normalisation (done in numpy beforehand). Also prints the share of pixels where the shipped
 graph keeps the plain conversion's class (after the head's dark-water rule) when ``--plain``
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -25,19 +30,23 @@ import onnxruntime as ort
 
 from earthsignature.models import bigearthnet
 from earthsignature.models import dynamicworld as dw
+from earthsignature.models.chips import ChipGrid
 from earthsignature.models.repository import SHIPPED, ModelRepository
 
+#: Side of a Sentinel-2 tile at 10 m (px).
+TILE = 10980
 SAVEDMODEL = Path(__file__).resolve().parents[2] / "shared/models/dynamicworld/model/forward"
 
 
-def chips(batch: int) -> np.ndarray:
-    """``batch`` real 256 x 256 chips ``[N, 9, 256, 256]`` (reflectance)."""
+def chips(batch: int, size: int = 256) -> np.ndarray:
+    """``batch`` real chips ``[N, 9, size, size]`` (reflectance)."""
     patches = [p.reflectance for p in bigearthnet.patches(dw.BANDS) if not p.disturbed]
+    k = -(-size // patches[0].shape[-1])
     out = []
     for i in range(batch):
-        pick = [patches[(9 * i + k) % len(patches)] for k in range(9)]
-        rows = [np.concatenate(pick[r * 3 : r * 3 + 3], axis=2) for r in range(3)]
-        out.append(np.concatenate(rows, axis=1)[:, :256, :256])
+        pick = [patches[(k * k * i + j) % len(patches)] for j in range(k * k)]
+        rows = [np.concatenate(pick[r * k : r * k + k], axis=2) for r in range(k)]
+        out.append(np.concatenate(rows, axis=1)[:, :size, :size])
     return np.stack(out).astype(np.float32)
 
 
@@ -56,17 +65,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--savedmodel", type=Path, default=SAVEDMODEL)
     parser.add_argument("--plain", type=Path, help="Unoptimised ONNX (logits) to compare with.")
+    parser.add_argument("--chip", type=int, help="Chip side (default: the spec's chip_size).")
+    parser.add_argument("--other", type=Path, help="Another wrapped graph to time alongside.")
     args = parser.parse_args()
-    x = chips(args.batch)
+    repository = ModelRepository(SHIPPED)
+    spec = repository.spec(dw.NAME, 1)
+    size = args.chip or spec.chip_size
+    x = chips(args.batch, size)
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     options.inter_op_num_threads = 1
-    path = ModelRepository(SHIPPED).onnx_path(dw.NAME, 1)
+    path = repository.onnx_path(dw.NAME, 1)
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    result: dict[str, object] = {"threads": args.threads, "batch": args.batch}
-    result["onnx_ms_per_chip"] = round(
-        time_call(lambda: session.run(None, {"input": x}), args.repeats, args.batch), 1
-    )
+    result: dict[str, object] = {"threads": args.threads, "batch": args.batch, "chip": size}
+    result["load_before"] = [round(v, 1) for v in os.getloadavg()]
+    ms = time_call(lambda: session.run(None, {"input": x}), args.repeats, args.batch)
+    grid = ChipGrid(TILE, TILE, size, spec.margin)
+    result["onnx_ms_per_chip"] = round(ms, 1)
+    result["onnx_ms_per_kept_mpx"] = round(ms / (grid.step**2 / 1e6), 1)
+    result["tile_chips"] = len(grid)
+    result["onnx_tile_s"] = round(ms * len(grid) / 1000)
+    if args.other:
+        other = ort.InferenceSession(str(args.other), options, providers=["CPUExecutionProvider"])
+        result["other_ms_per_chip"] = round(
+            time_call(lambda: other.run(None, {"input": x}), args.repeats, args.batch), 1
+        )
     if args.plain:
         plain = ort.InferenceSession(str(args.plain), options, providers=["CPUExecutionProvider"])
         nchw = dw.normalise(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
@@ -91,6 +114,7 @@ def main() -> None:
         result["speedup"] = round(
             float(result["tensorflow_ms_per_chip"]) / float(result["onnx_ms_per_chip"]), 2
         )
+    result["load_after"] = [round(v, 1) for v in os.getloadavg()]
     print("dynamicworld_speed", json.dumps(result))
 
 

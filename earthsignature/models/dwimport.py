@@ -11,7 +11,8 @@ tensorflow-cpu and tf2onnx, pinned).
    conversion must give the same class on every pixel and logits within :data:`LOGIT_TOLERANCE`,
    else the import stops;
 3. :func:`fast_mish` rewrites Mish (``x * tanh(softplus(x))``, slow in onnxruntime's Softplus)
-   as ``x * n / (n + 2)`` with ``n = e (e + 2)``, ``e = exp(min(x, 20))`` (the same function);
+   as ``x * tanh(log(exp(x) + 1))`` (the same function in five fast kernels; an overflowing
+   ``exp`` gives ``tanh(inf) = 1``, so no cap is needed);
 4. the network is wrapped with the normalisation and the CORINE head
    (:func:`earthsignature.models.dynamicworld.wrap`), checked against the golden outputs, and
    registered; the golden file (TensorFlow's classes and winning probabilities on the chips)
@@ -140,19 +141,16 @@ def _logits_to_nchw(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def fast_mish(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replace every ``Softplus -> Tanh -> Mul(x, .)`` (Mish) by ``x * n / (n + 2)``,
-    ``n = e (e + 2)``, ``e = exp(min(x, 20))``: onnxruntime's Softplus is the slow part."""
+    """Replace every ``Softplus -> Tanh -> Mul(x, .)`` (Mish) by ``x * tanh(log(exp(x) + 1))``:
+    onnxruntime's Softplus is the slow part. Five elementwise passes (Mish is about half of the
+    network's time); the earlier ``x * n / (n + 2)``, ``n = e (e + 2)``, ``e = exp(min(x, 20))``
+    took seven and measured ~25 % slower (BENCHMARKS.md, issue 15.6)."""
     graph = model.graph
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    graph.initializer.extend(
-        [
-            onnx.numpy_helper.from_array(np.array(20.0, np.float32), "mish_cap"),
-            onnx.numpy_helper.from_array(np.array(2.0, np.float32), "mish_two"),
-        ]
-    )
+    graph.initializer.append(onnx.numpy_helper.from_array(np.array(1.0, np.float32), "mish_one"))
     drop: list[onnx.NodeProto] = []
     new: dict[int, list[onnx.NodeProto]] = {}
     for index, node in enumerate(graph.node):
@@ -165,12 +163,10 @@ def fast_mish(model: onnx.ModelProto) -> onnx.ModelProto:
             raise InvalidModel(f"Softplus {node.name} is not part of a Mish")
         p = f"{node.name}_mish"
         new[index] = [
-            helper.make_node("Min", [x, "mish_cap"], [f"{p}_capped"]),
-            helper.make_node("Exp", [f"{p}_capped"], [f"{p}_e"]),
-            helper.make_node("Add", [f"{p}_e", "mish_two"], [f"{p}_e2"]),
-            helper.make_node("Mul", [f"{p}_e", f"{p}_e2"], [f"{p}_n"]),
-            helper.make_node("Add", [f"{p}_n", "mish_two"], [f"{p}_d"]),
-            helper.make_node("Div", [f"{p}_n", f"{p}_d"], [f"{p}_t"]),
+            helper.make_node("Exp", [x], [f"{p}_e"]),
+            helper.make_node("Add", [f"{p}_e", "mish_one"], [f"{p}_e1"]),
+            helper.make_node("Log", [f"{p}_e1"], [f"{p}_softplus"]),
+            helper.make_node("Tanh", [f"{p}_softplus"], [f"{p}_t"]),
             helper.make_node("Mul", [x, f"{p}_t"], [mul.output[0]]),
         ]
         drop += [node, tanh, mul]

@@ -108,6 +108,12 @@ CREDIT = (
     "Brown et al. 2022, Scientific Data, doi:10.1038/s41597-022-01307-4), Apache-2.0, "
     "converted to ONNX and mapped to CORINE by EarthSignature"
 )
+#: Chip side and batch: 512 px chips spend 22 % of their pixels on the 30 px margins, 256 px
+#: chips 41 %, so a tile needs 1.3x fewer pixels through the network. onnxruntime's arena
+#: keeps the largest batch's activations: one 512 px chip peaks at ~730 MiB, four (as many
+#: pixels as the earlier 16 of 256) at ~2.5 GiB, over the 1.5 GB a process may use
+#: (BENCHMARKS.md, issue 15.6).
+CHIP_SIZE, MAX_BATCH = 512, 1
 #: Name of the normalised tensor handed to the converted network, and of its logits.
 NET_INPUT, NET_OUTPUT = "dw_input", "dw_logits"
 OPSET = 18
@@ -122,11 +128,11 @@ def metadata(description: str = "") -> dict[str, object]:
         "bands": BANDS,
         "mean": [0.0] * len(BANDS),
         "std": [1.0] * len(BANDS),
-        "chip_size": 256,
+        "chip_size": CHIP_SIZE,
         "receptive_field": RECEPTIVE_FIELD,
         "stride_multiple": 2,
         "classes": CLASSES,
-        "max_batch_size": 16,
+        "max_batch_size": MAX_BATCH,
         "outputs": [OUTPUT_NAME, CONFIDENCE_NAME],
         "credit": CREDIT,
         "reliable_level": RELIABLE_LEVEL,

@@ -11,7 +11,8 @@ import rasterio
 from earthsignature.functions import infer, shards, split
 from earthsignature.functions.chips import ChipGrid, predict_tiled, read_padded
 from earthsignature.functions.stitch import stitch_segmentation
-from earthsignature.models.repository import ModelRepository
+from earthsignature.models import dynamicworld as dw
+from earthsignature.models.repository import SHIPPED, ModelRepository
 from earthsignature.models.runners import EmbeddedRunner
 from tests.models.conftest import CONV_CLASSES, TEST_MODEL, smooth_field
 
@@ -105,3 +106,21 @@ def test_shard_archive_round_trips_exactly(shape: tuple[int, ...]) -> None:
     np.testing.assert_array_equal(out["chips"].view(np.uint16), chips.view(np.uint16))
     np.testing.assert_array_equal(out["valid"], valid)
     np.testing.assert_array_equal(out["origins"], origins)
+
+
+def test_default_model_has_no_seams_at_its_chip_size() -> None:
+    """The shipped Dynamic World graph (2x downscale inside, 15 x 15 window in its head) tiled
+    at its own chip size and margin gives the whole-image classes: the spec's receptive field
+    and stride multiple hold for the 512 px chips. Real reflectance (the golden chips)."""
+    spec = ModelRepository(SHIPPED).spec(dw.NAME, 1)
+    golden = np.load(Path(__file__).parent / "data" / "dynamicworld-clc-1-golden.npz")
+    patches = golden["dn"].astype(np.float32) / np.float32(10000)  # [3, 9, 120, 120]
+    row = np.concatenate([patches[i % 3] for i in range(4)], axis=2)
+    image = np.concatenate([row, np.roll(row, 120, axis=2)], axis=1)[:, :, :470]
+    grid = ChipGrid(240, 470, spec.chip_size, spec.margin)
+    assert len(grid) == 2  # the kept centres meet inside the image
+    runner = EmbeddedRunner(ModelRepository(SHIPPED), dw.NAME, 1, threads=2)
+    tiled = predict_tiled(lambda c: runner.predict(c).classes, image, grid, batch=2)
+    expected = whole_image(runner, image, spec.margin)
+    assert len(np.unique(expected)) >= 3
+    np.testing.assert_array_equal(tiled, expected)
