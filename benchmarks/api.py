@@ -114,12 +114,18 @@ def shared_product(store: LocalStore, block: int) -> dict[str, Any]:
 
 
 def synthetic_products(
-    products: int, seed: int = 1
+    products: int, seed: int = 1, scale: float = 1.0
 ) -> Iterator[tuple[str, dt.datetime, shapely.Geometry]]:
-    """Id, time and 1 x 1 degree footprint of each synthetic product (the catalog's records)."""
+    """Id, time and 1 x 1 degree footprint of each synthetic product (the catalog's records).
+
+    ``scale`` < 1 shrinks the region around the query area (lon/lat spans times ``scale``): a
+    smaller catalog with ``scale = sqrt(products / 100_000)`` has the 100,000-product one's
+    density, so a query meets as many products.
+    """
     rng = np.random.default_rng(seed)
-    lons = rng.uniform(-10.0, 29.0, products)
-    lats = rng.uniform(36.0, 69.0, products)
+    lon0, lat0 = 2.5, 44.5  # footprints' lower-left corner when centred on the query area
+    lons = rng.uniform(lon0 + (-10.0 - lon0) * scale, lon0 + (29.0 - lon0) * scale, products)
+    lats = rng.uniform(lat0 + (36.0 - lat0) * scale, lat0 + (69.0 - lat0) * scale, products)
     start = dt.datetime(YEAR, 1, 1, tzinfo=dt.UTC).timestamp()
     seconds = rng.uniform(0, 365 * 86400, products)
     for i in range(products):
@@ -128,7 +134,9 @@ def synthetic_products(
         yield pid, when, box(lons[i], lats[i], lons[i] + 1.0, lats[i] + 1.0)
 
 
-def write_catalog(store: LocalStore, item: dict[str, Any], products: int, seed: int = 1) -> None:
+def write_catalog(
+    store: LocalStore, item: dict[str, Any], products: int, seed: int = 1, scale: float = 1.0
+) -> None:
     """``products`` clones of ``item`` over Europe and one year, written with 4 threads."""
 
     def record(product: tuple[str, dt.datetime, shapely.Geometry]) -> None:
@@ -139,7 +147,7 @@ def write_catalog(store: LocalStore, item: dict[str, Any], products: int, seed: 
         store.put_bytes(key, json.dumps(clone, sort_keys=True, separators=(",", ":")).encode())
 
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(record, synthetic_products(products, seed), chunksize=1000))
+        list(pool.map(record, synthetic_products(products, seed, scale), chunksize=1000))
 
 
 def start_servers(root: str, workers: int, processes: int) -> tuple[Any, dict[str, Any]]:

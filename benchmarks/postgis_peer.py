@@ -162,7 +162,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def import_catalog(dsn: str, products: int, fgb: Path) -> dict[str, Any]:
+def import_catalog(dsn: str, products: int, fgb: Path, scale: float) -> dict[str, Any]:
     """Products (all) and polygons (of the products meeting the shared extent) into PostGIS."""
     import psycopg
 
@@ -188,7 +188,7 @@ def import_catalog(dsn: str, products: int, fgb: Path) -> dict[str, Any]:
         with conn.cursor() as cur:
             with cur.copy("COPY products (id, datetime, footprint) FROM STDIN") as copy:
                 meeting = []
-                for pid, when, footprint in api.synthetic_products(products):
+                for pid, when, footprint in api.synthetic_products(products, scale=scale):
                     ewkb = shapely.to_wkb(
                         shapely.set_srid(footprint, 4326), hex=True, include_srid=True
                     )
@@ -267,7 +267,7 @@ def check_answers(port: int, dsn: str, n_results: int) -> dict[str, Any]:
     import grpc
     import psycopg
 
-    from earthsignature.proto.stubs import geobuf_pb2, r2_v2_pb2_grpc
+    from earthsignature.proto.stubs import r2_v2_pb2_grpc
 
     rng_ours, rng_pg = np.random.default_rng(7), np.random.default_rng(7)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -278,15 +278,13 @@ def check_answers(port: int, dsn: str, n_results: int) -> dict[str, Any]:
         request = r2_v2_pb2.ListSegmentationRequest(
             wkt=api.area(rng_ours).wkt, start_date=start, end_date=end, n_results=n_results
         )
-        ours = [geobuf.decode(r.segmentation) for r in stub.ListSegmentation(request)]
+        answers = stub.ListSegmentation(request)
+        ours = [geobuf.decode(r.segmentation.SerializeToString()) for r in answers]
     start_dt, end_dt = api.month(3)
     params = {"wkt": api.area(rng_pg).wkt, "start": start_dt, "end": end_dt, "n": n_results}
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(QUERY, params, binary=True).fetchall()
-    theirs = []
-    for _id, data in rows:
-        message = geobuf_pb2.Data.FromString(data) if data else None
-        theirs.append(geobuf.decode(message) if message else {"features": []})
+    theirs = [geobuf.decode(bytes(data)) if data else {"features": []} for _id, data in rows]
 
     def figures(answers: list[dict[str, Any]]) -> list[tuple[int, float]]:
         return [
@@ -312,6 +310,11 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--n-results", type=int, default=10, help="the server's default")
     parser.add_argument("--keep", type=Path, help="catalog folder to reuse (built if empty)")
+    parser.add_argument(
+        "--europe",
+        action="store_true",
+        help="spread --products over all Europe (else over a region giving 100,000's density)",
+    )
     args = parser.parse_args()
     try:
         import psycopg  # noqa: F401
@@ -320,9 +323,10 @@ def main() -> None:
     folder = args.keep or Path(tempfile.mkdtemp(prefix="earthsig-pg-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     store = LocalStore(str(folder))
+    scale = 1.0 if args.europe else min(1.0, math.sqrt(args.products / 100_000))
     if not any(store.list_keys(layout.catalog_prefix())):
         item = api.shared_product(store, 50)
-        api.write_catalog(store, item, args.products)
+        api.write_catalog(store, item, args.products, scale=scale)
     fgb = next(folder.rglob("*.fgb"))
     pg = Postgres(Path(tempfile.mkdtemp(prefix="earthsig-postgres-")))
     pg.start()
@@ -330,7 +334,8 @@ def main() -> None:
     spawn = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(args.client_processes, mp_context=spawn)
     try:
-        print(json.dumps({**import_catalog(pg.dsn, args.products, fgb), "load": loads()}))
+        print(json.dumps({"setup": "catalog", "products": args.products, "scale": scale}))
+        print(json.dumps({**import_catalog(pg.dsn, args.products, fgb, scale), "load": loads()}))
         group, info = api.start_servers(str(folder), args.workers, args.processes)
         print(json.dumps({"setup": "ours", **info, "load": loads()}))
         print(json.dumps(check_answers(group.port, pg.dsn, args.n_results)))

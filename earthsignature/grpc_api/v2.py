@@ -15,9 +15,7 @@ as base64 GeoTIFF text (``segmentation``, ``cloud_mask``); see the proto.
 from __future__ import annotations
 
 import datetime as dt
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -29,7 +27,6 @@ from earthsignature.grpc_api.errors import BadRequest, CorruptProducts, handle_e
 from earthsignature.grpc_api.geobuf_encode import encode_table
 from earthsignature.grpc_api.index import IndexedProduct
 from earthsignature.grpc_api.query import (
-    Query,
     encode_geobuf,
     feature_from_geobuf,
     fields_query,
@@ -43,8 +40,6 @@ from earthsignature.proto.stubs import geobuf_pb2
 FEATURES_PER_MESSAGE = 5000
 #: Products per ListProductIds FeatureCollection.
 PRODUCTS_PER_MESSAGE = 1000
-#: Products whose polygons ListSegmentation reads ahead in threads.
-READ_AHEAD = 3
 
 
 def _iso(value: dt.datetime | None) -> str:
@@ -84,7 +79,6 @@ class DatabaseProductService:
     def __init__(self, state: ApiState, messages: ModuleType) -> None:
         self.state = state
         self.messages = messages
-        self._readers: ThreadPoolExecutor | None = None  # made in the serving process
 
     @handle_errors
     def ListSegmentation(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -92,10 +86,17 @@ class DatabaseProductService:
         n_results = request.n_results if request.HasField("n_results") else None
         limit = resolve_limit(n_results, settings.api_default_results, settings.api_max_results)
         query = fields_query(request, self.state.model_for(context))
-        corrupt = CorruptProducts()
-        for product, table in self._tables(self.state.find(query), query, limit, corrupt):
-            if not context.is_active():
+        corrupt, served = CorruptProducts(), 0
+        for product in self.state.find(query):
+            if served >= limit or not context.is_active():
                 break
+            with corrupt.skipping(product.row.product_id):
+                table = vectors.read_table(
+                    self.state.store, product.asset("polygons"), query.aoi, query.categories
+                )
+            if corrupt.skipped(product.row.product_id):
+                continue  # a skipped product leaves its place to the next one
+            served += 1
             parts = max(1, -(-len(table) // FEATURES_PER_MESSAGE))
             for part in range(1, parts + 1):
                 rows = table.rows((part - 1) * FEATURES_PER_MESSAGE, part * FEATURES_PER_MESSAGE)
@@ -103,45 +104,6 @@ class DatabaseProductService:
                 data = geobuf_pb2.Data.FromString(encode_table(rows, custom))
                 yield self.messages.SegmentationResponse(segmentation=data)
         corrupt.raise_if_any()
-
-    def _tables(
-        self, products: list[IndexedProduct], query: Query, limit: int, corrupt: CorruptProducts
-    ) -> Iterator[tuple[IndexedProduct, vectors.PolygonTable]]:
-        """The clipped polygons of the first ``limit`` readable products, newest first.
-
-        Up to :data:`READ_AHEAD` products are read and clipped in threads while the earlier ones
-        are encoded and sent (GDAL and GEOS release the GIL): one client's answer of several
-        products uses both cores. A corrupt product is skipped and leaves its place to the next.
-        """
-        if self._readers is None:
-            self._readers = ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="v2-read")
-        readers, store = self._readers, self.state.store
-
-        def read(product: IndexedProduct) -> vectors.PolygonTable:
-            return vectors.read_table(store, product.asset("polygons"), query.aoi, query.categories)
-
-        pending: deque[tuple[IndexedProduct, Future[vectors.PolygonTable]]] = deque()
-        remaining = iter(products)
-        served = 0
-        try:
-            while True:
-                while len(pending) < READ_AHEAD and served + len(pending) < limit:
-                    product = next(remaining, None)
-                    if product is None:
-                        break
-                    pending.append((product, readers.submit(read, product)))
-                if not pending:
-                    return
-                product, future = pending.popleft()
-                with corrupt.skipping(product.row.product_id):
-                    table = future.result()
-                if corrupt.skipped(product.row.product_id):
-                    continue
-                served += 1
-                yield product, table
-        finally:
-            for _product, future in pending:
-                future.cancel()
 
     @handle_errors
     def ListProductIds(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
