@@ -26,8 +26,11 @@ Load levels: 1 and 50 clients, the server's default ``n_results`` (10); each lev
 ``--rounds`` times alternately ours / PostGIS (threads in ``--client-processes`` processes, at
 most ``--requests`` calls or ``--seconds`` each), with the load average at each start.
 
+``--products`` below 100,000 spreads them over a region shrunk around the query area so the
+density (products per query) stays the 100,000-product catalog's; ``--europe`` keeps all Europe.
+
     python -m benchmarks postgis_peer [--products 100000] [--requests 600] [--seconds 15]
-        [--rounds 2] [--keep DIR]
+        [--rounds 2] [--keep DIR] [--europe]
 """
 
 from __future__ import annotations
