@@ -40,7 +40,9 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,25 +113,41 @@ def shared_product(store: LocalStore, block: int) -> dict[str, Any]:
     return item
 
 
-def write_catalog(store: LocalStore, item: dict[str, Any], products: int, seed: int = 1) -> None:
-    """``products`` clones of ``item`` over Europe and one year, written with 4 threads."""
+def synthetic_products(
+    products: int, seed: int = 1, scale: float = 1.0
+) -> Iterator[tuple[str, dt.datetime, shapely.Geometry]]:
+    """Id, time and 1 x 1 degree footprint of each synthetic product (the catalog's records).
+
+    ``scale`` < 1 shrinks the region around the query area (lon/lat spans times ``scale``): a
+    smaller catalog with ``scale = sqrt(products / 100_000)`` has the 100,000-product one's
+    density, so a query meets as many products.
+    """
     rng = np.random.default_rng(seed)
-    lons = rng.uniform(-10.0, 29.0, products)
-    lats = rng.uniform(36.0, 69.0, products)
+    lon0, lat0 = 2.5, 44.5  # footprints' lower-left corner when centred on the query area
+    lons = rng.uniform(lon0 + (-10.0 - lon0) * scale, lon0 + (29.0 - lon0) * scale, products)
+    lats = rng.uniform(lat0 + (36.0 - lat0) * scale, lat0 + (69.0 - lat0) * scale, products)
     start = dt.datetime(YEAR, 1, 1, tzinfo=dt.UTC).timestamp()
     seconds = rng.uniform(0, 365 * 86400, products)
-
-    def record(i: int) -> None:
+    for i in range(products):
         when = dt.datetime.fromtimestamp(start + seconds[i], dt.UTC).replace(microsecond=0)
         pid = f"S2B_MSIL2A_{when:%Y%m%dT%H%M%S}_N0500_R{i % 143:03d}_T31TEJ_{i:08d}"
-        footprint = box(lons[i], lats[i], lons[i] + 1.0, lats[i] + 1.0)
+        yield pid, when, box(lons[i], lats[i], lons[i] + 1.0, lats[i] + 1.0)
+
+
+def write_catalog(
+    store: LocalStore, item: dict[str, Any], products: int, seed: int = 1, scale: float = 1.0
+) -> None:
+    """``products`` clones of ``item`` over Europe and one year, written with 4 threads."""
+
+    def record(product: tuple[str, dt.datetime, shapely.Geometry]) -> None:
+        pid, when, footprint = product
         clone = dict(item, id=pid, geometry=mapping(footprint), bbox=list(footprint.bounds))
         clone["properties"] = dict(item["properties"], datetime=when.isoformat())
         key = layout.catalog_key(MODEL, VERSION, when.date(), pid)
         store.put_bytes(key, json.dumps(clone, sort_keys=True, separators=(",", ":")).encode())
 
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(record, range(products), chunksize=1000))
+        list(pool.map(record, synthetic_products(products, seed, scale), chunksize=1000))
 
 
 def start_servers(root: str, workers: int, processes: int) -> tuple[Any, dict[str, Any]]:
@@ -222,39 +240,34 @@ def v1_call(stub: Any, i: int, rng: np.random.Generator, n_results: int | None) 
 CALLS = {"v1": v1_call, "v2": v2_call}
 
 
-def drive(
-    port: int,
-    version: str,
+#: One client's calls: (request number, the client's random generator) -> (messages, bytes).
+Call = Callable[[int, np.random.Generator], tuple[int, int]]
+
+
+def run_clients(
     client_ids: list[int],
-    n_results: int | None,
     requests: int,
     seconds: float,
+    session: Callable[[], AbstractContextManager[Call]],
 ) -> dict[str, Any]:
-    """Client threads (one channel each) until ``requests`` calls or ``seconds`` pass; raw times."""
-    from earthsignature.proto.stubs import r2_v2_pb2_grpc, v1_pb2_grpc
-
-    module = v1_pb2_grpc if version == "v1" else r2_v2_pb2_grpc
-    call = CALLS[version]
+    """Client threads (one ``session`` each) until ``requests`` calls or ``seconds`` pass."""
     latencies: list[float] = []
     answers: list[int] = []
     sizes: list[int] = []
     counter = iter(range(requests))
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
-    limit = 256 * 1024 * 1024
-    options = [("grpc.max_receive_message_length", limit)]
 
     def client(c: int) -> None:
         rng = np.random.default_rng(c)
-        with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
-            stub = module.DatabaseProductServiceStub(channel)
+        with session() as call:
             while time.monotonic() < deadline:
                 with lock:
                     i = next(counter, None)
                 if i is None:
                     return
                 t0 = time.perf_counter()
-                n, size = call(stub, c * 7919 + i, rng, n_results)
+                n, size = call(c * 7919 + i, rng)
                 elapsed = time.perf_counter() - t0
                 with lock:
                     latencies.append(elapsed)
@@ -270,6 +283,31 @@ def drive(
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     return {"latencies": latencies, "answers": answers, "sizes": sizes, "wall": wall, "cpu": cpu}
+
+
+def drive(
+    port: int,
+    version: str,
+    client_ids: list[int],
+    n_results: int | None,
+    requests: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """gRPC clients (one channel each) of ``version``; raw times (:func:`run_clients`)."""
+    from earthsignature.proto.stubs import r2_v2_pb2_grpc, v1_pb2_grpc
+
+    module = v1_pb2_grpc if version == "v1" else r2_v2_pb2_grpc
+    call = CALLS[version]
+    limit = 256 * 1024 * 1024
+    options = [("grpc.max_receive_message_length", limit)]
+
+    @contextmanager
+    def session() -> Iterator[Call]:
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+            stub = module.DatabaseProductServiceStub(channel)
+            yield lambda i, rng: call(stub, i, rng, n_results)
+
+    return run_clients(client_ids, requests, seconds, session)
 
 
 def load(
@@ -297,18 +335,25 @@ def load(
             for g, q in zip(groups, quotas, strict=True)
         ]
         raws = [job.result() for job in jobs]
-    latencies = [x for r in raws for x in r["latencies"]]
-    answers = [x for r in raws for x in r["answers"]]
-    sizes = [x for r in raws for x in r["sizes"]]
-    wall = max(r["wall"] for r in raws)
-    server_cpu = cpu_seconds(pids) - server_cpu0
-    client_cpu = sum(r["cpu"] for r in raws)
-    ms = np.array(latencies) * 1000
+    summary = summarize(raws, cpu_seconds(pids) - server_cpu0)
     return {
         "api": version,
         "clients": clients,
         "client_processes": k,
         "n_results": n_results or "server default",
+        **summary,
+    }
+
+
+def summarize(raws: list[dict[str, Any]], server_cpu: float) -> dict[str, Any]:
+    """Latency percentiles, throughput and CPU per request of the client processes' raw times."""
+    latencies = [x for r in raws for x in r["latencies"]]
+    answers = [x for r in raws for x in r["answers"]]
+    sizes = [x for r in raws for x in r["sizes"]]
+    wall = max(r["wall"] for r in raws)
+    client_cpu = sum(r["cpu"] for r in raws)
+    ms = np.array(latencies) * 1000
+    return {
         "requests": len(latencies),
         "p50_ms": round(float(np.percentile(ms, 50)), 1),
         "p99_ms": round(float(np.percentile(ms, 99)), 1),
