@@ -41,6 +41,7 @@ from earthsignature.functions.chips import ChipGrid, centre
 from earthsignature.models.csmask import import_csmask
 from earthsignature.models.repository import ModelRepository
 from earthsignature.models.runners import EmbeddedRunner
+from earthsignature.models.spec import CANONICAL_BANDS
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "s2"
 BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
@@ -146,20 +147,7 @@ def compare(
 
 
 #: Band order of the Boadella GeoTIFFs (they carry no band descriptions; no SCL either).
-BOADELLA_ORDER = (
-    "B01",
-    "B02",
-    "B03",
-    "B04",
-    "B05",
-    "B06",
-    "B07",
-    "B08",
-    "B8A",
-    "B09",
-    "B11",
-    "B12",
-)
+BOADELLA_ORDER = CANONICAL_BANDS
 
 
 def boadella(runner: EmbeddedRunner, path: Path, factor: int) -> dict[str, Any]:
