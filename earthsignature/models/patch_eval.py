@@ -55,7 +55,11 @@ def predict_patch(predict: Predict, spec: ModelSpec, reflectance: np.ndarray) ->
     mirrored = np.pad(reflectance, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
     image = spec.normalise(mirrored)
     _, h, w = image.shape
-    outs = predict_tiled_outputs(predict, image, ChipGrid.for_spec(spec, h, w))
+    # One chip just large enough for the patch (the model takes any size that is a multiple of
+    # its stride): a 512 px chip would spend most of its time on padding around 120 px.
+    fitted = -(-(max(h, w) + 2 * pad) // spec.stride_multiple) * spec.stride_multiple
+    grid = ChipGrid(h, w, min(spec.chip_size, fitted), pad)
+    outs = predict_tiled_outputs(predict, image, grid)
     outs = [o[pad : pad + reflectance.shape[1], pad : pad + reflectance.shape[2]] for o in outs]
     return [spec.code_lut()[outs[0]], *outs[1:]]
 
