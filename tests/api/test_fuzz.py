@@ -86,7 +86,7 @@ RSS_GROWTH_LIMIT_MIB = 150
 OWN_LOAD_CALLS = 200
 
 #: Examples per fuzz test; benchmarks/api_fuzz.py runs many more.
-EXAMPLES = int(os.environ.get("EARTHSIG_FUZZ_EXAMPLES", "400"))
+EXAMPLES = int(os.environ.get("EARTHSIG_FUZZ_EXAMPLES", "150"))
 # No shrinking: a case that hangs or kills the server makes every later case fail too, so a
 # shrunk example would mislead; the first failing case is the one to read.
 FUZZ = settings(
