@@ -43,7 +43,7 @@ def _demo(out: Path, tmp: Path | None = None) -> Result:
     env = _env() if tmp is None else {**_env(), "TMPDIR": str(tmp)}
     return CliRunner().invoke(
         cli,
-        ["demo", "--out", str(out), "--products", "2", "--size", "600", "--no-progress"],
+        ["demo", "--out", str(out), "--products", "2", "--size", "420", "--no-progress"],
         env=env,
     )
 
