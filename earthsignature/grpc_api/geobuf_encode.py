@@ -214,15 +214,16 @@ def encode_bodies(
     for i, (name, value) in enumerate(collection_properties.items()):
         custom_pairs += [keys(name), i]
         custom_values.append(value_field(value))
-    features = []
+    pieces: list[bytes] = []
     if bodies:
         pairs = []
         for j, name in enumerate(names):
             pairs += [keys(name), j]
         properties = _packed(0x72, pairs) if pairs else b""
+        extra = len(properties)
         for body in bodies:
-            features.append(b"".join((b"\n", _size(len(body) + len(properties)), body, properties)))
-    collection = b"".join(features) + b"".join(custom_values)
+            pieces += (b"\n", _size(len(body) + extra), body, properties)
+    collection = b"".join(pieces) + b"".join(custom_values)
     if custom_pairs:
         collection += _packed(0x7A, custom_pairs)
     head = b"".join(_field(0x0A, key.encode()) for key in keys.index)
