@@ -189,13 +189,18 @@ def read_encoded(
     edge = np.flatnonzero(~shapely.contains_properly(aoi, shapely.box(*found_boxes.T)))
     if len(edge) == 0:
         return Encoded(names, bodies, precision)
-    clipped, rows = clip(shapely.from_wkb([data[a:b] for a, b in spans[edge, :2].tolist()]), aoi)
+    geometries = shapely.from_wkb([data[a:b] for a, b in spans[edge, :2].tolist()])
+    clipped, rows = clip(geometries, aoi)
+    dropped = set(edge.tolist())
+    dropped.difference_update(edge[rows].tolist())
+    # polygons the area contains though their box crosses it: clip kept them, bodies stand
+    cut = np.array([c is not geometries[r] for c, r in zip(clipped, rows.tolist(), strict=True)])
+    cut_rows = rows[cut] if len(rows) else rows
+    clipped = clipped[cut] if len(rows) else clipped
     areas = np.round(equal_area_m2(clipped), 1).tolist()
     heads = geometry_fields(clipped, PRECISION)
-    dropped = set(edge.tolist())
-    for r, head, area in zip(rows.tolist(), heads, areas, strict=True):
+    for r, head, area in zip(cut_rows.tolist(), heads, areas, strict=True):
         i = int(edge[r])
-        dropped.discard(i)
         body = bodies[i]
         value_start, value_end = spans[i, 4:6].tolist()
         bodies[i] = b"".join(

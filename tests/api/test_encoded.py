@@ -8,6 +8,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import geobuf
+import numpy as np
+import pyogrio.raw
 import pytest
 import shapely
 from shapely.geometry import Polygon
@@ -131,3 +133,31 @@ def test_a_broken_pre_encoded_object_is_refused_and_v2_falls_back(
     assert "pre-encoded polygons unusable" in caplog.text
     assert answer.bodies == feature_bodies(read_table(local, "p.fgb", aoi))
     assert answer.bodies
+
+
+def test_polygons_inside_the_area_but_not_their_box_keep_their_bytes(tmp_path: Path) -> None:
+    aoi = Polygon([(0.0, 0.0), (0.02, 0.0), (0.0, 0.02)])  # a triangle, lon/lat
+    geometries = [
+        Polygon([(0.001, 0.001), (0.012, 0.001), (0.001, 0.012)]),  # inside, its box is not
+        Polygon([(0.002, 0.002), (0.004, 0.002), (0.004, 0.004), (0.002, 0.004)]),  # box inside
+        Polygon([(0.008, 0.008), (0.02, 0.008), (0.02, 0.02), (0.008, 0.02)]),  # crosses
+        Polygon([(0.03, 0.03), (0.04, 0.03), (0.04, 0.04)]),  # outside
+    ]
+    fgb = tmp_path / "p.fgb"
+    pyogrio.raw.write(
+        fgb,
+        shapely.to_wkb(np.array(geometries, dtype=object)),
+        [np.array([311, 211, 512, 111], dtype=np.int32), np.array([1.0, 2.0, 3.0, 4.0])],
+        fields=["code", "area_m2"],
+        geometry_type="Polygon",
+        crs="EPSG:4326",
+        driver="FlatGeobuf",
+        layer_options={"SPATIAL_INDEX": "YES"},
+    )
+    assert write_encoded(fgb, tmp_path / "p.gbx")
+    store = LocalStore(str(tmp_path))
+    plain = feature_bodies(read_table(store, "p.fgb", aoi))
+    answer = read_encoded(store, "p.gbx", aoi)
+    assert answer.bodies == plain
+    codes = [f["properties"]["code"] for f in decoded(answer.bodies, answer.names)]
+    assert sorted(codes) == [211, 311, 512]
