@@ -7,12 +7,13 @@ polygons are stored together), cut into blocks of :data:`BLOCK` features:
 - ``MAGIC``, the header's length (uint64 LE), the header (JSON: ``precision``, ``names``, the
   feature ``count``, ``blocks``), each block's bounding box (float64 x 4) and the blocks' byte
   offsets from the end of that table (uint64, one more than blocks);
-- per block: its feature count (uint32), each feature's bounding box (float64 x 4) and code
-  (int32), then uint32 offsets (count + 1 each) into its WKB blob and its bodies blob, and
-  the two blobs. A body is the feature's geobuf Feature message without the key indices
-  (:func:`~earthsignature.grpc_api.geobuf_encode.feature_bodies`: geometry, then the values,
-  ``area_m2`` computed as the query computes it); ``splits`` (uint32 x 2 a feature) locate
-  its ``area_m2`` value, the one value a clipped polygon changes.
+- per block, all little-endian: its feature count n (uint32); each feature's bounding box
+  (float64 x 4), code (int32) and the start and end of its ``area_m2`` value inside its body
+  (uint32 x 2, the one value a clipped polygon changes); the n + 1 offsets (uint32) into the
+  block's WKB blob, then those into its bodies blob; the WKB blob; the bodies blob. A body is
+  the feature's geobuf Feature message without the key indices
+  (:func:`~earthsignature.grpc_api.geobuf_encode.feature_bodies`: the geometry field, then the
+  values, ``area_m2`` computed as the query computes it).
 
 A query reads the header and the blocks meeting the area's bounding box (range reads), copies
 the bodies of polygons whose box the area contains, and clips and re-encodes the others with
