@@ -30,7 +30,10 @@ most ``--requests`` calls or ``--seconds`` each), with the load average at each 
 density (products per query) stays the 100,000-product catalog's; ``--europe`` keeps all Europe.
 
     python -m benchmarks postgis_peer [--products 100000] [--requests 600] [--seconds 15]
-        [--rounds 2] [--keep DIR] [--europe]
+        [--rounds 2] [--keep DIR] [--europe] [--plain]
+
+``--plain`` leaves the pre-encoded polygons (``grpc_api/encoded``) out of the catalog, so V2
+answers from the FlatGeobuf as products published before them do (a side-by-side of the two).
 """
 
 from __future__ import annotations
@@ -314,6 +317,11 @@ def main() -> None:
     parser.add_argument("--n-results", type=int, default=10, help="the server's default")
     parser.add_argument("--keep", type=Path, help="catalog folder to reuse (built if empty)")
     parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="catalog without the pre-encoded polygons (V2 reads FlatGeobuf, as before them)",
+    )
+    parser.add_argument(
         "--europe",
         action="store_true",
         help="spread --products over all Europe (else over a region giving 100,000's density)",
@@ -329,6 +337,8 @@ def main() -> None:
     scale = 1.0 if args.europe else min(1.0, math.sqrt(args.products / 100_000))
     if not any(store.list_keys(layout.catalog_prefix())):
         item = api.shared_product(store, 50)
+        if args.plain:
+            item["assets"].pop("encoded", None)
         api.write_catalog(store, item, args.products, scale=scale)
     fgb = next(folder.rglob("*.fgb"))
     pg = Postgres(Path(tempfile.mkdtemp(prefix="earthsig-postgres-")))

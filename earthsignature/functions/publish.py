@@ -53,6 +53,7 @@ from earthsignature.functions.polygons import (
 )
 from earthsignature.functions.stac import ProductRef
 from earthsignature.functions.tiles import write_pmtiles
+from earthsignature.grpc_api.encoded import write_encoded
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog, layout, records
 from earthsignature.storage.catalog import CatalogEntry
@@ -116,6 +117,7 @@ def publish_product(
         "cloud_mask": msg.cloud_mask,
         "polygons": layout.polygons_key(msg.model, msg.version, msg.date, msg.product_id),
         "tiles": layout.tiles_key(msg.model, msg.version, msg.date, msg.product_id),
+        "encoded": layout.encoded_key(msg.model, msg.version, msg.date, msg.product_id),
     }
     if confidence is not None:
         keys["confidence"] = layout.confidence_key(msg.model, msg.version, msg.date, msg.product_id)
@@ -156,9 +158,14 @@ def publish_product(
                 strip_rows=strip_rows,
                 confidence=confidence,
             ).result()
+        encoded = folder / "polygons.gbx"
+        encoded_job = _submit(pool, write_encoded, fgb, encoded)
         pmtiles = folder / "tiles.pmtiles"
         with timed("pmtiles"):
             write_pmtiles(fgb, pmtiles, name=msg.product_id, executor=pool)
+        with timed("encoded (waited)"):
+            if not encoded_job.result():
+                del keys["encoded"]
         with timed("cog_and_footprint (waited)"):
             footprint = cog_job.result()
             if conf_job is not None:
@@ -167,6 +174,8 @@ def publish_product(
             store.put_file(keys["segmentation"], cog)
             store.put_file(keys["polygons"], fgb)
             store.put_file(keys["tiles"], pmtiles)
+            if "encoded" in keys:
+                store.put_file(keys["encoded"], encoded)
             if confidence is not None:
                 store.put_file(keys["confidence"], conf_cog)
     with timed("catalog"):
@@ -456,6 +465,11 @@ def build_item(
         "cloud_mask": (COG_MEDIA_TYPE, ["cloud"], "Cloud mask (1 = cloud or shadow)"),
         "polygons": (FGB_MEDIA_TYPE, ["data"], "Land-cover polygons, EPSG:4326"),
         "tiles": (PMTILES_MEDIA_TYPE, ["visual"], "Vector tiles for maps"),
+        "encoded": (
+            "application/octet-stream",
+            ["metadata"],
+            "The polygons pre-encoded as geobuf Features for the API (grpc_api/encoded.py)",
+        ),
         "confidence": (
             COG_MEDIA_TYPE,
             ["data"],

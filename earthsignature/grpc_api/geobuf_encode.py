@@ -103,9 +103,9 @@ def _column_values(column: np.ndarray) -> list[bytes]:
     """Each row's ``values`` field (tag 13) of one column; repeated values encoded once."""
     values = column.tolist()
     try:
-        encoded = {v: _field(0x6A, value_bytes(v)) for v in set(values)}
+        encoded = {v: value_field(v) for v in set(values)}
     except TypeError:  # unhashable values (JSON objects): one by one
-        return [_field(0x6A, value_bytes(v)) for v in values]
+        return [value_field(v) for v in values]
     return [encoded[v] for v in values]
 
 
@@ -161,6 +161,76 @@ def _size(n: int) -> bytes:
     return _SMALL[n] if n < 16384 else varint(n)
 
 
+def geometry_fields(geometries: np.ndarray, precision: int = 7) -> list[bytes]:
+    """Each polygon's Feature ``geometry`` field (tag 1, with its length), from whole arrays."""
+    if len(geometries) == 0:
+        return []
+    kinds = shapely.get_type_id(geometries)
+    data, offsets, lengths = _coordinates(geometries, kinds, precision)
+    heads = {k: bytes((0x08, t)) for k, t in _GEOBUF_TYPE.items()}
+    out = []
+    for g, kind in enumerate(kinds.tolist()):
+        coords = data[offsets[g] : offsets[g + 1]]
+        parts = [heads[kind], b"\x1a", _size(len(coords)), coords]
+        if g in lengths:
+            parts[1:1] = [_packed(0x12, lengths[g])]
+        geometry = b"".join(parts)
+        out.append(b"\n" + _size(len(geometry)) + geometry)
+    return out
+
+
+def value_field(value: Any) -> bytes:
+    """One Feature ``values`` entry (tag 13) as the encoder writes it."""
+    return _field(0x6A, value_bytes(value))
+
+
+def feature_bodies(table: PolygonTable, precision: int = 7) -> list[bytes]:
+    """Each row's Feature message body without its ``properties`` key indices (tag 14).
+
+    The key indices depend on the collection's key table, so :func:`encode_bodies` appends
+    them; bodies can thus be stored once (``grpc_api/encoded``) and reused in any collection.
+    """
+    geometries = geometry_fields(table.geometries, precision)
+    if not table.columns:
+        return geometries
+    columns = [_column_values(c) for c in table.columns]
+    return [g + b"".join(v) for g, *v in zip(geometries, *columns, strict=True)]
+
+
+def encode_bodies(
+    bodies: list[bytes],
+    names: Iterable[str],
+    collection_properties: Mapping[str, Any],
+    precision: int = 7,
+) -> bytes:
+    """A serialized ``geobufproto.Data`` FeatureCollection of Feature bodies.
+
+    ``names`` are the bodies' property names in value order (the table's columns); the
+    collection's key table lists ``collection_properties`` first, then those names.
+    """
+    keys = _Keys()
+    custom_values = []
+    custom_pairs = []
+    for i, (name, value) in enumerate(collection_properties.items()):
+        custom_pairs += [keys(name), i]
+        custom_values.append(value_field(value))
+    pieces: list[bytes] = []
+    if bodies:
+        pairs = []
+        for j, name in enumerate(names):
+            pairs += [keys(name), j]
+        properties = _packed(0x72, pairs) if pairs else b""
+        extra = len(properties)
+        for body in bodies:
+            pieces += (b"\n", _size(len(body) + extra), body, properties)
+    collection = b"".join(pieces) + b"".join(custom_values)
+    if custom_pairs:
+        collection += _packed(0x7A, custom_pairs)
+    head = b"".join(_field(0x0A, key.encode()) for key in keys.index)
+    head += b"\x10\x02\x18" + varint(precision)
+    return head + _field(0x22, collection)
+
+
 def encode_table(
     table: PolygonTable, collection_properties: Mapping[str, Any], precision: int = 7
 ) -> bytes:
@@ -169,39 +239,5 @@ def encode_table(
     ``collection_properties`` become the collection's custom properties (as top-level members
     of the decoded GeoJSON), the columns each feature's properties.
     """
-    keys = _Keys()
-    custom_values = []
-    custom_pairs = []
-    for i, (name, value) in enumerate(collection_properties.items()):
-        custom_pairs += [keys(name), i]
-        custom_values.append(_field(0x6A, value_bytes(value)))
-    features = []
-    if len(table):
-        pairs = []
-        for j, name in enumerate(table.names):
-            pairs += [keys(name), j]
-        properties = _packed(0x72, pairs) if pairs else b""
-        kinds = shapely.get_type_id(table.geometries)
-        data, offsets, lengths = _coordinates(table.geometries, kinds, precision)
-        heads = {k: bytes((0x08, t)) for k, t in _GEOBUF_TYPE.items()}
-        columns = [_column_values(c) for c in table.columns]
-        rows = [b"".join(v) for v in zip(*columns, strict=True)] if columns else None
-        for g, kind in enumerate(kinds.tolist()):
-            coords = data[offsets[g] : offsets[g + 1]]
-            parts = [heads[kind], b"\x1a", _size(len(coords)), coords]
-            if g in lengths:
-                parts[1:1] = [_packed(0x12, lengths[g])]
-            geometry = b"".join(parts)
-            values = rows[g] if rows is not None else b""
-            size = 1 + len(_size(len(geometry))) + len(geometry) + len(values) + len(properties)
-            features.append(
-                b"".join(
-                    (b"\n", _size(size), b"\n", _size(len(geometry)), geometry, values, properties)
-                )
-            )
-    collection = b"".join(features) + b"".join(custom_values)
-    if custom_pairs:
-        collection += _packed(0x7A, custom_pairs)
-    head = b"".join(_field(0x0A, key.encode()) for key in keys.index)
-    head += b"\x10\x02\x18" + varint(precision)
-    return head + _field(0x22, collection)
+    bodies = feature_bodies(table, precision)
+    return encode_bodies(bodies, table.names, collection_properties, precision)

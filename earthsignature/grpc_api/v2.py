@@ -3,9 +3,10 @@
 Requests carry V1's filters (wkt, dates, product ids, integer categories, n_results); the model
 version comes from the call metadata as in V1. Answers are geobuf FeatureCollections.
 ListSegmentation streams, newest product first, the product's polygons clipped to the area and
-filtered by category, read from FlatGeobuf by bounding box, at most
-:data:`FEATURES_PER_MESSAGE` features per message, encoded from whole arrays by
-:mod:`~earthsignature.grpc_api.geobuf_encode` (same bytes as the ``geobuf`` package's encoder).
+filtered by category, at most :data:`FEATURES_PER_MESSAGE` features per message: from the
+polygons pre-encoded at publish (:mod:`~earthsignature.grpc_api.encoded`, only edge polygons
+clipped and re-encoded) or else read from FlatGeobuf by bounding box and encoded from whole
+arrays by :mod:`~earthsignature.grpc_api.geobuf_encode` (same bytes as the ``geobuf`` package).
 With no filter at all it answers the newest products, at most n_results (default and cap of the
 server). ListProductIds streams the matching products, :data:`PRODUCTS_PER_MESSAGE` Features per
 FeatureCollection. CreateProduct takes a product Feature whose properties hold the two rasters
@@ -15,16 +16,19 @@ as base64 GeoTIFF text (``segmentation``, ``cloud_mask``); see the proto.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import grpc
 from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
 
 from earthsignature.grpc_api import vectors
+from earthsignature.grpc_api.encoded import PRECISION, Encoded, read_encoded
 from earthsignature.grpc_api.errors import BadRequest, CorruptProducts, handle_errors
-from earthsignature.grpc_api.geobuf_encode import encode_table
+from earthsignature.grpc_api.geobuf_encode import encode_bodies, feature_bodies
 from earthsignature.grpc_api.index import IndexedProduct
 from earthsignature.grpc_api.query import (
     encode_geobuf,
@@ -35,6 +39,9 @@ from earthsignature.grpc_api.query import (
 from earthsignature.grpc_api.state import ApiState
 from earthsignature.grpc_api.v1 import decode_base64, upload_from_feature
 from earthsignature.proto.stubs import geobuf_pb2
+from earthsignature.storage.errors import CorruptObject, ObjectNotFound
+
+log = logging.getLogger(__name__)
 
 #: Polygons per streamed FeatureCollection, so one message stays well under size limits.
 FEATURES_PER_MESSAGE = 5000
@@ -91,19 +98,36 @@ class DatabaseProductService:
             if served >= limit or not context.is_active():
                 break
             with corrupt.skipping(product.row.product_id):
-                table = vectors.read_table(
-                    self.state.store, product.asset("polygons"), query.aoi, query.categories
-                )
+                answer = self._polygons(product, query.aoi, query.categories)
             if corrupt.skipped(product.row.product_id):
                 continue  # a skipped product leaves its place to the next one
             served += 1
-            parts = max(1, -(-len(table) // FEATURES_PER_MESSAGE))
+            bodies = answer.bodies
+            parts = max(1, -(-len(bodies) // FEATURES_PER_MESSAGE))
             for part in range(1, parts + 1):
-                rows = table.rows((part - 1) * FEATURES_PER_MESSAGE, part * FEATURES_PER_MESSAGE)
+                chunk = bodies[(part - 1) * FEATURES_PER_MESSAGE : part * FEATURES_PER_MESSAGE]
                 custom = {**product_properties(product), "part": part, "parts": parts}
-                data = geobuf_pb2.Data.FromString(encode_table(rows, custom))
-                yield self.messages.SegmentationResponse(segmentation=data)
+                encoded = encode_bodies(chunk, answer.names, custom, answer.precision)
+                yield self.messages.SegmentationResponse(
+                    segmentation=geobuf_pb2.Data.FromString(encoded)
+                )
         corrupt.raise_if_any()
+
+    def _polygons(
+        self, product: IndexedProduct, aoi: BaseGeometry | None, categories: frozenset[int]
+    ) -> Encoded:
+        """The product's polygon bodies: pre-encoded when published so (and an area is given),
+        else from the FlatGeobuf; a broken pre-encoded object falls back to the FlatGeobuf."""
+        store = self.state.store
+        if aoi is not None:
+            try:
+                return read_encoded(store, product.asset("encoded"), aoi, categories)
+            except KeyError:
+                pass  # published before pre-encoding, a composite: the FlatGeobuf path
+            except (CorruptObject, ObjectNotFound) as exc:
+                log.warning("%s: pre-encoded polygons unusable (%s)", product.product_id, exc)
+        table = vectors.read_table(store, product.asset("polygons"), aoi, categories)
+        return Encoded(table.names, feature_bodies(table), PRECISION)
 
     @handle_errors
     def ListProductIds(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:

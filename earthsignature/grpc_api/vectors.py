@@ -4,7 +4,8 @@ pyogrio reads only the features whose boxes meet the area's bounding box (FlatGe
 index, range requests on ``/vsis3/``) and only the requested categories (an attribute filter).
 Everything after the read works on whole arrays: polygons inside the area are kept as they are,
 only those crossing its edge are clipped (shapely, prepared area), and the clipped parts' areas
-come from one equal-area projection of all of them (:func:`equal_area_m2`).
+come from equal-area projections (:func:`equal_area_m2`). Products published with pre-encoded
+features are answered by :mod:`~earthsignature.grpc_api.encoded` instead (same answer).
 """
 
 from __future__ import annotations
@@ -53,23 +54,32 @@ def _make_laea(lon0: float, lat0: float) -> Transformer:
 
 
 def equal_area_m2(geometries: np.ndarray) -> np.ndarray:
-    """Areas in m² of lon/lat geometries on the WGS84 ellipsoid, all in one projection.
+    """Areas in m² of lon/lat geometries on the WGS84 ellipsoid, by equal-area projection.
 
     The ellipsoidal Lambert azimuthal equal-area projection keeps areas exactly; only straight
-    edges differ from geodesic ones, far below 0.1 % for parcels of a few km. Centred on the
-    geometries (rounded to 0.5°, so projections are reused between nearby queries).
+    edges differ from geodesic ones, far below 0.1 % for parcels of a few km. Each geometry is
+    projected about its own bounding-box centre rounded to 0.5°, so its area depends on it
+    alone (the same in every query, and in the areas stored at publish by
+    :mod:`~earthsignature.grpc_api.encoded`), and nearby geometries share a projection.
     """
+    areas = np.zeros(len(geometries))
     if len(geometries) == 0:
-        return np.zeros(0)
-    xmin, ymin, xmax, ymax = shapely.total_bounds(geometries)
-    lon0, lat0 = round(xmin + xmax) / 2, round(ymin + ymax) / 2  # centre, to 0.5°
-    transformer = _laea(lon0, lat0)
+        return areas
+    bounds = shapely.bounds(geometries)
+    lon0 = np.round(bounds[:, 0] + bounds[:, 2]) / 2
+    lat0 = np.round(bounds[:, 1] + bounds[:, 3]) / 2
+    centres, group = np.unique(np.column_stack([lon0, lat0]), axis=0, return_inverse=True)
+    group = group.ravel()
+    for g, (lon, lat) in enumerate(centres.tolist()):
+        members = np.flatnonzero(group == g) if len(centres) > 1 else slice(None)
+        transformer = _laea(lon, lat)
 
-    def project(xy: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
+        def project(xy: np.ndarray, transformer: Transformer = transformer) -> np.ndarray:
+            x, y = transformer.transform(xy[:, 0], xy[:, 1])
+            return np.column_stack([x, y])
 
-    return shapely.area(shapely.transform(geometries, project))
+        areas[members] = shapely.area(shapely.transform(geometries[members], project))
+    return areas
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ CONFIDENCE = "confidence"
 #: No-data value of confidence COGs (valid values are 0..100 %).
 CONFIDENCE_NODATA = 255
 POLYGONS = "polygons"
+#: Polygons pre-encoded as geobuf for the API (earthsignature/grpc_api/encoded.py).
+ENCODED = "encoded"
 TILES = "tiles"
 CATALOG = "catalog"
 RECORDS = "records"
@@ -168,6 +170,12 @@ def confidence_key(model: str, version: int | str, date: dt.date | str, product:
 def polygons_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
     """``polygons/model=.../version=.../date=.../<product_id>.fgb`` (FlatGeobuf, EPSG:4326)."""
     return f"{POLYGONS}/{_partition(model, version, date)}/{product_id(product)}.fgb"
+
+
+def encoded_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
+    """``encoded/model=.../version=.../date=.../<product_id>.gbx``: the polygons pre-encoded as
+    geobuf Features with a block index (``grpc_api/encoded.py``), read by the V2 API only."""
+    return f"{ENCODED}/{_partition(model, version, date)}/{product_id(product)}.gbx"
 
 
 def tiles_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:

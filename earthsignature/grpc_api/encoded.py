@@ -1,0 +1,281 @@
+"""Polygons pre-encoded as geobuf at publish, so a V2 query only clips the area's edge polygons.
+
+Published beside the FlatGeobuf (``encoded/model=.../version=.../date=.../<product>.gbx``,
+the catalog asset ``encoded``), in the FlatGeobuf's feature order (its Hilbert order, so nearby
+polygons are stored together), cut into blocks of :data:`BLOCK` features:
+
+- ``MAGIC``, the header's length (uint64 LE), the header (JSON: ``precision``, ``names``, the
+  feature ``count``, ``blocks``), each block's bounding box (float64 x 4) and the blocks' byte
+  offsets from the end of that table (uint64, one more than blocks);
+- per block, all little-endian: its feature count n (uint32); each feature's bounding box
+  (float64 x 4), code (int32) and the start and end of its ``area_m2`` value inside its body
+  (uint32 x 2, the one value a clipped polygon changes); the n + 1 offsets (uint32) into the
+  block's WKB blob, then those into its bodies blob; the WKB blob; the bodies blob. A body is
+  the feature's geobuf Feature message without the key indices
+  (:func:`~earthsignature.grpc_api.geobuf_encode.feature_bodies`: the geometry field, then the
+  values, ``area_m2`` computed as the query computes it).
+
+A query reads the header and the blocks meeting the area's bounding box (range reads), copies
+the bodies of polygons whose box the area contains, and clips and re-encodes the others with
+:func:`~earthsignature.grpc_api.vectors.clip`, exactly as the FlatGeobuf path
+(:func:`~earthsignature.grpc_api.vectors.read_table` + ``feature_bodies``) would: the same
+features in the same order, the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyogrio.raw
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from earthsignature.grpc_api.geobuf_encode import feature_bodies, geometry_fields, value_field
+from earthsignature.grpc_api.vectors import PolygonTable, clip, equal_area_m2
+from earthsignature.storage.base import ObjectStore
+from earthsignature.storage.errors import CorruptObject
+
+MAGIC = b"ESGBX1\n\0"
+#: Features per block: a 10 x 10 km query of a 110 km tile reads a few dozen blocks.
+BLOCK = 64
+#: Bytes read first (header and block table of products up to ~1,500 blocks).
+FIRST_READ = 1 << 16
+PRECISION = 7
+AREA = "area_m2"
+CODE = "code"
+_BBOX = 32  # float64 x 4
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Feature bodies of one product inside an area, and their property names."""
+
+    names: tuple[str, ...]
+    bodies: list[bytes]
+    precision: int
+
+
+def _blob(parts: list[bytes]) -> tuple[np.ndarray, bytes]:
+    offsets = np.zeros(len(parts) + 1, dtype="<u4")
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    return offsets, b"".join(parts)
+
+
+def write_encoded(fgb: Path, dst: Path) -> bool:
+    """Write the pre-encoded polygons of a published FlatGeobuf; False (nothing written) when
+    it lacks the ``code`` or ``area_m2`` field."""
+    meta, _fids, wkb, columns = pyogrio.raw.read(fgb)
+    names = tuple(str(n) for n in meta["fields"])
+    if CODE not in names or AREA not in names or wkb is None:
+        return False
+    geometries = shapely.from_wkb(wkb)
+    columns = list(columns)
+    columns[names.index(AREA)] = np.round(equal_area_m2(geometries), 1)
+    bodies = feature_bodies(PolygonTable(geometries, names, tuple(columns)), PRECISION)
+    heads = [len(g) for g in geometry_fields(geometries, PRECISION)]
+    # the area value sits after the geometry and the values of the columns before it
+    before = [0] * len(bodies)
+    for column in columns[: names.index(AREA)]:
+        for i, v in enumerate(column.tolist()):
+            before[i] += len(value_field(v))
+    area_at = np.array(heads) + np.array(before, dtype=np.int64)
+    area_len = np.array([len(value_field(v)) for v in columns[names.index(AREA)].tolist()])
+    splits = np.column_stack([area_at, area_at + area_len]).astype("<u4")
+    bounds = shapely.bounds(geometries).astype("<f8")
+    codes = np.asarray(columns[names.index(CODE)]).astype("<i4")
+    blocks, block_boxes = [], []
+    for start in range(0, len(bodies), BLOCK):
+        stop = min(start + BLOCK, len(bodies))
+        wkb_offsets, wkb_blob = _blob(list(wkb[start:stop]))
+        body_offsets, body_blob = _blob(bodies[start:stop])
+        box = bounds[start:stop]
+        block_boxes.append([box[:, 0].min(), box[:, 1].min(), box[:, 2].max(), box[:, 3].max()])
+        blocks.append(
+            b"".join(
+                (
+                    struct.pack("<I", stop - start),
+                    box.tobytes(),
+                    codes[start:stop].tobytes(),
+                    splits[start:stop].tobytes(),
+                    wkb_offsets.tobytes(),
+                    body_offsets.tobytes(),
+                    wkb_blob,
+                    body_blob,
+                )
+            )
+        )
+    header = json.dumps(
+        {"precision": PRECISION, "names": names, "count": len(bodies), "blocks": len(blocks)}
+    ).encode()
+    offsets = np.zeros(len(blocks) + 1, dtype="<u8")
+    np.cumsum([len(b) for b in blocks], out=offsets[1:])
+    with dst.open("wb") as out:
+        out.write(MAGIC + struct.pack("<Q", len(header)) + header)
+        out.write(np.array(block_boxes, dtype="<f8").reshape(-1, 4).tobytes())
+        out.write(offsets.tobytes())
+        for block in blocks:
+            out.write(block)
+    return True
+
+
+def _header(store: ObjectStore, key: str) -> tuple[dict[str, Any], np.ndarray, np.ndarray, int]:
+    """Header, block boxes, block offsets and where the blocks start."""
+    head = store.get_range(key, 0, FIRST_READ)
+    if head[: len(MAGIC)] != MAGIC or len(head) < len(MAGIC) + 8:
+        raise CorruptObject(key, "not a pre-encoded polygons object")
+    (size,) = struct.unpack_from("<Q", head, len(MAGIC))
+    at = len(MAGIC) + 8
+    try:
+        header = json.loads(head[at : at + size])
+        n = int(header["blocks"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptObject(key, f"bad pre-encoded header: {exc}") from None
+    table_end = at + size + n * _BBOX + (n + 1) * 8
+    if table_end > len(head):
+        head += store.get_range(key, len(head), table_end - len(head))
+    if table_end > len(head):
+        raise CorruptObject(key, "truncated pre-encoded block table")
+    boxes = np.frombuffer(head, "<f8", n * 4, at + size).reshape(n, 4)
+    offsets = np.frombuffer(head, "<u8", n + 1, at + size + n * _BBOX).astype(np.int64)
+    return header, boxes, offsets, table_end
+
+
+def _meets(boxes: np.ndarray, bounds: tuple[float, ...]) -> np.ndarray:
+    xmin, ymin, xmax, ymax = bounds
+    return (
+        (boxes[:, 0] <= xmax)
+        & (boxes[:, 2] >= xmin)
+        & (boxes[:, 1] <= ymax)
+        & (boxes[:, 3] >= ymin)
+    )
+
+
+def _runs(picked: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive block numbers as (first, last + 1) runs, one range read each."""
+    if len(picked) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(picked) != 1) + 1
+    return [(int(r[0]), int(r[-1]) + 1) for r in np.split(picked, breaks)]
+
+
+def read_encoded(
+    store: ObjectStore, key: str, aoi: BaseGeometry, categories: frozenset[int] = frozenset()
+) -> Encoded:
+    """Bodies of the product's polygons meeting ``aoi`` (of the given codes; all when empty),
+    clipped to it; CorruptObject when the object is not a readable pre-encoded file."""
+    header, boxes, offsets, start = _header(store, key)
+    names = tuple(header["names"])
+    bounds = aoi.bounds
+    picked = [
+        _candidates(store, key, start, offsets, first, stop, bounds, categories)
+        for first, stop in _runs(np.flatnonzero(_meets(boxes, bounds)))
+    ]
+    precision = int(header["precision"])
+    if not picked:
+        return Encoded(names, [], precision)
+    data = b"".join(run.data for run in picked)
+    spans = np.concatenate([run.spans for run in picked])
+    base = np.cumsum([0] + [len(run.data) for run in picked[:-1]])
+    spans[:, :4] += np.repeat(base, [len(run.spans) for run in picked])[:, None]
+    found_boxes = np.concatenate([run.boxes for run in picked])
+    bodies = [data[s0:s1] for s0, s1 in spans[:, 2:4].tolist()]
+    if not bodies:
+        return Encoded(names, [], precision)
+    shapely.prepare(aoi)
+    edge = np.flatnonzero(~shapely.contains_properly(aoi, shapely.box(*found_boxes.T)))
+    if len(edge) == 0:
+        return Encoded(names, bodies, precision)
+    geometries = shapely.from_wkb([data[a:b] for a, b in spans[edge, :2].tolist()])
+    clipped, rows = clip(geometries, aoi)
+    dropped = set(edge.tolist())
+    dropped.difference_update(edge[rows].tolist())
+    # polygons the area contains though their box crosses it: clip kept them, bodies stand
+    cut = np.array([c is not geometries[r] for c, r in zip(clipped, rows.tolist(), strict=True)])
+    cut_rows = rows[cut] if len(rows) else rows
+    clipped = clipped[cut] if len(rows) else clipped
+    areas = np.round(equal_area_m2(clipped), 1).tolist()
+    heads = geometry_fields(clipped, PRECISION)
+    for r, head, area in zip(cut_rows.tolist(), heads, areas, strict=True):
+        i = int(edge[r])
+        body = bodies[i]
+        value_start, value_end = spans[i, 4:6].tolist()
+        bodies[i] = b"".join(
+            (head, body[_geometry_end(body) : value_start], value_field(area), body[value_end:])
+        )
+    if dropped:
+        bodies = [body for i, body in enumerate(bodies) if i not in dropped]
+    return Encoded(names, bodies, precision)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Consecutive blocks read at once and their features meeting the area's box."""
+
+    data: bytes
+    spans: np.ndarray  # per feature: WKB start, end, body start, end (in data), area span
+    boxes: np.ndarray
+
+
+def _candidates(
+    store: ObjectStore,
+    key: str,
+    start: int,
+    offsets: np.ndarray,
+    first: int,
+    stop: int,
+    bounds: tuple[float, ...],
+    categories: frozenset[int],
+) -> _Run:
+    """Read blocks ``first`` to ``stop`` - 1 and locate their features meeting ``bounds``."""
+    length = int(offsets[stop] - offsets[first])
+    data = store.get_range(key, start + int(offsets[first]), length)
+    if len(data) != length:
+        raise CorruptObject(key, "truncated pre-encoded blocks")
+    spans, boxes = [], []
+    for b in range(first, stop):
+        at = int(offsets[b] - offsets[first])
+        (n,) = struct.unpack_from("<I", data, at)
+        at += 4
+        box = np.frombuffer(data, "<f8", n * 4, at).reshape(n, 4)
+        at += n * _BBOX
+        codes = np.frombuffer(data, "<i4", n, at)
+        at += n * 4
+        splits = np.frombuffer(data, "<u4", n * 2, at).reshape(n, 2).astype(np.int64)
+        at += n * 8
+        wkb = np.frombuffer(data, "<u4", n + 1, at).astype(np.int64)
+        at += (n + 1) * 4
+        body = np.frombuffer(data, "<u4", n + 1, at).astype(np.int64)
+        wkb_at = at + (n + 1) * 4
+        body_at = wkb_at + int(wkb[-1])
+        wanted = _meets(box, bounds)
+        if categories:
+            wanted &= np.isin(codes, np.fromiter(categories, dtype=np.int32))
+        i = np.flatnonzero(wanted)
+        spans.append(
+            np.column_stack(
+                [
+                    *(wkb[i] + wkb_at, wkb[i + 1] + wkb_at),
+                    *(body[i] + body_at, body[i + 1] + body_at),
+                    *(splits[i, 0], splits[i, 1]),
+                ]
+            )
+        )
+        boxes.append(box[i])
+    return _Run(data, np.concatenate(spans), np.concatenate(boxes))
+
+
+def _geometry_end(body: bytes) -> int:
+    """Length of a body's leading geometry field (tag 1, a varint length, the message)."""
+    size, shift, at = 0, 0, 1
+    while True:
+        byte = body[at]
+        size |= (byte & 0x7F) << shift
+        at += 1
+        if byte < 0x80:
+            return at + size
+        shift += 7
