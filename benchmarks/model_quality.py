@@ -89,7 +89,7 @@ def desert(predict: patch_eval.Predict, spec: ModelSpec) -> dict[str, object]:
             data = ds.read(1, out_shape=(1098, 1098), resampling=Resampling.bilinear)
             layers.append(data.astype(np.float32) * np.float32(1e-4))
             crs = ds.crs
-            transform = ds.transform * Affine.scale(ds.width / 1098, ds.height / 1098)
+            transform = ds.transform @ Affine.scale(ds.width / 1098, ds.height / 1098)
     codes, confidence = scene_outputs(predict, spec, np.stack(layers), crs, transform)
     entry: dict[str, object] = {
         "share_33x": round(float((codes // 10 == 33).mean()), 3),

@@ -40,7 +40,7 @@ from earthsignature.models.spec import SEA_CODE
 #: What ``postprocess`` in a model's metadata may name.
 Postprocess = Literal["sea"]
 SEA = SEA_CODE
-INLAND_WATER = (511, 512)
+INLAND_WATER = (511, 512)  # consecutive: tested as a range
 #: lon/lat box the shipped land polygons cover (Europe's Sentinel-2 extent with the Azores,
 #: Canaries, Iceland, North Africa's and Turkey's coasts).
 COVERAGE = (-32.0, 26.0, 45.0, 72.0)
@@ -81,28 +81,43 @@ class LandMask:
             min(north + _MARGIN, COVERAGE[3]),
         )
         self.covered = box[0] < box[2] and box[1] < box[3]
-        self._shapes: list[tuple[Any, int]] = []
+        self._coverage = shapely.Polygon()
+        self._land = np.empty(0, dtype=object)
         if not self.covered:
             return
         polygons, tree = land_polygons()
         near = polygons[tree.query(shapely.box(*box))]
         clipped = shapely.clip_by_rect(near, *box)
-        clipped = clipped[~shapely.is_empty(clipped)]
-        coverage = _project(np.asarray([shapely.box(*box)], dtype=object), self.crs)[0]
-        self._shapes = [(coverage, _WATER), *((g, _LAND) for g in _project(clipped, self.crs))]
+        self._land = _project(clipped[~shapely.is_empty(clipped)], self.crs)
+        self._tree = shapely.STRtree(self._land)
+        self._coverage = _project(np.asarray([shapely.box(*box)], dtype=object), self.crs)[0]
+        shapely.prepare(self._coverage)
+        shapely.prepare(self._land)
 
     def zones(self, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
-        """uint8 per pixel centre: 0 outside the coverage, 1 water, 2 land."""
+        """uint8 per pixel centre: 0 outside the coverage, 1 water, 2 land. A window wholly
+        at sea or wholly inside one land polygon is answered without rasterising."""
         if not self.covered:
             return np.zeros(shape, dtype=np.uint8)
+        window = shapely.box(*array_bounds(shape[0], shape[1], transform))
+        inside = bool(self._coverage.contains(window))
+        land = self._land[self._tree.query(window)]
+        if inside and not len(land):
+            return np.full(shape, _WATER, dtype=np.uint8)
+        if inside and shapely.contains(land, window).any():
+            return np.full(shape, _LAND, dtype=np.uint8)
+        # only the parts near the window: a continent has tens of thousands of vertices
+        x0, y0, x1, y1 = window.buffer(max(abs(transform.a), abs(transform.e))).bounds
+        parts = shapely.clip_by_rect(land, x0, y0, x1, y1)
+        shapes = [(self._coverage, _WATER), *((g, _LAND) for g in parts if not g.is_empty)]
         return rasterio.features.rasterize(
-            self._shapes, out_shape=shape, transform=transform, fill=_OUTSIDE, dtype="uint8"
+            shapes, out_shape=shape, transform=transform, fill=_OUTSIDE, dtype="uint8"
         )
 
     def apply(self, codes: np.ndarray, transform: Affine) -> np.ndarray:
         """``codes`` with inland-water codes outside the land turned into 523 (a new array
         when anything changes, else ``codes`` itself)."""
-        inland = np.isin(codes, INLAND_WATER)
+        inland = (codes >= INLAND_WATER[0]) & (codes <= INLAND_WATER[-1])
         if not self.covered or not inland.any():
             return codes
         height, width = codes.shape
