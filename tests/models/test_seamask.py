@@ -128,6 +128,24 @@ def test_stitch_applies_the_declared_rule_and_only_then(
     assert ((with_rule == 523) == (seamask.apply_sea(without, CRS, TRANSFORM) == 523)).all()
 
 
+def test_scene_evaluation_applies_the_rule_on_the_label_grid() -> None:
+    """``earthsig evaluate``'s prediction: a stand-in model that calls everything water."""
+    from earthsignature.models import evaluate
+
+    spec = ModelSpec(
+        name="w", version=1, bands=["B08"], mean=[0.0], std=[1.0], chip_size=64,
+        receptive_field=1, classes=[512], postprocess=["sea"],
+    )  # fmt: skip
+    reflectance = np.full((1, *SHAPE), 0.05, np.float32)
+
+    def water(chips: np.ndarray) -> np.ndarray:
+        return np.zeros((chips.shape[0], *chips.shape[2:]), np.uint8)
+
+    placed = evaluate.predict_codes(water, spec, reflectance, CRS, TRANSFORM)
+    assert placed[pixel("north_sea")] == 523 and placed[pixel("markermeer")] == 512
+    assert (evaluate.predict_codes(water, spec, reflectance) == 512).all()  # no georeference
+
+
 def test_spec_declares_what_the_rule_adds() -> None:
     base = {**baseline.metadata(), "name": "m", "version": 1}
     assert ModelSpec(**base).output_codes == baseline.metadata()["classes"]
