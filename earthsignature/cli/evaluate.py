@@ -63,6 +63,8 @@ def _scene(
     panel_path: Path | None,
     as_json: Path | None,
 ) -> None:
+    import rasterio
+
     from earthsignature.models import evaluate
     from earthsignature.models.repository import repository_for
     from earthsignature.models.runners import EmbeddedRunner
@@ -89,7 +91,11 @@ def _scene(
     scene = load_scene(
         {b: bands_dir / f"{b}.tif" for b in spec.bands}, labels, spec.bands, offset=offset
     )
-    pred = evaluate.predict_codes(lambda c: runner.predict(c).classes, spec, scene.reflectance)
+    with rasterio.open(labels) as ds:
+        crs, transform = ds.crs, ds.transform
+    pred = evaluate.predict_codes(
+        lambda c: runner.predict(c).classes, spec, scene.reflectance, crs, transform
+    )
     cloud = evaluate.scl_cloud(bands_dir / "SCL.tif", (pred.shape[0], pred.shape[1]))
     if cloud is not None:
         pred = np.where(cloud, np.uint16(0), pred)

@@ -5,7 +5,9 @@ stitching writes each centre once, window by window, into a tiled GeoTIFF on the
 10 m grid: class index -> CORINE code (uint16), 0 where the input had no valid data. For
 models with a ``confidence`` output, the confidence (uint8, percent) is stitched the same way
 into a second GeoTIFF, :data:`~earthsignature.storage.layout.CONFIDENCE_NODATA` where the
-input had no valid data.
+input had no valid data. A model declaring the ``sea`` post-processing gets its inland water
+outside the land polygons written as sea (523, :mod:`~earthsignature.models.seamask`), window
+by window, with the polygons projected once per product.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
-from rasterio.transform import Affine
+from rasterio.transform import Affine, array_bounds
 from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
 
 from earthsignature import corine
 from earthsignature.functions import shards
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.models.repository import load_spec
+from earthsignature.models.seamask import LandMask
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
 
@@ -33,9 +37,11 @@ def write_centres(
     prediction: dict[str, np.ndarray],
     lut: np.ndarray,
     confidence: rasterio.io.DatasetWriter | None = None,
+    land: LandMask | None = None,
 ) -> None:
     """Write one prediction's centres (cropped to the image) as CORINE codes, and its
-    confidence into ``confidence`` when given."""
+    confidence into ``confidence`` when given; with ``land`` (the model's ``sea``
+    post-processing), inland water outside the land polygons is written as 523."""
     conf_maps = prediction.get("confidence")
     for i, (classes, valid, (y, x)) in enumerate(
         zip(prediction["classes"], prediction["valid"], prediction["origins"], strict=True)
@@ -45,6 +51,8 @@ def write_centres(
             continue
         window = Window(int(x), int(y), w, h)
         codes = np.where(valid[:h, :w], lut[classes[:h, :w]], np.uint16(corine.NODATA))
+        if land is not None:
+            codes = land.apply(codes, window_transform(window, dst.transform))
         dst.write(codes.astype(np.uint16), 1, window=window)
         if confidence is not None and conf_maps is not None:
             conf = np.where(valid[:h, :w], conf_maps[i][:h, :w], np.uint8(layout.CONFIDENCE_NODATA))
@@ -80,6 +88,9 @@ def stitch_segmentation(
         "BIGTIFF": "IF_SAFER",
     }
     with_confidence = spec.has_confidence and confidence_path is not None
+    land = None
+    if "sea" in spec.postprocess:
+        land = LandMask(profile["crs"], array_bounds(grid.height, grid.width, profile["transform"]))
     with ExitStack() as stack:
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=256))
         dst = stack.enter_context(rasterio.open(out_path, "w", **profile))
@@ -95,5 +106,5 @@ def stitch_segmentation(
                     product=msg.product_id,
                     shard=index,
                 )
-            write_centres(dst, prediction, lut, conf)
+            write_centres(dst, prediction, lut, conf, land)
     return with_confidence

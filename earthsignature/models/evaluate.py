@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.transform import Affine
 
 from earthsignature import corine
+from earthsignature.models import seamask
 from earthsignature.models.chips import ChipGrid, predict_tiled
 from earthsignature.models.spec import ModelSpec
 
@@ -28,15 +30,22 @@ def _rgb(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
 
 
 def predict_codes(
-    predict: Callable[[np.ndarray], np.ndarray], spec: ModelSpec, reflectance: np.ndarray
+    predict: Callable[[np.ndarray], np.ndarray],
+    spec: ModelSpec,
+    reflectance: np.ndarray,
+    crs: Any | None = None,
+    transform: Affine | None = None,
 ) -> np.ndarray:
-    """Overlap-tiled prediction of an in-memory reflectance image ``[bands, H, W]`` as codes."""
+    """Overlap-tiled prediction of an in-memory reflectance image ``[bands, H, W]`` as codes,
+    with the model's declared post-processing (``sea``) when the image's georeference
+    (``crs``, ``transform``) is given, as the pipeline's stitch stage does."""
     _, h, w = reflectance.shape
     valid = (reflectance > 0).all(axis=0)
     image = spec.normalise(reflectance)
     image[:, ~valid] = 0.0
     classes = predict_tiled(predict, image, ChipGrid.for_spec(spec, h, w))
-    return np.where(valid, spec.code_lut()[classes], np.uint16(corine.NODATA))
+    codes = np.where(valid, spec.code_lut()[classes], np.uint16(corine.NODATA))
+    return seamask.postprocess(spec.postprocess, codes, crs, transform)
 
 
 def session_predict(

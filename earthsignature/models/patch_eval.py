@@ -4,8 +4,11 @@ clear patches and snow/cloud/shadow patches reported apart.
 
 A patch is predicted the way the pipeline predicts a tile (overlap-tiled chips), after
 mirroring ``margin`` pixels around it so that its border pixels see land, not the zero fill a
-tile's outer edge gets. Per-class recall (level 2): among the patches labelled with a level-2
-class, the share whose prediction covers at least :data:`PRESENT` of the patch with it.
+tile's outer edge gets. The model's declared post-processing (``sea``: inland water outside
+the land polygons -> 523) runs on it as in the pipeline, placed by the patch's georeference
+(:func:`~earthsignature.models.bigearthnet.georeference`). Per-class recall (level 2): among
+the patches labelled with a level-2 class, the share whose prediction covers at least
+:data:`PRESENT` of the patch with it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from earthsignature import corine
+from earthsignature.models import seamask
 from earthsignature.models.bigearthnet import Patch
 from earthsignature.models.chips import ChipGrid, predict_tiled_outputs
 from earthsignature.models.spec import ModelSpec
@@ -41,6 +45,7 @@ class PatchResult:
     right: dict[int, bool]  # level -> dominant class among the labels at that level
     level2_shares: dict[int, float]
     confidence: float | None  # mean winning-class probability (percent), if the model has it
+    georeferenced: bool = False  # whether post-processing could place the patch
 
 
 def in_labels(code: int, labels: Iterable[int], level: int) -> bool:
@@ -64,8 +69,20 @@ def predict_patch(predict: Predict, spec: ModelSpec, reflectance: np.ndarray) ->
     return [spec.code_lut()[outs[0]], *outs[1:]]
 
 
+def postprocess_patch(spec: ModelSpec, patch: Patch, codes: np.ndarray) -> np.ndarray:
+    """The model's declared post-processing (``sea``) on a patch's codes, placed by the
+    patch's georeference; unchanged for a patch without one."""
+    return seamask.postprocess(spec.postprocess, codes, patch.crs, patch.transform)
+
+
 def evaluate_patch(predict: Predict, spec: ModelSpec, patch: Patch) -> PatchResult:
+    """One patch predicted as the pipeline would, post-processing included, and scored."""
     codes, *rest = predict_patch(predict, spec, patch.reflectance)
+    return score_patch(patch, postprocess_patch(spec, patch, codes), rest[0] if rest else None)
+
+
+def score_patch(patch: Patch, codes: np.ndarray, confidence: np.ndarray | None) -> PatchResult:
+    """The dominant class of ``codes`` against the patch's labels, and level-2 shares."""
     values, counts = np.unique(codes, return_counts=True)
     dominant = int(values[np.argmax(counts)])
     level2, counts2 = np.unique(codes // 10, return_counts=True)
@@ -78,7 +95,8 @@ def evaluate_patch(predict: Predict, spec: ModelSpec, patch: Patch) -> PatchResu
         dominant,
         {level: in_labels(dominant, patch.labels, level) for level in LEVELS},
         shares,
-        float(rest[0].mean()) if rest else None,
+        float(confidence.mean()) if confidence is not None else None,
+        patch.crs is not None,
     )
 
 
@@ -86,7 +104,10 @@ def summary(results: Sequence[PatchResult]) -> dict[str, Any]:
     """Accuracy of the dominant class per level, mean confidence and per-class recall."""
     if not results:
         return {"patches": 0}
-    out: dict[str, Any] = {"patches": len(results)}
+    out: dict[str, Any] = {
+        "patches": len(results),
+        "georeferenced": sum(r.georeferenced for r in results),
+    }
     for level in LEVELS:
         out[f"level{level}"] = float(np.mean([r.right[level] for r in results]))
     confidences = [r.confidence for r in results if r.confidence is not None]
@@ -125,6 +146,7 @@ def report(results: Sequence[PatchResult]) -> dict[str, Any]:
                 else "no data",
                 **{f"level{level}": r.right[level] for level in LEVELS},
                 "confidence": r.confidence,
+                "georeferenced": r.georeferenced,
             }
             for r in results
         ],

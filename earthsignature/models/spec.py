@@ -26,6 +26,8 @@ CLOUD_CLASSES = (0, 1, 2)
 INPUT_NAME = "input"
 OUTPUT_NAME = "classes"
 CONFIDENCE_NAME = "confidence"
+#: What the ``sea`` post-processing step writes (CORINE 523, sea and ocean).
+SEA_CODE = 523
 CANONICAL_BANDS = (
     "B01",
     "B02",
@@ -76,6 +78,11 @@ class ModelSpec(BaseModel):
     credit: str = Field(
         default="",
         description="Attribution the model's licence asks for; copied into outputs' metadata.",
+    )
+    postprocess: list[Literal["sea"]] = Field(
+        default_factory=list,
+        description="Steps applied to the code raster once its georeference is known: 'sea' "
+        "turns inland water (511, 512) outside the land polygons into 523 (models/seamask.py).",
     )
     reliable_level: dict[int, int] = Field(
         default_factory=dict,
@@ -130,7 +137,7 @@ class ModelSpec(BaseModel):
             raise ValueError("chip_size must be a multiple of stride_multiple")
         if self.step <= 0:
             raise ValueError(f"chip_size {self.chip_size} leaves no centre after margins")
-        if set(self.reliable_level) - set(self.classes):
+        if set(self.reliable_level) - set(self.output_codes):
             raise ValueError("reliable_level lists codes the model does not output")
         return self
 
@@ -140,6 +147,13 @@ class ModelSpec(BaseModel):
         :attr:`stride_multiple`, so kept centres never see the chip border."""
         half = self.receptive_field // 2
         return math.ceil(half / self.stride_multiple) * self.stride_multiple
+
+    @property
+    def output_codes(self) -> list[int]:
+        """Every CORINE code the model's maps can hold: its classes, then what its
+        post-processing adds (523 for ``sea``)."""
+        extra = [SEA_CODE] if "sea" in self.postprocess and SEA_CODE not in self.classes else []
+        return [*self.classes, *extra]
 
     @property
     def has_confidence(self) -> bool:
