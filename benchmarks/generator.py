@@ -2,7 +2,8 @@
 
     python benchmarks/generator.py --size 10980          # a full Sentinel-2 tile
     python benchmarks/generator.py --seasonal --size 10980
-    python -m benchmarks generator --quality --size 512 --scenes 3
+    python -m benchmarks generator --quality --size 510 --scenes 3
+    python -m benchmarks generator --composite --size 510 --seed 21 --cloud-fraction 0.2
 
 Peak RSS is the process's high-water mark (``ru_maxrss``), reported beside the RSS after
 imports and the size a whole-tile in-memory approach would need (all bands as uint16), to show
@@ -13,6 +14,10 @@ generator (``simple``: one hand-written spectrum per class; ``seasonal``: real l
 on a summer date and on a winter date) and are scored against the generator's truth on clear
 pixels (SCL not cloud, shadow or cirrus) at CORINE level 1 and 2, to set beside their scores
 on real labelled patches (``python -m benchmarks model_quality``).
+
+``--composite``: one seasonal tile on six dates of a year labelled by each model, cloud
+masked by SCL, folded with the composite rules; agreement with the truth of each date and of
+the year composite.
 """
 
 from __future__ import annotations
@@ -93,6 +98,57 @@ def quality(args: argparse.Namespace) -> None:
         shutil.rmtree(out)
 
 
+#: Dates of --composite: one tile through a year.
+COMPOSITE_DATES = (
+    "2024-01-15", "2024-03-20", "2024-05-10", "2024-06-20", "2024-08-15", "2024-10-05",
+)  # fmt: skip
+
+
+def _share(labels: np.ndarray, truth: np.ndarray, level: int) -> float:
+    div = 10 ** (3 - level)
+    return float(np.mean(labels // div == truth // div))
+
+
+def composite(args: argparse.Namespace) -> None:
+    """Year composite of a model's labels of seasonal dates vs each single date, against the
+    generator's land-use truth (share of all truth pixels, levels 1-3)."""
+    from earthsignature.composites import rules
+
+    out = Path(tempfile.mkdtemp(prefix="earthsig-bench-"))
+    try:
+        for model in args.models.split(","):
+            counts: np.ndarray | None = None
+            codes: list[int] = []
+            singles: dict[str, list[float]] = {}
+            truth = np.zeros(0)
+            for date in COMPOSITE_DATES:
+                product = generate_product(
+                    out / date, size=args.size, seed=args.seed, date=date,
+                    cloud_fraction=args.cloud_fraction, seasonal=True,
+                )  # fmt: skip
+                truth, pred, clear = model_labels(product, model, args.threads)
+                if counts is None:
+                    from earthsignature.models.repository import SHIPPED, ModelRepository
+
+                    name, version = model.split(":")
+                    spec = ModelRepository(SHIPPED).spec(name, int(version))
+                    codes = sorted(int(c) for c in spec.classes)
+                    counts = np.zeros((len(codes), *truth.shape), dtype=np.uint8)
+                rules.add_observations(counts, codes, pred, clear & (pred != 0))
+                seen = np.where(clear, pred, 0)
+                singles[date] = [round(_share(seen, truth, lvl), 3) for lvl in (1, 2, 3)]
+            assert counts is not None
+            code = rules.compose(counts, codes).code
+            for date, shares in singles.items():
+                print(json.dumps({"model": model, "view": date, "level1_2_3": shares}))
+            print(json.dumps({
+                "model": model, "view": "year composite", "size_px": args.size,
+                "level1_2_3": [round(_share(code, truth, lvl), 3) for lvl in (1, 2, 3)],
+            }))  # fmt: skip
+    finally:
+        shutil.rmtree(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=10980, help="10 m pixels per side")
@@ -102,12 +158,16 @@ def main() -> None:
     parser.add_argument("--date", default="2024-06-01")
     parser.add_argument("--out", type=Path, default=None, help="keep the product here")
     parser.add_argument("--quality", action="store_true", help="score models on scenes")
+    parser.add_argument("--composite", action="store_true", help="composite vs single dates")
     parser.add_argument("--scenes", type=int, default=3, help="--quality: scenes per style")
     parser.add_argument("--models", default="dynamicworld-clc:1,clc-baseline:1")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if args.quality:
         quality(args)
+        return
+    if args.composite:
+        composite(args)
         return
 
     out = args.out or Path(tempfile.mkdtemp(prefix="earthsig-bench-"))
