@@ -246,6 +246,12 @@ def test_cli_generate(tmp_path: Path) -> None:
         assert ds.crs.to_epsg() == 32632 and ds.shape == (60, 60)
     bad = CliRunner().invoke(cli, ["generate", str(tmp_path), "--size", "61"])
     assert bad.exit_code != 0 and "multiple of 6" in bad.output
+    seasonal = CliRunner().invoke(
+        cli, ["generate", str(tmp_path / "s"), "--size", "60", "--seasonal"]
+    )
+    assert seasonal.exit_code == 0, seasonal.output
+    item = json.loads(next(Path(seasonal.output.strip()).glob("*.json")).read_text())
+    assert item["properties"]["earthsig:seasonal"] is True
 
 
 def test_spectral_library_is_real_small_and_credited() -> None:
