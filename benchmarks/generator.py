@@ -12,8 +12,9 @@ that the generator streams windows rather than holding the tile.
 ``--quality``: the shipped models (``--models``) labelled ``--scenes`` generated scenes of each
 generator (``simple``: one hand-written spectrum per class; ``seasonal``: real library spectra
 on a summer date and on a winter date) and are scored against the generator's truth on clear
-pixels (SCL not cloud, shadow or cirrus) at CORINE level 1 and 2, to set beside their scores
-on real labelled patches (``python -m benchmarks model_quality``).
+pixels (SCL not cloud, shadow or cirrus) at CORINE level 1 and 2 (and per level-2 class, the
+share of its pixels labelled in that class), to set beside their scores on real labelled
+patches (``python -m benchmarks model_quality``).
 
 ``--composite``: one seasonal tile on six dates of a year labelled by each model, cloud
 masked by SCL, folded with the composite rules; agreement with the truth of each date and of
@@ -72,7 +73,10 @@ def quality(args: argparse.Namespace) -> None:
     out = Path(tempfile.mkdtemp(prefix="earthsig-bench-"))
     try:
         for style, seasonal, date in QUALITY_STYLES:
+            if args.styles and style not in args.styles.split(","):
+                continue
             hits: dict[str, list[int]] = {m: [0, 0, 0] for m in args.models.split(",")}
+            per_class: dict[str, dict[int, list[int]]] = {m: {} for m in hits}
             for seed in range(args.scenes):
                 product = generate_product(
                     out / f"{style}-{seed}",
@@ -88,12 +92,19 @@ def quality(args: argparse.Namespace) -> None:
                     hits[model][0] += int(np.sum(t // 100 == p // 100))
                     hits[model][1] += int(np.sum(t // 10 == p // 10))
                     hits[model][2] += t.size
+                    for group in np.unique(t // 10):
+                        mine = t // 10 == group
+                        seen = per_class[model].setdefault(int(group), [0, 0])
+                        seen[0] += int(np.sum(p[mine] // 10 == group))
+                        seen[1] += int(mine.sum())
             for model, (l1, l2, n) in hits.items():
                 print(json.dumps({
                     "style": style, "date": date, "model": model, "scenes": args.scenes,
                     "size_px": args.size, "clear_px": n,
                     "level1": round(l1 / n, 3), "level2": round(l2 / n, 3),
                 }))  # fmt: skip
+                recall = {g: round(r / m, 2) for g, (r, m) in sorted(per_class[model].items())}
+                print(f"{style} {model} recall_level2", json.dumps(recall))
     finally:
         shutil.rmtree(out)
 
@@ -160,6 +171,7 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true", help="score models on scenes")
     parser.add_argument("--composite", action="store_true", help="composite vs single dates")
     parser.add_argument("--scenes", type=int, default=3, help="--quality: scenes per style")
+    parser.add_argument("--styles", default="", help="--quality: only these (comma list)")
     parser.add_argument("--models", default="dynamicworld-clc:1,clc-baseline:1")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
