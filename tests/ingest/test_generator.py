@@ -300,7 +300,7 @@ def seasonal(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GeneratedPro
     }
 
 
-def _reflectance(product: GeneratedProduct, band: str, shape: tuple[int, int]) -> np.ndarray:
+def _reflectance(product: GeneratedProduct, band: str, shape: tuple[int, ...]) -> np.ndarray:
     with rasterio.open(product.bands[band]) as ds:
         dn = ds.read(1, out_shape=shape, resampling=rasterio.enums.Resampling.nearest)
     return dn.astype(np.float32) * 1e-4 - 0.1
