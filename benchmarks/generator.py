@@ -1,10 +1,24 @@
-"""Benchmark of the scene generator: wall time and peak memory for a scene of a given size.
+"""Benchmark of the scene generator: wall time and peak memory, and how models score on it.
 
     python benchmarks/generator.py --size 10980          # a full Sentinel-2 tile
+    python benchmarks/generator.py --seasonal --size 10980
+    python -m benchmarks generator --quality --size 510 --scenes 3
+    python -m benchmarks generator --composite --size 510 --seed 21 --cloud-fraction 0.2
 
 Peak RSS is the process's high-water mark (``ru_maxrss``), reported beside the RSS after
 imports and the size a whole-tile in-memory approach would need (all bands as uint16), to show
 that the generator streams windows rather than holding the tile.
+
+``--quality``: the shipped models (``--models``) labelled ``--scenes`` generated scenes of each
+generator (``simple``: one hand-written spectrum per class; ``seasonal``: real library spectra
+on a summer date and on a winter date) and are scored against the generator's truth on clear
+pixels (SCL not cloud, shadow or cirrus) at CORINE level 1 and 2 (and per level-2 class, the
+share of its pixels labelled in that class), to set beside their scores on real labelled
+patches (``python -m benchmarks model_quality``).
+
+``--composite``: one seasonal tile on six dates of a year labelled by each model, cloud
+masked by SCL, folded with the composite rules; agreement with the truth of each date and of
+the year composite.
 """
 
 from __future__ import annotations
@@ -17,12 +31,133 @@ import tempfile
 import time
 from pathlib import Path
 
-from earthsignature.generator import generate_product
+import numpy as np
+
+from earthsignature.generator import GeneratedProduct, generate_product
+from earthsignature.generator.product import reflectance_offset
 from earthsignature.generator.spectra import BANDS
+
+#: Scenes of --quality: generator style, seasonal flag and date.
+QUALITY_STYLES = (
+    ("simple", False, "2024-06-20"),
+    ("seasonal summer", True, "2024-06-20"),
+    ("seasonal winter", True, "2024-01-15"),
+)
 
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def model_labels(product: GeneratedProduct, model: str, threads: int) -> tuple[np.ndarray, ...]:
+    """(truth, predicted codes, clear) of a generated product labelled by a shipped model."""
+    from earthsignature.models import evaluate
+    from earthsignature.models.repository import SHIPPED, ModelRepository
+    from earthsignature.models.train import load_scene
+
+    name, version = model.split(":")
+    repo = ModelRepository(SHIPPED)
+    spec = repo.spec(name, int(version))
+    predict = evaluate.session_predict(repo.onnx_path(name, int(version)), spec, threads)
+    scene = load_scene(
+        product.bands, product.truth, list(spec.bands), offset=reflectance_offset("05.10")
+    )
+    pred = evaluate.predict_codes(lambda c: predict(c)[0], spec, scene.reflectance)
+    cloud = evaluate.scl_cloud(product.bands["SCL"], (scene.codes.shape[0], scene.codes.shape[1]))
+    clear = scene.codes != 0 if cloud is None else (scene.codes != 0) & ~cloud
+    return scene.codes, pred, clear
+
+
+def quality(args: argparse.Namespace) -> None:
+    """Per generator style and model: share of clear pixels right at CORINE level 1 and 2."""
+    out = Path(tempfile.mkdtemp(prefix="earthsig-bench-"))
+    try:
+        for style, seasonal, date in QUALITY_STYLES:
+            if args.styles and style not in args.styles.split(","):
+                continue
+            hits: dict[str, list[int]] = {m: [0, 0, 0] for m in args.models.split(",")}
+            per_class: dict[str, dict[int, list[int]]] = {m: {} for m in hits}
+            for seed in range(args.scenes):
+                product = generate_product(
+                    out / f"{style}-{seed}",
+                    size=args.size,
+                    seed=100 + seed,
+                    date=date,
+                    cloud_fraction=args.cloud_fraction,
+                    seasonal=seasonal,
+                )
+                for model in hits:
+                    truth, pred, clear = model_labels(product, model, args.threads)
+                    t, p = truth[clear].astype(np.int64), pred[clear].astype(np.int64)
+                    hits[model][0] += int(np.sum(t // 100 == p // 100))
+                    hits[model][1] += int(np.sum(t // 10 == p // 10))
+                    hits[model][2] += t.size
+                    for group in np.unique(t // 10):
+                        mine = t // 10 == group
+                        seen = per_class[model].setdefault(int(group), [0, 0])
+                        seen[0] += int(np.sum(p[mine] // 10 == group))
+                        seen[1] += int(mine.sum())
+            for model, (l1, l2, n) in hits.items():
+                print(json.dumps({
+                    "style": style, "date": date, "model": model, "scenes": args.scenes,
+                    "size_px": args.size, "clear_px": n,
+                    "level1": round(l1 / n, 3), "level2": round(l2 / n, 3),
+                }))  # fmt: skip
+                recall = {g: round(r / m, 2) for g, (r, m) in sorted(per_class[model].items())}
+                print(f"{style} {model} recall_level2", json.dumps(recall))
+    finally:
+        shutil.rmtree(out)
+
+
+#: Dates of --composite: one tile through a year.
+COMPOSITE_DATES = (
+    "2024-01-15", "2024-03-20", "2024-05-10", "2024-06-20", "2024-08-15", "2024-10-05",
+)  # fmt: skip
+
+
+def _share(labels: np.ndarray, truth: np.ndarray, level: int) -> float:
+    div = 10 ** (3 - level)
+    return float(np.mean(labels // div == truth // div))
+
+
+def composite(args: argparse.Namespace) -> None:
+    """Year composite of a model's labels of seasonal dates vs each single date, against the
+    generator's land-use truth (share of all truth pixels, levels 1-3)."""
+    from earthsignature.composites import rules
+
+    out = Path(tempfile.mkdtemp(prefix="earthsig-bench-"))
+    try:
+        for model in args.models.split(","):
+            counts: np.ndarray | None = None
+            codes: list[int] = []
+            singles: dict[str, list[float]] = {}
+            truth = np.zeros(0)
+            for date in COMPOSITE_DATES:
+                product = generate_product(
+                    out / date, size=args.size, seed=args.seed, date=date,
+                    cloud_fraction=args.cloud_fraction, seasonal=True,
+                )  # fmt: skip
+                truth, pred, clear = model_labels(product, model, args.threads)
+                if counts is None:
+                    from earthsignature.models.repository import SHIPPED, ModelRepository
+
+                    name, version = model.split(":")
+                    spec = ModelRepository(SHIPPED).spec(name, int(version))
+                    codes = sorted(int(c) for c in spec.classes)
+                    counts = np.zeros((len(codes), *truth.shape), dtype=np.uint8)
+                rules.add_observations(counts, codes, pred, clear & (pred != 0))
+                seen = np.where(clear, pred, 0)
+                singles[date] = [round(_share(seen, truth, lvl), 3) for lvl in (1, 2, 3)]
+            assert counts is not None
+            code = rules.compose(counts, codes).code
+            for date, shares in singles.items():
+                print(json.dumps({"model": model, "view": date, "level1_2_3": shares}))
+            print(json.dumps({
+                "model": model, "view": "year composite", "size_px": args.size,
+                "level1_2_3": [round(_share(code, truth, lvl), 3) for lvl in (1, 2, 3)],
+            }))  # fmt: skip
+    finally:
+        shutil.rmtree(out)
 
 
 def main() -> None:
@@ -30,14 +165,33 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10980, help="10 m pixels per side")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cloud-fraction", type=float, default=0.1)
+    parser.add_argument("--seasonal", action="store_true", help="the seasonal generator")
+    parser.add_argument("--date", default="2024-06-01")
     parser.add_argument("--out", type=Path, default=None, help="keep the product here")
+    parser.add_argument("--quality", action="store_true", help="score models on scenes")
+    parser.add_argument("--composite", action="store_true", help="composite vs single dates")
+    parser.add_argument("--scenes", type=int, default=3, help="--quality: scenes per style")
+    parser.add_argument("--styles", default="", help="--quality: only these (comma list)")
+    parser.add_argument("--models", default="dynamicworld-clc:1,clc-baseline:1")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.quality:
+        quality(args)
+        return
+    if args.composite:
+        composite(args)
+        return
 
     out = args.out or Path(tempfile.mkdtemp(prefix="earthsig-bench-"))
     rss_before = _rss_mib()
     start = time.perf_counter()
     product = generate_product(
-        out, size=args.size, seed=args.seed, cloud_fraction=args.cloud_fraction
+        out,
+        size=args.size,
+        seed=args.seed,
+        date=args.date,
+        cloud_fraction=args.cloud_fraction,
+        seasonal=args.seasonal,
     )
     seconds = time.perf_counter() - start
     peak = _rss_mib()

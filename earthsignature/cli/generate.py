@@ -33,6 +33,11 @@ from earthsignature.generator import generate_product
     show_default=True,
     help="L2A baseline; >= 04.00 stores DN with BOA_ADD_OFFSET -1000.",
 )
+@click.option(
+    "--seasonal",
+    is_flag=True,
+    help="Real library spectra and the look of --date (crops, leaves, snow, haze, clouds).",
+)
 def command(
     out_dir: Path,
     size: int,
@@ -41,6 +46,7 @@ def command(
     tile: str,
     cloud_fraction: float,
     processing_baseline: str,
+    seasonal: bool,
 ) -> None:
     """Write a synthetic product under OUT_DIR and print its folder."""
     try:
@@ -52,6 +58,7 @@ def command(
             tile=tile,
             cloud_fraction=cloud_fraction,
             processing_baseline=processing_baseline,
+            seasonal=seasonal,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

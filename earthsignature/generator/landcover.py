@@ -107,10 +107,12 @@ def cloud_noise(x: F32, y: F32, seed: int) -> F32:
 
 @dataclass(frozen=True)
 class LandCover:
-    """Per-pixel land cover of a window: class index into CLASSES and a per-patch brightness."""
+    """Per-pixel land cover of a window: class index into CLASSES, a per-patch brightness and
+    the patch's hash (what the seasonal generator draws its spectra and calendar from)."""
 
     class_index: NDArray[np.uint8]
     brightness: F32
+    cell: U64
 
 
 def land_cover(x: F32, y: F32, seed: int) -> LandCover:
@@ -159,7 +161,11 @@ def land_cover(x: F32, y: F32, seed: int) -> LandCover:
     river = np.abs(y - centre) <= RIVER_HALF_WIDTH_PX
     class_index[river] = CLASSES.index(RIVER)
     brightness[river] = 1.0
-    return LandCover(class_index=class_index, brightness=brightness.astype(np.float32))
+    return LandCover(
+        class_index=class_index,
+        brightness=brightness.astype(np.float32),
+        cell=cell.reshape(x.shape),
+    )
 
 
 def cloud_threshold(size: int, seed: int, fraction: float) -> float:

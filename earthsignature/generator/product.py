@@ -27,7 +27,7 @@ from rasterio.transform import Affine
 from rasterio.warp import transform_geom
 from rasterio.windows import Window
 
-from earthsignature.generator import landcover, spectra
+from earthsignature.generator import landcover, seasons, spectra
 from earthsignature.generator.mgrs import TILE_METRES, tile_grid
 
 #: Window side at 10 m; a multiple of 6 x 128 so 20 m and 60 m windows are whole blocks.
@@ -83,14 +83,19 @@ def _to_dn(reflectance: NDArray[np.float32], offset: float) -> NDArray[np.uint16
 
 def _band_reflectance(
     band: int,
-    index: NDArray[np.uint8],
-    brightness: NDArray[np.float32],
+    surface: NDArray[np.float32],
     cloud: landcover.Clouds,
     rng: np.random.Generator,
+    haze: NDArray[np.float32] | None = None,
 ) -> NDArray[np.float32]:
-    surface = spectra.REFLECTANCE[index, band] * brightness
-    surface += rng.standard_normal(index.shape, dtype=np.float32) * spectra.NOISE_SIGMA
+    """One band seen through the atmosphere: ``surface`` plus noise, shadowed, hazed (seasonal
+    generator: noise never takes dark water below a real sensor's darkest reflectance),
+    clouded."""
+    surface = surface + rng.standard_normal(surface.shape, dtype=np.float32) * spectra.NOISE_SIGMA
     surface[cloud.shadow] *= spectra.SHADOW_FACTOR
+    if haze is not None:
+        surface = np.maximum(surface, seasons.DARKEST)
+        surface = surface * (1 - haze) + seasons.HAZE[band] * haze
     opacity = cloud.opacity
     return surface * (1 - opacity) + spectra.CLOUD_REFLECTANCE[band] * opacity
 
@@ -100,8 +105,9 @@ def _subsample(cloud: landcover.Clouds, step: int) -> landcover.Clouds:
     return landcover.Clouds(cloud.opacity[s], cloud.core[s], cloud.shadow[s])
 
 
-def _scl(index: NDArray[np.uint8], cloud: landcover.Clouds) -> NDArray[np.uint8]:
-    scl = spectra.CLASS_SCL[index]
+def _scl(scl: NDArray[np.uint8], cloud: landcover.Clouds) -> NDArray[np.uint8]:
+    """The surface's SCL with cloud shadow and cloud over it."""
+    scl = scl.copy()
     scl[cloud.shadow] = spectra.SCL_CLOUD_SHADOW
     scl[cloud.cloud] = spectra.SCL_CLOUD_MEDIUM
     scl[cloud.core] = spectra.SCL_CLOUD_HIGH
@@ -117,12 +123,18 @@ def generate_product(
     tile: str = "31TCJ",
     cloud_fraction: float = 0.1,
     processing_baseline: str = "05.10",
+    seasonal: bool = False,
 ) -> GeneratedProduct:
     """Write product ``S2G_<tile>_<YYYYMMDD>_0_L2A`` under ``out_dir``, replacing an older one.
 
     ``size`` is the side in 10 m pixels from the tile's upper-left corner (10980 = whole tile;
     a multiple of 6 so the 20 m and 60 m grids align exactly); ``cloud_fraction`` is the share
     of SCL cloud + shadow (3/8/9) pixels, to within a few percent.
+
+    ``seasonal=False`` (the default, cheap and stable for tests) gives every class one
+    hand-written spectrum and the same clouds whatever the date. ``seasonal=True`` draws the
+    pixels from real labelled spectra and shows the fixed truth as ``date`` would: crops,
+    leaves, snow, haze and clouds following the date (:mod:`.seasons`).
     """
     _check(size, date, cloud_fraction, processing_baseline)
     grid = tile_grid(tile)
@@ -141,8 +153,10 @@ def generate_product(
             seed,
             cloud_fraction,
             reflectance_offset(processing_baseline),
+            dt.date.fromisoformat(date) if seasonal else None,
         )
         item = _stac_item(product_id, final, grid, size, date, processing_baseline, stats)
+        item["properties"]["earthsig:seasonal"] = seasonal
         (staging / f"{product_id}.json").write_text(json.dumps(item, indent=1))
         if final.exists():
             shutil.rmtree(final)
@@ -191,8 +205,11 @@ def _write_rasters(
     seed: int,
     cloud_fraction: float,
     offset: float,
+    day: dt.date | None,
 ) -> dict[str, int]:
-    threshold = landcover.cloud_threshold(size, seed, cloud_fraction)
+    """Write every raster window by window; ``day`` set: the seasonal look of that date."""
+    cloud_seed = seed if day is None else seasons.date_seed(seed, day)
+    threshold = landcover.cloud_threshold(size, cloud_seed, cloud_fraction)
     cloudy = valid = 0
     with ExitStack() as stack:
         # Windows are whole blocks: a small block cache suffices and keeps memory flat.
@@ -221,23 +238,38 @@ def _write_rasters(
             x = (col + np.arange(width, dtype=np.float32) + np.float32(0.5))[None, :]
             y = (row + np.arange(height, dtype=np.float32) + np.float32(0.5))[:, None]
             cover = landcover.land_cover(x, y, seed)
-            cloud = landcover.clouds(x, y, seed, threshold)
+            cloud = landcover.clouds(x, y, cloud_seed, threshold)
             truth_file.write(
                 spectra.CLASS_CODES[cover.class_index], 1, window=Window(col, row, width, height)
             )
             rng = np.random.default_rng([seed, row, col])
+            if day is None:
+                surface = None
+                surface_scl = spectra.CLASS_SCL[cover.class_index]
+                veil = None
+            else:
+                surface, surface_scl = seasons.surface(cover, x, y, seed, day)
+                veil = seasons.haze(x, y, seed, day)
             for res in (10, 20, 60):
                 step = res // 10
                 s = np.s_[step // 2 :: step, step // 2 :: step]
-                index, bright = cover.class_index[s], cover.brightness[s]
                 sub = _subsample(cloud, step)
                 window = Window(col // step, row // step, width // step, height // step)
                 for b, band in enumerate(spectra.BANDS):
                     if band.resolution == res:
-                        refl = _band_reflectance(b, index, bright, sub, rng)
+                        seen = (
+                            spectra.REFLECTANCE[cover.class_index[s], b] * cover.brightness[s]
+                            if surface is None
+                            else surface[b][s]
+                        )
+                        haze = None if veil is None else veil[s]
+                        refl = _band_reflectance(b, seen, sub, rng, haze)
                         files[band.id].write(_to_dn(refl, offset), 1, window=window)
                 if res == spectra.SCL_RESOLUTION:
-                    scl = _scl(index, sub)
+                    scl = surface_scl[s]
+                    if veil is not None:
+                        scl = np.where(veil[s] > seasons.HAZE_SCL, seasons.SCL_THIN_CIRRUS, scl)
+                    scl = _scl(scl.astype(np.uint8), sub)
                     scl_file.write(scl, 1, window=window)
                     cloudy += int(np.count_nonzero(np.isin(scl, (3, 8, 9))))
                     valid += scl.size

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+import rasterio.enums
 from click.testing import CliRunner
 
 from earthsignature import corine
 from earthsignature.cli import cli
-from earthsignature.generator import GeneratedProduct, generate_product, landcover, spectra
+from earthsignature.generator import (
+    GeneratedProduct,
+    generate_product,
+    landcover,
+    library,
+    seasons,
+    spectra,
+)
 from earthsignature.generator.mgrs import KNOWN_ORIGINS, is_close_origin, square_south_west
+from earthsignature.models import bigearthnet
 from earthsignature.storage import layout
 
 REAL = "s2/S2A_29RKH_20200219_L2A"
@@ -236,3 +246,122 @@ def test_cli_generate(tmp_path: Path) -> None:
         assert ds.crs.to_epsg() == 32632 and ds.shape == (60, 60)
     bad = CliRunner().invoke(cli, ["generate", str(tmp_path), "--size", "61"])
     assert bad.exit_code != 0 and "multiple of 6" in bad.output
+    seasonal = CliRunner().invoke(
+        cli, ["generate", str(tmp_path / "s"), "--size", "60", "--seasonal"]
+    )
+    assert seasonal.exit_code == 0, seasonal.output
+    item = json.loads(next(Path(seasonal.output.strip()).glob("*.json")).read_text())
+    assert item["properties"]["earthsig:seasonal"] is True
+
+
+def test_spectral_library_is_real_small_and_credited() -> None:
+    lib = library.load()
+    record = library.provenance()
+    assert "BigEarthNet" in record["credit"] and record["licence"] == "CDLA-Permissive-1.0"
+    shipped = Path(library.__file__).with_name(library.LIBRARY_FILE)
+    assert shipped.stat().st_size < 300_000
+    for code in (111, 112, 211, 231, 311, 312, 511, 512):
+        k = spectra.CLASSES.index(code)
+        assert lib.real[k] and len(lib.spectra[k]) == library.PER_CLASS
+        pool = lib.spectra[k]
+        assert pool.shape[1] == len(spectra.BANDS) and float(pool.std(axis=0).max()) > 0.005
+    ndvi = {c: _ndvi(lib.spectra[spectra.CLASSES.index(c)].mean(axis=0)) for c in (111, 311, 512)}
+    assert ndvi[311] > 0.6 and ndvi[111] < 0.4 and ndvi[512] < 0
+
+
+def _ndvi(refl: np.ndarray) -> float:
+    red, nir = refl[REFLECTANCE_BANDS.index("B04")], refl[REFLECTANCE_BANDS.index("B08")]
+    return float((nir - red) / (nir + red))
+
+
+def test_spectral_library_rebuilds_from_bigearthnet(tmp_path: Path) -> None:
+    try:
+        bigearthnet.mock_data()
+    except FileNotFoundError:
+        pytest.skip("no BigEarthNet samples (EARTHSIG_BIGEARTHNET)")
+    out = tmp_path / "library.npz"
+    library.build(None, out)
+    shipped = library._stored()
+    with np.load(out) as rebuilt:
+        assert sorted(rebuilt.files) == sorted(shipped)
+        record = json.loads(str(rebuilt["provenance"]))
+        assert record == library.provenance()  # same source patches per class, same rule
+        for name in rebuilt.files:
+            if name.startswith("c"):  # sampled spectra (DN): equal up to float rounding
+                mean = rebuilt[name].mean(axis=0)
+                np.testing.assert_allclose(mean, shipped[name].mean(axis=0), atol=20)
+
+
+SEASONAL_DATES = ("2024-01-15", "2024-06-22")  # neither hazy (seasons.haze)
+
+
+@pytest.fixture(scope="module")
+def seasonal(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GeneratedProduct]:
+    root = tmp_path_factory.mktemp("seasonal")
+    return {
+        day: generate_product(root, size=192, seed=5, date=day, cloud_fraction=0.2, seasonal=True)
+        for day in SEASONAL_DATES
+    }
+
+
+def _reflectance(product: GeneratedProduct, band: str, shape: tuple[int, ...]) -> np.ndarray:
+    with rasterio.open(product.bands[band]) as ds:
+        dn = ds.read(1, out_shape=shape, resampling=rasterio.enums.Resampling.nearest)
+    return dn.astype(np.float32) * 1e-4 - 0.1
+
+
+def test_seasonal_product_keeps_the_shape_and_one_truth(
+    seasonal: dict[str, GeneratedProduct],
+) -> None:
+    winter, summer = (seasonal[d] for d in SEASONAL_DATES)
+    np.testing.assert_array_equal(read(winter.truth), read(summer.truth))
+    item = json.loads(summer.item.read_text())
+    assert item["properties"]["earthsig:seasonal"] is True
+    assert sorted(summer.bands) == sorted([*REFLECTANCE_BANDS, "SCL"])
+    for band in [*REFLECTANCE_BANDS, "SCL"]:
+        with rasterio.open(summer.bands[band]) as a, rasterio.open(winter.bands[band]) as b:
+            assert a.profile == b.profile
+    # clouds move from date to date (the simple generator's stay put)
+    clouds = [np.isin(read(p.bands["SCL"]), (3, 8, 9)) for p in (winter, summer)]
+    assert 0.1 < clouds[0].mean() < 0.35 and 0.1 < clouds[1].mean() < 0.35
+    assert (clouds[0] != clouds[1]).mean() > 0.1
+
+
+def test_seasonal_classes_follow_the_date(seasonal: dict[str, GeneratedProduct]) -> None:
+    truth = read(seasonal[SEASONAL_DATES[1]].truth)
+    ndvi, scl = {}, {}
+    for day, p in seasonal.items():
+        red, nir = (_reflectance(p, b, truth.shape) for b in ("B04", "B08"))
+        ndvi[day] = (nir - red) / np.maximum(nir + red, 1e-6)
+        s = read(p.bands["SCL"])
+        scl[day] = np.repeat(np.repeat(s, 2, 0), 2, 1)
+    clear = ~np.isin(scl[SEASONAL_DATES[0]], (3, 8, 9, 10)) & ~np.isin(
+        scl[SEASONAL_DATES[1]], (3, 8, 9, 10)
+    )
+    w, s = ndvi[SEASONAL_DATES[0]], ndvi[SEASONAL_DATES[1]]
+    for code in (211, 311):  # crops and leaves in summer, bare soil and branches in winter
+        where = clear & (truth == code)
+        assert where.sum() > 100
+        assert float(np.median(s[where])) > float(np.median(w[where])) + 0.3, code
+    mountains = clear & np.isin(truth, (332, 333))
+    assert mountains.sum() > 100
+    assert (scl[SEASONAL_DATES[0]][mountains] == spectra.SCL_SNOW).mean() > 0.9
+    assert (scl[SEASONAL_DATES[1]][mountains] == spectra.SCL_SNOW).mean() < 0.05
+    fields = clear & (truth == 211)  # SCL says what is seen: green crops, then bare soil
+    assert (scl[SEASONAL_DATES[1]][fields] == spectra.SCL_VEGETATION).mean() > 0.8
+    assert (scl[SEASONAL_DATES[0]][fields] == spectra.SCL_NOT_VEGETATED).mean() > 0.8
+
+
+def test_seasonal_pixels_come_from_the_library(seasonal: dict[str, GeneratedProduct]) -> None:
+    summer = seasonal[SEASONAL_DATES[1]]
+    truth = read(summer.truth)
+    coords = np.arange(truth.shape[0], dtype=np.float32) + 0.5
+    day = dt.date.fromisoformat(SEASONAL_DATES[1])
+    assert not seasons.haze(coords[None, :], coords[:, None], 5, day).any()
+    clear = ~np.isin(np.repeat(np.repeat(read(summer.bands["SCL"]), 2, 0), 2, 1), (3, 8, 9, 10))
+    nir = _reflectance(summer, "B08", truth.shape)
+    for code in (211, 311, 512):
+        pool = library.load().spectra[spectra.CLASSES.index(code)][:, 7]
+        seen = nir[clear & (truth == code)]
+        assert seen.size > 100
+        assert float(np.median(seen)) == pytest.approx(np.median(pool), rel=0.25, abs=0.01), code
