@@ -11,7 +11,6 @@ upload leaves nothing visible.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,6 @@ from earthsignature.functions.publish import check_codes, publish_product
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
 from earthsignature.storage.catalog import CatalogEntry
-
-_TILE_IN_ID = re.compile(r"_T?(\d{1,2}[C-HJ-NP-X][A-HJ-NP-Z]{2})_")
 
 
 @dataclass(frozen=True)
@@ -52,10 +49,10 @@ def tile_of(product_id: str, tile: str | None = None) -> str:
     """The MGRS tile given, or the one in a Sentinel-2 product id (``..._T31TEJ_...``)."""
     if tile:
         return layout.tile_id(tile)
-    match = _TILE_IN_ID.search(product_id)
-    if not match:
+    found = layout.tile_in_text(product_id)
+    if found is None:
         raise BadInput(f"no MGRS tile in product id {product_id!r}: give a 'tile' property")
-    return layout.tile_id(match.group(1))
+    return layout.tile_id(found)
 
 
 def _open(data: bytes, what: str) -> tuple[np.ndarray, dict[str, Any]]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
+from scipy.ndimage import gaussian_filter
 
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.messages import ProductMessage
@@ -130,3 +131,21 @@ def make_message(store: ObjectStore, tmp_path: Path) -> Callable[..., ProductMes
         return ProductMessage(**fields)
 
     return make
+
+
+def speckle_codes(seed: int) -> np.ndarray:
+    """A per-pixel classifier's look: smooth patches, and a mixed area of random pixels."""
+    rng = np.random.default_rng(seed)
+    field = gaussian_filter(rng.normal(size=(200, 160)), 6)
+    levels = np.digitize(field, np.quantile(field, [0.33, 0.66]))
+    levels[40:160, 60:140] = rng.integers(0, 3, (120, 80))
+    return np.array([112, 211, 332], dtype=np.uint16)[levels]
+
+
+def random_codes(seed: int) -> np.ndarray:
+    """A smooth random field cut into four classes: irregular patches of every size."""
+    field = gaussian_filter(np.random.default_rng(seed).normal(size=(180, 150)), 4)
+    levels = np.digitize(field, np.quantile(field, [0.25, 0.5, 0.75]))
+    codes = np.array([211, 311, 324, 512], dtype=np.uint16)[levels]
+    codes[:30, :40] = 0  # a cloud
+    return codes
