@@ -110,6 +110,14 @@ class ProductRef:
         """Acquisition date (UTC), the store's partition date."""
         return self.datetime[:10]
 
+    def scale_offset(self, band: str) -> tuple[float, float]:
+        """How ``band``'s DN become reflectance: its asset's scale and offset, else the
+        defaults of the product's baseline (or date) as :func:`from_stac_item` fills them."""
+        asset = self.assets.get(band)
+        if asset is not None:
+            return asset.scale, asset.offset
+        return default_scale_offset(band, self.processing_baseline, _parse_datetime(self.datetime))
+
     def to_dict(self) -> dict[str, Any]:
         """The ``item`` dict of DESIGN.md (JSON-serialisable)."""
         out = asdict(self)

@@ -25,5 +25,5 @@ def message(item: dict) -> ProductMessage:
         model="clc-baseline",
         version=1,
         run="r1",
-        item=ref.to_dict(),
+        item=ref,
     )

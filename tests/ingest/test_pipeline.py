@@ -186,7 +186,7 @@ def test_discover_reads_an_item_folder(local_store: ObjectStore, generated: Path
     rt = runtime(local_store, generated.parent.parent.as_uri(), aoi_wkt=SAHARA)
     found = discover(rt, start=day, end=day, run="r1")
     assert [m.product_id for m in found.products] == [item["id"]]
-    assert found.products[0].item == from_stac_item(item).to_dict()
+    assert found.products[0].item == from_stac_item(item)
     later = day + dt.timedelta(days=1)
     assert discover(rt, start=later, end=later, run="r1").products == []
     elsewhere = "POLYGON ((10 45, 11 45, 11 46, 10 46, 10 45))"

@@ -16,6 +16,7 @@ from earthsignature.functions.messages import ProductMessage
 from earthsignature.runtime import Runtime
 from earthsignature.settings import load_settings
 from earthsignature.storage import ObjectStore, layout
+from earthsignature.testing.products import product_ref
 
 CRS = "EPSG:32629"
 #: 10 m pixels, 240 x 200 px, inside UTM zone 29N (Morocco, like the sample tile 29RKH).
@@ -108,15 +109,13 @@ def make_message(store: ObjectStore, tmp_path: Path) -> Callable[..., ProductMes
             "model": "clc-test",
             "version": 2,
             "run": "run1",
-            "item": {
-                "id": PRODUCT,
-                "datetime": "2020-02-19T11:21:21Z",
-                "tile": "29RKH",
-                "cloud_cover": 4.2,
-                "platform": "sentinel-2a",
-                "product_type": "S2MSI2A",
-                "published": "2020-02-19T16:00:00Z",
-            },
+            "item": product_ref(
+                PRODUCT,
+                "2020-02-19T11:21:21Z",
+                "29RKH",
+                cloud_cover=4.2,
+                published="2020-02-19T16:00:00Z",
+            ),
             "cloud_mask": mask_key,
             "cloud_fraction": 3.5,
             "grid": {
