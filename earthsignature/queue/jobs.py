@@ -262,7 +262,7 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
             continue
         if start_product(conn, rt.settings, msg) is not None:
             started.append(msg.product_id)
-    skipped = _report_skipped(conn, result.skipped, model, version, run)
+    skipped = _report_skipped(conn, stage, result.skipped, model, version, run)
     rejected = [quote_id(item_id) for item_id, _ in result.invalid]
     committed += result.committed
     status.mark_run_discovered(
@@ -282,7 +282,7 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _report_skipped(
-    conn: redis.Redis, skipped: list[Skipped], model: str, version: int, run: str
+    conn: redis.Redis, stage: str, skipped: list[Skipped], model: str, version: int, run: str
 ) -> list[str]:
     """Status of the products discover chose not to process (discover wrote their records)."""
     out = []
@@ -291,7 +291,7 @@ def _report_skipped(
         ident = ProductMessage(
             product_id=ref.id, date=ref.date, tile=ref.tile, model=model, version=version, run=run
         )
-        status.finished(conn, ident, "discover", "skipped", entry.reason)
+        status.finished(conn, ident, stage, "skipped", entry.reason)
         out.append(ref.id)
     return out
 
