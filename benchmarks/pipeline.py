@@ -48,7 +48,6 @@ def discover(rt, *, start, end, aoi_wkt=None, max_cloud=None, run):  # type: ign
                 model=rt.settings.model_name,
                 version=rt.settings.model_version,
                 run=run,
-                item={"n_shards": spec["shards"]},
             )
             for i in range(spec["products"])
         ]
@@ -60,7 +59,7 @@ def passthrough(msg, rt):  # type: ignore[no-untyped-def]
 
 
 def split(msg, rt):  # type: ignore[no-untyped-def]
-    n = int(msg.item["n_shards"])
+    n = int(json.loads(rt.store.get_bytes("bench/products.json"))["shards"])
     return [msg.model_copy(update={"shard": i, "n_shards": n}) for i in range(n)]
 
 

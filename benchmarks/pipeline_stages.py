@@ -9,6 +9,7 @@ seconds per stage, the extrapolation to a full tile, and the process's peak RSS.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import tempfile
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from earthsignature.functions import infer, split
 from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.stac import from_stac_item
 from earthsignature.functions.stitch import stitch_segmentation
 from earthsignature.generator import generate_product
 from earthsignature.runtime import Runtime
@@ -36,10 +38,10 @@ def main() -> None:
         for band, path in product.bands.items():
             bands[band] = layout.raw_key(product.date, product.tile, product.product_id, band)
             store.put_file(bands[band], path)
-        assets = {b: {"scale": 0.0001, "offset": -0.1} for b in bands}
+        ref = from_stac_item(json.loads(product.item.read_text()))  # what discover hands on
         msg = ProductMessage(
             product_id=product.product_id, date=product.date, tile=product.tile,
-            model="clc-baseline", version=1, run="bench", bands=bands, item={"assets": assets},
+            model="clc-baseline", version=1, run="bench", bands=bands, item=ref,
         )  # fmt: skip
         rt = Runtime(Settings(store=str(root / "store"), inference_threads=args.threads), store)
         times = {}

@@ -21,10 +21,6 @@ class ClcClass:
     def hex(self) -> str:
         return "#{:02x}{:02x}{:02x}".format(*self.rgb)
 
-    @property
-    def level2(self) -> int:
-        return self.code // 10
-
 
 NODATA = 0
 

@@ -10,6 +10,7 @@ import click
 
 from earthsignature.queue import status
 from earthsignature.queue.redis_conn import redis_connection
+from earthsignature.queue.stages import PRODUCT_STAGES
 from earthsignature.settings import Settings, load_settings
 from earthsignature.storage import open_store
 from earthsignature.storage.catalog import iter_entries
@@ -80,7 +81,7 @@ def _from_store(settings: Settings, limit: int, as_json: bool) -> None:
             "model": f"{e.model} v{e.version}",
             "date": e.date.isoformat(),
             "state": "committed",
-            "stage": "publish",
+            "stage": PRODUCT_STAGES[-1],  # the chain's last stage commits (publish is in it)
             "reason": "",
         }
         for e in iter_entries(store)

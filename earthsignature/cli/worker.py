@@ -8,7 +8,7 @@ import redis
 from earthsignature import metrics
 from earthsignature.errors import ConfigurationError
 from earthsignature.queue.jobs import set_runtime
-from earthsignature.queue.stages import QUEUES, parse_queues
+from earthsignature.queue.stages import GPU_QUEUES, QUEUES, parse_queues
 from earthsignature.queue.worker import WorkerTiming, run_worker
 from earthsignature.runtime import Runtime
 from earthsignature.settings import load_settings
@@ -54,8 +54,11 @@ def command(
     if not redis_url:
         raise ConfigurationError("a worker needs REDIS_URL (or --url): the queues live there")
     names = parse_queues(queues)
-    if "infer" in names and not settings.triton_url:
-        click.echo("note: no TRITON_URL; infer jobs use the embedded onnxruntime runner", err=True)
+    if any(q in GPU_QUEUES for q in names) and not settings.triton_url:
+        click.echo(
+            "note: no TRITON_URL; jobs of the GPU queues use the embedded onnxruntime runner",
+            err=True,
+        )
     set_runtime(Runtime.from_settings(settings))  # one runtime (and cache) per process
     if metrics.serve_metrics(settings.metrics_port, settings.metrics_host) is not None:
         depth_conn = redis.Redis.from_url(redis_url)

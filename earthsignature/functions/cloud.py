@@ -16,7 +16,6 @@ cirrus, blue brightness of clear land) into ``msg.haze`` and into skip records.
 
 from __future__ import annotations
 
-import datetime as dt
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -39,7 +38,6 @@ from earthsignature.functions.errors import BadInput, ProductSkipped, StageError
 from earthsignature.functions.haze import HazeCounter
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.split import Grid
-from earthsignature.functions.stac import default_scale_offset
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
 
@@ -185,18 +183,10 @@ def _read_on(
 
 def _haze_counter(msg: ProductMessage) -> HazeCounter:
     """A counter with the catalogue's scale and offset of AOT and B02 (defaults otherwise)."""
-    assets: dict[str, Any] = msg.item.get("assets") or {}
-    when = dt.datetime.combine(dt.date.fromisoformat(msg.date), dt.time(), tzinfo=dt.UTC)
-    baseline = msg.item.get("processing_baseline")
+    ref = msg.product_ref()
     (aot_scale, aot_offset), (blue_scale, blue_offset) = (
-        (
-            float(assets.get(band, {}).get("scale", default[0])),
-            float(assets.get(band, {}).get("offset", default[1])),
-        )
-        for band, default in (
-            ("AOT", default_scale_offset("AOT", baseline, when)),
-            ("B02", default_scale_offset("B02", baseline, when)),
-        )
+        ref.scale_offset("AOT"),
+        ref.scale_offset("B02"),
     )
     return HazeCounter(
         aot_scale=aot_scale, aot_offset=aot_offset, blue_scale=blue_scale, blue_offset=blue_offset

@@ -157,7 +157,7 @@ def discover(
                 model=model,
                 version=version,
                 run=run,
-                item=ref.to_dict(),
+                item=ref,
             )
         )
     return result

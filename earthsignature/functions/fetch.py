@@ -33,7 +33,7 @@ from rasterio.windows import Window
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
-from earthsignature.functions.stac import AOT, RESOLUTION, SCL, AssetRef, ProductRef
+from earthsignature.functions.stac import AOT, RESOLUTION, SCL, AssetRef
 from earthsignature.generator.mgrs import parse_tile, utm_epsg
 from earthsignature.models.errors import ModelError
 from earthsignature.models.repository import load_spec
@@ -219,7 +219,7 @@ def _in_crs(crs: str, epsg: int) -> bool:
 def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Copy the needed bands into raw/, set ``msg.bands``; BadInput leaves no raw/ objects."""
     check_model(rt, msg)
-    ref = ProductRef.from_dict(msg.item)
+    ref = msg.product_ref()
     needed = list(msg.bands_needed or DEFAULT_BANDS)
     missing = [band for band in needed if band not in ref.assets]
     if missing:

@@ -2,6 +2,14 @@
 
 One product moves through the stages as one message; each stage fills the fields it
 produces and hands the message on. Messages are small (keys and metadata, never pixels).
+
+On the queue a message is its JSON (:meth:`ProductMessage.to_json`); ``item`` travels as
+:meth:`~earthsignature.functions.stac.ProductRef.to_dict` and is validated back into a
+ProductRef. Messages queued before ``item`` was typed carried that same dict, or ``{}`` for
+"no product reference": both still load (``{}`` as None). A message whose item is not a whole
+product reference (a hand-made partial dict) is refused with a ValidationError naming the
+missing fields; the job records the product as failed with that reason
+(:func:`earthsignature.queue.jobs.run_stage`), so nothing is lost silently.
 """
 
 from __future__ import annotations
@@ -10,7 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from earthsignature.functions.errors import BadInput
 from earthsignature.functions.haze import HazeFigure
+from earthsignature.functions.stac import ProductRef
 from earthsignature.storage import layout
 
 
@@ -36,9 +46,11 @@ class ProductMessage(BaseModel):
     model: str
     version: int
     run: str = Field(description="Run id: names the work/ folder of this attempt.")
-    item: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Product reference from discover (ProductRef.to_dict()).",
+    item: ProductRef | None = Field(
+        default=None,
+        description="The product as its catalogue describes it (from discover, or the catalog "
+        "record's source item on reprocessing); None for a product from no catalogue (an API "
+        "upload's publish, a composite).",
     )
     bands: dict[str, str] = Field(
         default_factory=dict, description="Band name -> raw/ key, set by fetch."
@@ -65,6 +77,11 @@ class ProductMessage(BaseModel):
         default=None,
         description="The run's area of interest (WKT, EPSG:4326); None means the settings' area.",
     )
+
+    @field_validator("item", mode="before")
+    @classmethod
+    def _item(cls, value: Any) -> Any:
+        return None if isinstance(value, dict) and not value else value  # old "no item": {}
 
     @field_validator("product_id")
     @classmethod
@@ -95,6 +112,15 @@ class ProductMessage(BaseModel):
     @classmethod
     def _run(cls, value: str) -> str:
         return layout.run_id(value)
+
+    def product_ref(self) -> ProductRef:
+        """The product reference stages read bands and their scales through; BadInput if the
+        message has none (it did not come from discover)."""
+        if self.item is None:
+            raise BadInput(
+                f"message of product {self.product_id} carries no product reference (item)"
+            )
+        return self.item
 
     @property
     def work_prefix(self) -> str:

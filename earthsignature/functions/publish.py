@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,6 @@ from earthsignature.functions.polygons import (
     iter_polygon_batches,
     mmu_pixels,
 )
-from earthsignature.functions.stac import ProductRef
 from earthsignature.functions.tiles import write_pmtiles
 from earthsignature.grpc_api.encoded import write_encoded
 from earthsignature.runtime import Runtime
@@ -204,7 +203,7 @@ class _Timer:
 
 def acquisition_time(msg: ProductMessage) -> dt.datetime:
     """The item's acquisition datetime (UTC); its date must be the message's partition date."""
-    raw = msg.item.get("datetime")
+    raw = msg.item.datetime if msg.item is not None else None
     if not raw:
         return dt.datetime.combine(dt.date.fromisoformat(msg.date), dt.time(), tzinfo=dt.UTC)
     try:
@@ -431,25 +430,25 @@ def build_item(
 ) -> dict[str, Any]:
     """The STAC Item of the product, in the shape documented in storage/catalog.py."""
     item_key = layout.catalog_key(msg.model, msg.version, msg.date, msg.product_id)
+    ref = msg.item
     cloud_cover = msg.cloud_fraction  # ours, from the mask; else the catalogue's scene value
-    if cloud_cover is None and msg.item.get("cloud_cover") is not None:
-        cloud_cover = float(msg.item["cloud_cover"])
+    if cloud_cover is None and ref is not None:
+        cloud_cover = ref.cloud_cover
     properties: dict[str, Any] = {
         "created": _iso(created),
-        "published": msg.item.get("published"),
+        "published": ref.published if ref is not None else None,
         catalog.PROP_MODEL: msg.model,
         catalog.PROP_VERSION: msg.version,
         "eo:cloud_cover": None if cloud_cover is None else round(float(cloud_cover), 4),
         catalog.PROP_CATEGORIES: sorted(areas),
         catalog.PROP_CLASS_AREAS: {str(c): round(a, 2) for c, a in sorted(areas.items())},
         catalog.PROP_TILE: msg.tile,
-        catalog.PROP_PRODUCT_TYPE: msg.item.get("product_type") or "S2MSI2A",
+        catalog.PROP_PRODUCT_TYPE: (ref.product_type if ref is not None else None) or "S2MSI2A",
     }
-    if msg.item.get("platform"):
-        properties["platform"] = msg.item["platform"]
-    with suppress(TypeError):  # a full product reference (not an API upload's)
-        source = ProductRef.from_dict(msg.item).to_dict()
-        properties[catalog.PROP_SOURCE_ITEM] = source  # reprocessing reuses it, no search
+    if ref is not None and ref.platform:
+        properties["platform"] = ref.platform
+    if ref is not None and ref.assets:  # fetch can read it again (an API upload's has no bands)
+        properties[catalog.PROP_SOURCE_ITEM] = ref.to_dict()  # reprocessing reuses it, no search
     if msg.haze is not None:
         properties[catalog.PROP_HAZE] = msg.haze.model_dump()
     item = pystac.Item(

@@ -36,7 +36,6 @@ from earthsignature.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SCALE = 1e-4
 #: GDAL block cache of split (MiB): one chip row of blocks per band is all it reuses, and
 #: GDAL's default (5 % of RAM) would grow the worker by gigabytes on a full tile.
 GDAL_CACHE_MB = 128
@@ -96,15 +95,10 @@ class BandReader:
             -(-ref.height // factor),
         )
         self.readers = {b: self._on_grid(b, ds) for b, ds in self.sources.items()}
-        assets = msg.item.get("assets", {}) if isinstance(msg.item, dict) else {}
-        self.scale = np.array(
-            [float((assets.get(b) or {}).get("scale") or DEFAULT_SCALE) for b in spec.bands],
-            dtype=np.float32,
-        )
-        self.offset = np.array(
-            [float((assets.get(b) or {}).get("offset") or 0.0) for b in spec.bands],
-            dtype=np.float32,
-        )
+        ref = msg.product_ref()  # as fetch read the bands: the catalogue's scale and offset
+        scale, offset = zip(*(ref.scale_offset(b) for b in spec.bands), strict=True)
+        self.scale = np.array(scale, dtype=np.float32)
+        self.offset = np.array(offset, dtype=np.float32)
 
     def _open(self, rt: Runtime, key: str, band: str) -> Any:
         try:

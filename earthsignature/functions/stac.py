@@ -78,7 +78,6 @@ BASELINE_0400_START = dt.datetime(2022, 1, 25, tzinfo=dt.UTC)
 #: Longest item id quoted in an error message (ids of any length are refused, not echoed).
 QUOTE_CHARS = 80
 
-_TILE_IN_TEXT = re.compile(rf"(?:^|_)T?({layout.MGRS_TILE})(?:_|$)")
 _BASELINE_IN_TEXT = re.compile(r"_N(\d{2})(\d{2})_")
 
 
@@ -110,6 +109,14 @@ class ProductRef:
     def date(self) -> str:
         """Acquisition date (UTC), the store's partition date."""
         return self.datetime[:10]
+
+    def scale_offset(self, band: str) -> tuple[float, float]:
+        """How ``band``'s DN become reflectance: its asset's scale and offset, else the
+        defaults of the product's baseline (or date) as :func:`from_stac_item` fills them."""
+        asset = self.assets.get(band)
+        if asset is not None:
+            return asset.scale, asset.offset
+        return default_scale_offset(band, self.processing_baseline, _parse_datetime(self.datetime))
 
     def to_dict(self) -> dict[str, Any]:
         """The ``item`` dict of DESIGN.md (JSON-serialisable)."""
@@ -176,9 +183,9 @@ def _tile(item_id: str, props: dict[str, Any]) -> str | None:
     if str(props.get("grid:code", "")).startswith("MGRS-"):
         return str(props["grid:code"])[5:]
     for text in (props.get("sentinel:product_id"), props.get("s2:product_uri"), item_id):
-        match = _TILE_IN_TEXT.search(str(text or ""))
-        if match:
-            return match[1]
+        tile = layout.tile_in_text(str(text or ""))
+        if tile:
+            return tile
     return None
 
 

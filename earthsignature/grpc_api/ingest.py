@@ -11,7 +11,6 @@ upload leaves nothing visible.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +20,18 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
+from rasterio.transform import array_bounds
+from rasterio.warp import transform_geom
+from shapely.geometry import box, mapping
 
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.publish import check_codes, publish_product
+from earthsignature.functions.stac import ProductRef
 from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
 from earthsignature.storage.catalog import CatalogEntry
-
-_TILE_IN_ID = re.compile(r"_T?(\d{1,2}[C-HJ-NP-X][A-HJ-NP-Z]{2})_")
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,10 @@ def tile_of(product_id: str, tile: str | None = None) -> str:
     """The MGRS tile given, or the one in a Sentinel-2 product id (``..._T31TEJ_...``)."""
     if tile:
         return layout.tile_id(tile)
-    match = _TILE_IN_ID.search(product_id)
-    if not match:
+    found = layout.tile_in_text(product_id)
+    if found is None:
         raise BadInput(f"no MGRS tile in product id {product_id!r}: give a 'tile' property")
-    return layout.tile_id(match.group(1))
+    return layout.tile_id(found)
 
 
 def _open(data: bytes, what: str) -> tuple[np.ndarray, dict[str, Any]]:
@@ -87,6 +88,24 @@ def _write_geotiff(path: Path, array: np.ndarray, profile: dict[str, Any], **ext
         dst.write(array, 1)
 
 
+def _upload_ref(upload: Upload, tile: str, profile: dict[str, Any]) -> ProductRef:
+    """The upload as a product reference: its identity and times, the segmentation's
+    footprint, no band assets (nothing to fetch, so reprocessing searches the catalogue)."""
+    bounds = array_bounds(profile["height"], profile["width"], profile["transform"])
+    footprint = transform_geom(profile["crs"], "EPSG:4326", mapping(box(*bounds)), precision=7)
+    return ProductRef(
+        id=upload.product_id,
+        datetime=upload.acquired.astimezone(dt.UTC).isoformat(),
+        tile=tile,
+        footprint=dict(footprint),
+        cloud_cover=None,
+        processing_baseline=None,
+        platform=None,
+        product_type=upload.product_type,
+        published=upload.published.isoformat() if upload.published else None,
+    )
+
+
 def ingest(rt: Runtime, upload: Upload, run: str = "api") -> CatalogEntry:
     """Validate, store and commit an uploaded product; BadInput says what is wrong."""
     tile = tile_of(upload.product_id, upload.tile)
@@ -110,12 +129,7 @@ def ingest(rt: Runtime, upload: Upload, run: str = "api") -> CatalogEntry:
         model=upload.model,
         version=upload.version,
         run=run,
-        item={
-            "id": upload.product_id,
-            "datetime": upload.acquired.astimezone(dt.UTC).isoformat(),
-            "published": upload.published.isoformat() if upload.published else None,
-            "product_type": upload.product_type,
-        },
+        item=_upload_ref(upload, tile, seg_profile),
         cloud_mask=mask_key,
         cloud_fraction=round(cloud_fraction, 4),
     )

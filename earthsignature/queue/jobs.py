@@ -10,7 +10,8 @@ Workers import these by dotted path (``earthsignature.queue.jobs.run_stage``). A
    (neither retried); any other exception is re-raised so RQ retries it with the stage's
    backoff, and on the last attempt the product is recorded as failed with the reason.
    A job whose worker died is retried by RQ's registry cleanup; :func:`on_job_failure`
-   records it when it has no retries left.
+   records it when it has no retries left. A payload that is not a valid message (e.g. an
+   ``item`` that is not a whole product reference) is recorded as failed, not retried.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 from typing import Any
 
 import redis
+from pydantic import ValidationError
 from rq import get_current_job
 from rq.job import Job
 
@@ -124,11 +126,36 @@ def run_stage(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     return _observed(_run_stage, stage, payload, payload.get("product_id"))
 
 
+def _invalid_message(
+    conn: redis.Redis, rt: Runtime, spec: Stage, payload: dict[str, Any], exc: ValidationError
+) -> dict[str, Any]:
+    """Record a product whose message does not validate (retrying cannot mend it); after the
+    commit, only log it (the product's outcome is its chain's)."""
+    stage = spec.name
+    fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+    reason = f"invalid message: {', '.join(fields)} ({exc.errors()[0]['msg']})"
+    identity = {k: payload.get(k) for k in ("product_id", "date", "tile", "model", "version")}
+    try:
+        msg = ProductMessage.model_validate({**identity, "run": payload.get("run")})
+    except ValidationError:
+        msg = None
+    if msg is None or spec.after_commit:
+        log.error("%s of %s: %s", stage, quote_id(payload.get("product_id")), reason)
+        return {"outcome": "failed", "reason": reason}
+    log.error("%s of %s: %s", stage, msg.product_id, reason)
+    _record(rt, msg, stage, "failed", reason, {"invalid_fields": fields})
+    status.failure(conn, msg, stage, reason, final=True)
+    return {"outcome": "failed", "reason": reason}
+
+
 def _run_stage(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
     job, conn = _current()
-    msg = ProductMessage.model_validate(payload)
     rt = get_runtime()
     spec = get_stage(stage)
+    try:
+        msg = ProductMessage.model_validate(payload)
+    except ValidationError as exc:
+        return _invalid_message(conn, rt, spec, payload, exc)
     if spec.after_commit:  # other errors are retried by RQ; the product stays committed
         try:
             resolve_handler(stage, rt.settings.stage_handlers)(msg, rt)
@@ -235,7 +262,7 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
             continue
         if start_product(conn, rt.settings, msg) is not None:
             started.append(msg.product_id)
-    skipped = _report_skipped(conn, result.skipped, model, version, run)
+    skipped = _report_skipped(conn, stage, result.skipped, model, version, run)
     rejected = [quote_id(item_id) for item_id, _ in result.invalid]
     committed += result.committed
     status.mark_run_discovered(
@@ -255,7 +282,7 @@ def _run_discover(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _report_skipped(
-    conn: redis.Redis, skipped: list[Skipped], model: str, version: int, run: str
+    conn: redis.Redis, stage: str, skipped: list[Skipped], model: str, version: int, run: str
 ) -> list[str]:
     """Status of the products discover chose not to process (discover wrote their records)."""
     out = []
@@ -264,7 +291,7 @@ def _report_skipped(
         ident = ProductMessage(
             product_id=ref.id, date=ref.date, tile=ref.tile, model=model, version=version, run=run
         )
-        status.finished(conn, ident, "discover", "skipped", entry.reason)
+        status.finished(conn, ident, stage, "skipped", entry.reason)
         out.append(ref.id)
     return out
 
@@ -286,7 +313,10 @@ def on_job_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
         if _last_attempt(job):
             status.mark_run_discovered(connection, payload["run"], 0, error=reason)
         return
-    msg = ProductMessage.model_validate(payload)
+    try:
+        msg = ProductMessage.model_validate(payload)
+    except ValidationError:  # its job recorded it when it ran (run_stage)
+        return
     if get_stage(stage).after_commit:  # not the product's outcome: retried by RQ, or lost
         return
     final = _last_attempt(job)

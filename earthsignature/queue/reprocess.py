@@ -14,6 +14,8 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.queue.stages import resolve_handler
 from earthsignature.runtime import Runtime
@@ -37,6 +39,30 @@ class ReprocessPlan:
     messages: list[ProductMessage] = field(default_factory=list)
     already_done: list[str] = field(default_factory=list)
     not_found: list[str] = field(default_factory=list)
+
+
+def _from_source_item(
+    entry: catalog.CatalogEntry, pid: str, model: str, version: int, run: str
+) -> ProductMessage | None:
+    """The message for a record that carries its product reference, else None (search)."""
+    source = entry.properties.get(catalog.PROP_SOURCE_ITEM)
+    if not isinstance(source, dict) or not source:
+        return None
+    try:
+        return ProductMessage.model_validate(
+            {
+                "product_id": pid,
+                "date": entry.date.isoformat(),
+                "tile": str(entry.properties.get(catalog.PROP_TILE)),
+                "model": model,
+                "version": version,
+                "run": run,
+                "item": source,
+            }
+        )
+    except ValidationError as exc:  # not a whole reference: discover finds the product again
+        log.warning("%s: source item unusable (%s), searching again", pid, exc.errors()[0]["msg"])
+        return None
 
 
 def plan_reprocess(
@@ -64,19 +90,9 @@ def plan_reprocess(
         chosen.setdefault(entry.product_id, entry)
     by_day: dict[dt.date, set[str]] = defaultdict(set)
     for pid, entry in sorted(chosen.items()):
-        source = entry.properties.get(catalog.PROP_SOURCE_ITEM)
-        if isinstance(source, dict) and source:
-            plan.messages.append(
-                ProductMessage(
-                    product_id=pid,
-                    date=entry.date.isoformat(),
-                    tile=str(entry.properties.get(catalog.PROP_TILE)),
-                    model=model,
-                    version=version,
-                    run=run,
-                    item=source,
-                )
-            )
+        msg = _from_source_item(entry, pid, model, version, run)
+        if msg is not None:
+            plan.messages.append(msg)
         else:
             by_day[entry.date].add(pid)
     if by_day:

@@ -30,7 +30,7 @@ from earthsignature.queue.enqueue import discover_payload, enqueue_discover, sta
 from earthsignature.queue.errors import QueueError
 from earthsignature.queue.preflight import check_run
 from earthsignature.queue.redis_conn import redis_connection
-from earthsignature.queue.stages import PRODUCT_STAGES, QUEUES
+from earthsignature.queue.stages import PRODUCT_STAGES, QUEUES, SHARD_STAGES
 from earthsignature.queue.worker import EMBEDDED, LocalWorkers, WorkerTiming, local_workers
 from earthsignature.settings import ENV_PREFIX, Settings
 from earthsignature.storage import ObjectStore, open_store
@@ -109,8 +109,8 @@ class RunSummary:
 
 
 def progress_line(p: status.ProductStatus) -> str:
-    """Product, stage (infer with its shards), state, retries and the last error."""
-    shards = f" {p.shards_done}/{p.shards}" if p.stage == "infer" and p.shards else ""
+    """Product, stage (a per-shard stage with its shards), state, retries and the last error."""
+    shards = f" {p.shards_done}/{p.shards}" if p.stage in SHARD_STAGES and p.shards else ""
     where = f"{p.stage}{shards} {p.state}"
     line = f"{p.product_id[-40:]:<40} {where:<24}"
     if p.retries:

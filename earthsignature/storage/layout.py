@@ -20,6 +20,8 @@ _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 #: letters; I and O never occur, rows stop at V): the one pattern every parser of tiles uses.
 MGRS_TILE = r"(?P<zone>[0-9]{1,2})(?P<band>[C-HJ-NP-X])(?P<col>[A-HJ-NP-Z])(?P<row>[A-HJ-NP-V])"
 _TILE = re.compile(MGRS_TILE)
+#: A tile inside a product id or name: an ``_``-separated part, ``T`` prefix optional.
+_TILE_IN_TEXT = re.compile(rf"(?:^|_)T?({MGRS_TILE})(?:_|$)")
 _BAND = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 _RUN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -94,6 +96,13 @@ def tile_id(value: str) -> str:
     if not isinstance(value, str) or not _TILE.fullmatch(value):
         raise InvalidKey(str(value), "MGRS tiles look like 29RKH")
     return value
+
+
+def tile_in_text(text: str) -> str | None:
+    """The MGRS tile named in a product id or name (``S2A_MSIL2A_..._T31TEJ_...``,
+    ``S2A_29RKH_20200219_0_L2A``), else None."""
+    match = _TILE_IN_TEXT.search(text)
+    return match[1] if match else None
 
 
 def band_name(value: str) -> str:

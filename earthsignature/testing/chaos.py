@@ -34,7 +34,7 @@ from earthsignature.queue import status
 from earthsignature.queue.enqueue import discover_payload, enqueue_discover
 from earthsignature.queue.redis_conn import EmbeddedRedis
 from earthsignature.queue.run import settings_env
-from earthsignature.queue.stages import QUEUES, STAGES
+from earthsignature.queue.stages import PRODUCT_STAGES, QUEUES, STAGES
 from earthsignature.queue.worker import FAST, spawn_workers, stop_processes
 from earthsignature.settings import EUROPE_WKT, load_settings
 from earthsignature.storage import catalog, layout
@@ -43,8 +43,9 @@ from earthsignature.storage.base import ObjectStore
 #: Tiles the generated products lie on (inside the default European AOI).
 TILES = ("31TCJ", "32ULU", "32TQQ", "31UDQ", "33TUG", "30TYN")
 FIRST_DAY = dt.date(2024, 6, 1)
-#: Stages the controller kills workers in (discover runs once, it is killed when met).
-KILL_STAGES = ("fetch", "cloud", "split", "infer", "vectorize")
+#: Stages the controller kills workers in, besides the window stage (discover runs once per
+#: run; it is killed when met).
+KILL_STAGES = PRODUCT_STAGES
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,10 @@ class Controller(threading.Thread):
         return self.rng.choice([b for b in fresh if self.kills[b[2]] == least])
 
     def _wanted(self, stage: str) -> bool:
-        """Stages share the kills evenly; discover (one job per run) is killed at most once."""
-        if stage == "discover":
+        """Stages share the kills evenly; the window stage (discover, one job per run) is
+        killed at most once."""
+        spec = STAGES.get(stage)
+        if spec is not None and spec.takes_window:
             return not self.kills[stage]
         return stage in KILL_STAGES and self.kills[stage] < self._quota
 

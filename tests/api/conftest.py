@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import shapely
 from affine import Affine
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import SecretStr
 from pyproj import Transformer
 from rasterio.io import MemoryFile
@@ -30,14 +40,18 @@ from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import S3Store
 from earthsignature.storage.catalog import CatalogEntry
+from earthsignature.testing.ports import free_port
 from earthsignature.testing.rasters import geotiff_bytes
 from earthsignature.testing.seaweed import SeaweedS3
 from tests.conftest import TEST_BUCKET
+from tests.queue.conftest import store_env
 
 TOKEN = "test-token-0123456789"
 CRS = "EPSG:32631"
 SIZE = 120  # pixels a side, 10 m each
 MODEL, VERSION = "clc-test", 1
+#: gRPC message size limit of the test clients (both directions).
+MESSAGE_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -257,3 +271,123 @@ def channel_to() -> Iterator[Callable[[ApiServer, str], object]]:
     yield _stub
     for chan in channels:
         chan.close()
+
+
+# -- an `earthsig serve` process and TLS material ------------------------------------------
+
+
+class ServeProcess:
+    """``earthsig serve`` in a subprocess with the given settings; stderr kept in a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, verbose: int = 0) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("EARTHSIG_")}
+        full_env.update(env)
+        full_env.update({"EARTHSIG_API_HOST": "127.0.0.1", "EARTHSIG_API_PORT": str(self.port)})
+        earthsig = Path(sys.executable).parent / "earthsig"
+        self.process = subprocess.Popen(
+            [str(earthsig), *["-v"] * verbose, "serve", "--grace", "1"],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_ready(self, credentials: grpc.ChannelCredentials | None = None) -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"earthsig serve exited: {self.log()}")
+            if self.healthy(credentials):
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"earthsig serve not ready: {self.log()}")
+
+    def healthy(self, credentials: grpc.ChannelCredentials | None = None) -> bool:
+        with open_channel(self.address, credentials) as chan:
+            try:
+                answer = health_pb2_grpc.HealthStub(chan).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
+            except grpc.RpcError:
+                return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def open_channel(address: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
+    options = [
+        ("grpc.max_receive_message_length", MESSAGE_LIMIT),
+        ("grpc.max_send_message_length", MESSAGE_LIMIT),
+    ]
+    if credentials is not None:
+        options.append(("grpc.ssl_target_name_override", "localhost"))
+        return grpc.secure_channel(address, credentials, options=options)
+    return grpc.insecure_channel(address, options=options)
+
+
+def s3_env(store: S3Store) -> dict[str, str]:
+    """What a server process needs to open ``store`` and default to the sample model."""
+    model = {"EARTHSIG_MODEL_NAME": MODEL, "EARTHSIG_MODEL_VERSION": str(VERSION)}
+    return {**store_env(store), **model}
+
+
+def published_store(server: SeaweedS3) -> S3Store:
+    """A fresh prefix holding the sample products, published by the pipeline's publish step."""
+    store = server.store(TEST_BUCKET, f"fuzz-{uuid.uuid4().hex[:12]}")
+    rt = Runtime(settings=Settings(model_name=MODEL, min_mapping_unit_m2=0.0), store=store)
+    for product in sample_products():
+        ingest.ingest(rt, upload_of(product))
+    return store
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

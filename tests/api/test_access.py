@@ -39,15 +39,18 @@ from earthsignature.testing.seaweed import SeaweedS3
 from tests.api.conftest import (
     MODEL,
     SampleProduct,
+    ServeProcess,
     aoi_box,
     blocks,
     cloud_block,
     geotiff,
+    open_channel,
+    published_store,
+    s3_env,
     sample_products,
+    self_signed,
     upload_of,
 )
-from tests.api.test_fuzz import ServeProcess, open_channel, published_store, s3_env
-from tests.api.test_server import self_signed
 
 WRITE_TOKEN = "write-token-d41d8cd98f00b204"
 READ_TOKEN = "read-token-9e107d9d372bb682"

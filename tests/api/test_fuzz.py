@@ -14,26 +14,19 @@ import base64
 import math
 import os
 import random
-import subprocess
-import sys
-import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import geobuf
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from earthsignature import corine
-from earthsignature.grpc_api import ingest
 from earthsignature.grpc_api.server import ApiServer
 from earthsignature.proto.stubs import (
     geobuf_pb2,
@@ -46,22 +39,17 @@ from earthsignature.proto.stubs import (
     v2_pb2,
     v2_pb2_grpc,
 )
-from earthsignature.runtime import Runtime
-from earthsignature.settings import Settings
-from earthsignature.storage import S3Store
-from earthsignature.testing.ports import free_port
 from earthsignature.testing.seaweed import SeaweedS3
 from tests.api.conftest import (
-    MODEL,
     TOKEN,
-    VERSION,
+    ServeProcess,
     aoi_box,
     decode_tiff,
+    open_channel,
+    published_store,
+    s3_env,
     sample_products,
-    upload_of,
 )
-from tests.conftest import TEST_BUCKET
-from tests.queue.conftest import store_env
 
 #: Codes a client may legitimately get for a bad or too-large request.
 CLIENT_ERRORS = {
@@ -73,7 +61,6 @@ CLIENT_ERRORS = {
     grpc.StatusCode.FAILED_PRECONDITION,
 }
 MAX_RESULTS = 2
-MESSAGE_LIMIT = 64 * 1024 * 1024
 V1_SERVICE = "/snapearth.api.v1.database.DatabaseProductService/"
 V2_SERVICE = "/snapearth.api.v2.database.DatabaseProductService/"
 R2_V1_SERVICE = "/snapearth.api.v1.DatabaseProductService/"
@@ -104,96 +91,6 @@ PARALLEL_CLIENTS = 16
 
 
 # -- the server process ---------------------------------------------------------------------
-
-
-class ServeProcess:
-    """``earthsig serve`` in a subprocess with the given settings; stderr kept in a file."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, verbose: int = 0) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("EARTHSIG_")}
-        full_env.update(env)
-        full_env.update({"EARTHSIG_API_HOST": "127.0.0.1", "EARTHSIG_API_PORT": str(self.port)})
-        earthsig = Path(sys.executable).parent / "earthsig"
-        self.process = subprocess.Popen(
-            [str(earthsig), *["-v"] * verbose, "serve", "--grace", "1"],
-            env=full_env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def wait_ready(self, credentials: grpc.ChannelCredentials | None = None) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"earthsig serve exited: {self.log()}")
-            if self.healthy(credentials):
-                return
-            time.sleep(0.3)
-        raise TimeoutError(f"earthsig serve not ready: {self.log()}")
-
-    def healthy(self, credentials: grpc.ChannelCredentials | None = None) -> bool:
-        with open_channel(self.address, credentials) as chan:
-            try:
-                answer = health_pb2_grpc.HealthStub(chan).Check(
-                    health_pb2.HealthCheckRequest(), timeout=5
-                )
-            except grpc.RpcError:
-                return False
-        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
-
-    def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
-def open_channel(address: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
-    options = [
-        ("grpc.max_receive_message_length", MESSAGE_LIMIT),
-        ("grpc.max_send_message_length", MESSAGE_LIMIT),
-    ]
-    if credentials is not None:
-        options.append(("grpc.ssl_target_name_override", "localhost"))
-        return grpc.secure_channel(address, credentials, options=options)
-    return grpc.insecure_channel(address, options=options)
-
-
-def s3_env(store: S3Store) -> dict[str, str]:
-    """What a server process needs to open ``store`` and default to the sample model."""
-    model = {"EARTHSIG_MODEL_NAME": MODEL, "EARTHSIG_MODEL_VERSION": str(VERSION)}
-    return {**store_env(store), **model}
-
-
-def published_store(server: SeaweedS3) -> S3Store:
-    """A fresh prefix holding the sample products, published by the pipeline's publish step."""
-    store = server.store(TEST_BUCKET, f"fuzz-{uuid.uuid4().hex[:12]}")
-    rt = Runtime(settings=Settings(model_name=MODEL, min_mapping_unit_m2=0.0), store=store)
-    for product in sample_products():
-        ingest.ingest(rt, upload_of(product))
-    return store
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from earthsignature.queue import EmbeddedRedis
-from earthsignature.queue.stages import QUEUES
+from earthsignature.queue.stages import AFTER_COMMIT_STAGES, QUEUES
 from earthsignature.storage import LocalStore
 from earthsignature.testing.ports import free_port
 from tests.infra.conftest import Samples, scrape, value
@@ -69,12 +69,15 @@ def test_worker_metrics_after_a_run(observed: tuple[Pipeline, int]) -> None:
     pipeline.start_workers(1)
     start_day(pipeline)
     pipeline.wait(terminal(pipeline, "r1", 4), what="all products terminal")
-    # a product turns terminal inside its last job, just before the job's timer stops
+    # a product turns terminal inside its last job, just before the job's timer stops; the
+    # after-commit jobs (composites) of the two committed products follow it on the queue
     samples = pipeline.wait(
         lambda: (
             (s := _scrape_when_up(port))
-            and value(s, "earthsig_stage_duration_seconds_count", stage="vectorize", outcome="ok")
-            == 2
+            and all(
+                value(s, "earthsig_stage_duration_seconds_count", stage=stage, outcome="ok") == 2
+                for stage in ("vectorize", *AFTER_COMMIT_STAGES)
+            )
             and s
         ),
         timeout=20,

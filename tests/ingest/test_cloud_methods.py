@@ -27,7 +27,7 @@ from earthsignature.settings import Settings
 from earthsignature.storage import LocalStore, ObjectStore
 from earthsignature.testing.stac_server import local_item
 from earthsignature.testing.triton import TritonServer
-from tests.ingest.test_pipeline import REAL, SAHARA, message
+from tests.ingest.conftest import REAL, SAHARA, message
 
 #: The cirrus corner of 29RKH (the shared copy is at 100 m: 1098 px): 192 x 192 px, one chip
 #: of csmask's geometry (256 with 32 px margins), 96 x 96 px of the 20 m bands.

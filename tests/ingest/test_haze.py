@@ -17,7 +17,7 @@ from earthsignature.functions.haze import HazeCounter
 from earthsignature.generator import generate_product
 from earthsignature.storage import ObjectStore
 from earthsignature.testing.stac_server import local_item
-from tests.ingest.test_pipeline import REAL, SAHARA, message, runtime
+from tests.ingest.conftest import REAL, SAHARA, message, runtime
 
 
 def inverted_cdf(values: np.ndarray, q: float) -> float:

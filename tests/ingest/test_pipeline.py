@@ -15,35 +15,14 @@ from earthsignature.functions import cloud, fetch
 from earthsignature.functions.cloudmask import CLOUD_CLASSES, INVALID_CLASSES
 from earthsignature.functions.discover import discover
 from earthsignature.functions.errors import BadInput, ProductSkipped
-from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.stac import from_stac_item
 from earthsignature.generator import generate_product
-from earthsignature.runtime import Runtime
-from earthsignature.settings import Settings
 from earthsignature.storage import ObjectStore, layout
 from earthsignature.storage.records import read_record
 from earthsignature.testing.stac_server import StacServer, local_item
+from tests.ingest.conftest import REAL, SAHARA, message, runtime
 
-REAL = "s2/S2A_29RKH_20200219_L2A"
-SAHARA = "POLYGON ((-13 23, -10 23, -10 26, -13 26, -13 23))"
 DAY = (dt.datetime(2020, 2, 19, tzinfo=dt.UTC), dt.datetime(2020, 2, 20, tzinfo=dt.UTC))
-
-
-def runtime(store: ObjectStore, url: str = "http://127.0.0.1:9", **kw: object) -> Runtime:
-    return Runtime(settings=Settings(stac_api_url=url, **kw), store=store)  # type: ignore[arg-type]
-
-
-def message(item: dict) -> ProductMessage:
-    ref = from_stac_item(item)
-    return ProductMessage(
-        product_id=ref.id,
-        date=ref.date,
-        tile=ref.tile,
-        model="clc-baseline",
-        version=1,
-        run="r1",
-        item=ref.to_dict(),
-    )
 
 
 def test_real_tile_end_to_end(store: ObjectStore, shared_data: Path) -> None:
@@ -207,7 +186,7 @@ def test_discover_reads_an_item_folder(local_store: ObjectStore, generated: Path
     rt = runtime(local_store, generated.parent.parent.as_uri(), aoi_wkt=SAHARA)
     found = discover(rt, start=day, end=day, run="r1")
     assert [m.product_id for m in found.products] == [item["id"]]
-    assert found.products[0].item == from_stac_item(item).to_dict()
+    assert found.products[0].item == from_stac_item(item)
     later = day + dt.timedelta(days=1)
     assert discover(rt, start=later, end=later, run="r1").products == []
     elsewhere = "POLYGON ((10 45, 11 45, 11 46, 10 46, 10 45))"

@@ -17,6 +17,8 @@ from earthsignature.functions.stac import (
     boa_add_offsets,
     from_stac_item,
 )
+from earthsignature.grpc_api import ingest
+from earthsignature.storage import layout
 
 ITEMS = {
     "stac/eodm__S2A_39QTA_20230628_0_L2A.json": ("39QTA", "05.09", -0.1, "2023-06-28"),
@@ -112,3 +114,23 @@ def test_item_without_tile_is_bad_input() -> None:
                 "assets": {},
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("text", "tile"),
+    [
+        ("S2B_MSIL2A_20240615T103629_N0510_R008_T31TCJ_20240615T140612", "31TCJ"),
+        ("S2A_29RKH_20200219_0_L2A", "29RKH"),
+        ("T32ULU_20240601", "32ULU"),
+        ("S2A_MSIL2A_20240615T103629_N0510_R008_T31TCZ_X", None),  # rows stop at V
+        ("S2A_MSIL2A_31TCJX_X", None),
+        ("upload-without-tile", None),
+    ],
+)
+def test_one_pattern_finds_the_tile_in_a_product_id(text: str, tile: str | None) -> None:
+    assert layout.tile_in_text(text) == tile
+    if tile is None:  # an upload must then say its tile: a clear error, not a bad key
+        with pytest.raises(BadInput, match="no MGRS tile"):
+            ingest.tile_of(text)
+    else:
+        assert ingest.tile_of(text) == tile

@@ -22,6 +22,7 @@ from earthsignature.models.repository import ModelRepository
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import ObjectStore, layout
+from earthsignature.testing.products import product_ref
 from earthsignature.testing.triton import TritonServer
 
 TEST_MODEL = "clc-test"
@@ -197,13 +198,12 @@ def synthetic_product(tmp_path: Path) -> Callable[..., ProductMessage]:
         write_band(tmp_path / "SCL.tif", scl, 20, nodata=None)
         bands["SCL"] = layout.raw_key(date, "31TCJ", product, "SCL")
         store.put_file(bands["SCL"], tmp_path / "SCL.tif")
-        assets = {
-            b: {"href": k, "scale": 0.0001, "offset": -0.1 if b == "B12" else 0.0}
-            for b, k in bands.items()
-        }
+        ref = product_ref(
+            product, f"{date.isoformat()}T10:30:00Z", "31TCJ", hrefs=bands, offsets={"B12": -0.1}
+        )
         return ProductMessage(
             product_id=product, date=date.isoformat(), tile="31TCJ", model=model, version=version,
-            run="r1", bands=bands, item={"id": product, "assets": assets},
+            run="r1", bands=bands, item=ref,
         )  # fmt: skip
 
     return make

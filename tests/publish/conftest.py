@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
+from scipy.ndimage import gaussian_filter
 
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.runtime import Runtime
 from earthsignature.settings import load_settings
 from earthsignature.storage import ObjectStore, layout
+from earthsignature.testing.products import product_ref
 
 CRS = "EPSG:32629"
 #: 10 m pixels, 240 x 200 px, inside UTM zone 29N (Morocco, like the sample tile 29RKH).
@@ -107,15 +109,13 @@ def make_message(store: ObjectStore, tmp_path: Path) -> Callable[..., ProductMes
             "model": "clc-test",
             "version": 2,
             "run": "run1",
-            "item": {
-                "id": PRODUCT,
-                "datetime": "2020-02-19T11:21:21Z",
-                "tile": "29RKH",
-                "cloud_cover": 4.2,
-                "platform": "sentinel-2a",
-                "product_type": "S2MSI2A",
-                "published": "2020-02-19T16:00:00Z",
-            },
+            "item": product_ref(
+                PRODUCT,
+                "2020-02-19T11:21:21Z",
+                "29RKH",
+                cloud_cover=4.2,
+                published="2020-02-19T16:00:00Z",
+            ),
             "cloud_mask": mask_key,
             "cloud_fraction": 3.5,
             "grid": {
@@ -130,3 +130,21 @@ def make_message(store: ObjectStore, tmp_path: Path) -> Callable[..., ProductMes
         return ProductMessage(**fields)
 
     return make
+
+
+def speckle_codes(seed: int) -> np.ndarray:
+    """A per-pixel classifier's look: smooth patches, and a mixed area of random pixels."""
+    rng = np.random.default_rng(seed)
+    field = gaussian_filter(rng.normal(size=(200, 160)), 6)
+    levels = np.digitize(field, np.quantile(field, [0.33, 0.66]))
+    levels[40:160, 60:140] = rng.integers(0, 3, (120, 80))
+    return np.array([112, 211, 332], dtype=np.uint16)[levels]
+
+
+def random_codes(seed: int) -> np.ndarray:
+    """A smooth random field cut into four classes: irregular patches of every size."""
+    field = gaussian_filter(np.random.default_rng(seed).normal(size=(180, 150)), 4)
+    levels = np.digitize(field, np.quantile(field, [0.25, 0.5, 0.75]))
+    codes = np.array([211, 311, 324, 512], dtype=np.uint16)[levels]
+    codes[:30, :40] = 0  # a cloud
+    return codes

@@ -11,7 +11,6 @@ import rasterio
 import shapely
 from pyproj import Transformer
 from rasterio.features import shapes
-from scipy.ndimage import gaussian_filter
 
 from earthsignature.functions.polygons import (
     PolygonBatch,
@@ -19,27 +18,17 @@ from earthsignature.functions.polygons import (
     mmu_pixels,
     sieve_to_mmu,
 )
-from tests.publish.conftest import CRS, PIXEL_M2, TRANSFORM, block_codes, write_raster
+from tests.publish.conftest import (
+    CRS,
+    PIXEL_M2,
+    TRANSFORM,
+    block_codes,
+    random_codes,
+    speckle_codes,
+    write_raster,
+)
 
 MMU_PX = 50  # 0.5 ha at 10 m, the default minimum mapping unit
-
-
-def speckle_codes(seed: int) -> np.ndarray:
-    """A per-pixel classifier's look: smooth patches, and a mixed area of random pixels."""
-    rng = np.random.default_rng(seed)
-    field = gaussian_filter(rng.normal(size=(200, 160)), 6)
-    levels = np.digitize(field, np.quantile(field, [0.33, 0.66]))
-    levels[40:160, 60:140] = rng.integers(0, 3, (120, 80))
-    return np.array([112, 211, 332], dtype=np.uint16)[levels]
-
-
-def random_codes(seed: int) -> np.ndarray:
-    """A smooth random field cut into four classes: irregular patches of every size."""
-    field = gaussian_filter(np.random.default_rng(seed).normal(size=(180, 150)), 4)
-    levels = np.digitize(field, np.quantile(field, [0.25, 0.5, 0.75]))
-    codes = np.array([211, 311, 324, 512], dtype=np.uint16)[levels]
-    codes[:30, :40] = 0  # a cloud
-    return codes
 
 
 def vectorize(path: Path, strip_rows: int, tolerance_px: float = 1.0) -> PolygonBatch:

@@ -9,7 +9,7 @@ from rasterio.features import shapes
 from shapely.geometry import shape
 
 from earthsignature.functions.strip_polygonize import pixel_corners, polygonize_strip
-from tests.publish.test_polygons import random_codes, speckle_codes
+from tests.publish.conftest import random_codes, speckle_codes
 
 
 def _rasterio_polygons(strip: np.ndarray, row0: int) -> set[tuple[int, bytes]]:

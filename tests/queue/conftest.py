@@ -129,8 +129,11 @@ def write_products(store: ObjectStore, entries: list[dict[str, Any]]) -> None:
     store.put_bytes(fake_stages.PRODUCTS_KEY, json.dumps(entries).encode())
 
 
-def product(pid: str, date: str = "2026-03-01", tile: str = "31TCJ", **item: Any) -> dict[str, Any]:
-    return {"product_id": pid, "date": date, "tile": tile, "item": item}
+def product(
+    pid: str, date: str = "2026-03-01", tile: str = "31TCJ", **steer: Any
+) -> dict[str, Any]:
+    """A fixtures-file entry; ``steer`` says how the fake stages treat it (see fake_stages)."""
+    return {"product_id": pid, "date": date, "tile": tile, "steer": steer}
 
 
 #: The day of the fake products (``product``'s default date).

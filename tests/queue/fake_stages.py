@@ -1,11 +1,13 @@
 """Small real stage handlers for orchestration tests (workers import them by path).
 
 They write real objects to the store under the real layout and commit real catalog
-records, so the tests observe what the orchestrator makes happen. A product's ``item``
-steers them: ``n_shards``; ``transient`` {stage: k} fails the first k attempts; ``skip_at``
-/ ``bad_at`` / ``denied_at`` (PermissionError) a stage; ``aoi``: cloud skips the product
-unless the message carries this area; ``block`` a stage: the first attempt
-announces itself in Redis and hangs (for SIGKILL tests). Every call counts itself in Redis
+records, so the tests observe what the orchestrator makes happen. A product's ``steer``
+entry in the fixtures file (:data:`PRODUCTS_KEY`, looked up by product id: messages carry a
+real product reference, nothing else) steers them: ``n_shards``; ``transient`` {stage: k}
+fails the first k attempts; ``skip_at`` / ``bad_at`` / ``denied_at`` (PermissionError) a
+stage; ``aoi``: cloud skips the product unless the message carries this area; ``no_source``:
+the record keeps no source item; ``block`` a stage: the first attempt announces itself in
+Redis and hangs (for SIGKILL tests). Every call counts itself in Redis
 (``test:runs:<stage>:<id>``).
 """
 
@@ -15,6 +17,7 @@ import errno
 import json
 import os
 import time
+from typing import Any
 
 from rq import get_current_job
 
@@ -24,6 +27,7 @@ from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.stac import ProductRef
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog, layout
+from earthsignature.testing.products import product_ref
 
 PRODUCTS_KEY = "fixtures/discover.json"
 
@@ -34,54 +38,64 @@ def _conn():  # type: ignore[no-untyped-def]
     return job.connection
 
 
-def _enter(stage: str, msg: ProductMessage) -> int:
-    """Count the call; apply the behaviours the item asks for. Returns the attempt number."""
+def _listed(rt: Runtime) -> list[dict[str, Any]]:
+    return list(json.loads(rt.store.get_bytes(PRODUCTS_KEY)))
+
+
+def _steer(rt: Runtime, msg: ProductMessage) -> dict[str, Any]:
+    """What the fixtures file asks of this product."""
+    for entry in _listed(rt):
+        if entry["product_id"] == msg.product_id:
+            return dict(entry.get("steer", {}))
+    return {}
+
+
+def _suffix(msg: ProductMessage) -> str:
+    return f":{msg.shard}" if msg.shard is not None else ""
+
+
+def _enter(stage: str, msg: ProductMessage, rt: Runtime) -> dict[str, Any]:
+    """Count the call; apply the behaviours the product is steered to; returns the steer."""
     conn = _conn()
-    suffix = f":{msg.shard}" if stage == "infer" else ""
-    attempt = int(conn.incr(f"test:runs:{stage}:{msg.product_id}:v{msg.version}{suffix}"))
-    item = msg.item
-    if item.get("skip_at") == stage:
+    attempt = int(conn.incr(f"test:runs:{stage}:{msg.product_id}:v{msg.version}{_suffix(msg)}"))
+    steer = _steer(rt, msg)
+    if steer.get("skip_at") == stage:
         raise ProductSkipped("too cloudy", cloud_fraction=97.5)
-    if item.get("bad_at") == stage:
+    if steer.get("bad_at") == stage:
         raise BadInput("band B04 unreadable", band="B04")
-    if item.get("denied_at") == stage:  # a read-only store: no retry can help
+    if steer.get("denied_at") == stage:  # a read-only store: no retry can help
         raise PermissionError(errno.EACCES, "Permission denied", f"raw/{msg.product_id}")
-    if attempt <= int(item.get("transient", {}).get(stage, 0)):
+    if attempt <= int(steer.get("transient", {}).get(stage, 0)):
         raise ConnectionError(f"simulated outage in {stage}, attempt {attempt}")
-    block = item.get("block")
+    block = steer.get("block")
     if block == stage and attempt == 1 and (msg.shard in (None, 0)):
         conn.set(f"test:blocked:{stage}:{msg.product_id}", os.getpid())
         time.sleep(120)
-    return attempt
+    return steer
 
 
 def _done(stage: str, msg: ProductMessage) -> None:
-    suffix = f":{msg.shard}" if stage == "infer" else ""
-    _conn().incr(f"test:done:{stage}:{msg.product_id}:v{msg.version}{suffix}")
+    _conn().incr(f"test:done:{stage}:{msg.product_id}:v{msg.version}{_suffix(msg)}")
+
+
+def _ref(entry: dict[str, Any]) -> ProductRef:
+    """The entry as discover would reference it (a real-shaped STAC item's ProductRef)."""
+    when = f"{entry['date']}T11:00:00Z"
+    cloud = entry.get("scene_cloud")
+    return product_ref(entry["product_id"], when, entry["tile"], cloud_cover=cloud)
 
 
 def discover(rt: Runtime, *, start, end, aoi_wkt=None, max_cloud=None, run):  # type: ignore[no-untyped-def]
     """Products listed in the store's fixtures file whose date is inside the window, in the
     real discover's result shape; a scene over 90 % cloud is skipped (and recorded) as the
     real discover does."""
-    listed = json.loads(rt.store.get_bytes(PRODUCTS_KEY))
     result = DiscoverResult()
-    for entry in listed:
+    for entry in _listed(rt):
         day = layout.acquisition_date(entry["date"])
         if not start <= day <= end:
             continue
         if entry.get("scene_cloud", 0) > 90:
-            ref = ProductRef(
-                id=entry["product_id"],
-                datetime=f"{entry['date']}T11:00:00Z",
-                tile=entry["tile"],
-                footprint={},
-                cloud_cover=float(entry["scene_cloud"]),
-                processing_baseline=None,
-                platform=None,
-                product_type=None,
-                published=None,
-            )
+            ref = _ref(entry)
             reason = f"scene cloud cover {entry['scene_cloud']}%"
             skipped = Skipped(ref, reason, {"cloud_cover": ref.cloud_cover, "threshold": 90.0})
             record_skipped(rt, skipped)
@@ -95,14 +109,14 @@ def discover(rt: Runtime, *, start, end, aoi_wkt=None, max_cloud=None, run):  # 
                 model=rt.settings.model_name,
                 version=rt.settings.model_version,
                 run=run,
-                item=entry.get("item", {}),
+                item=_ref(entry),
             )
         )
     return result
 
 
 def fetch(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
-    _enter("fetch", msg)
+    _enter("fetch", msg, rt)
     key = layout.raw_key(msg.date, msg.tile, msg.product_id, "B04")
     rt.store.put_bytes(key, f"B04 of {msg.product_id}".encode())
     _done("fetch", msg)
@@ -110,8 +124,8 @@ def fetch(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
 
 
 def cloud(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
-    _enter("cloud", msg)
-    if "aoi" in msg.item and msg.aoi_wkt != msg.item["aoi"]:  # the run's area must reach here
+    steer = _enter("cloud", msg, rt)
+    if "aoi" in steer and msg.aoi_wkt != steer["aoi"]:  # the run's area must reach here
         raise ProductSkipped(f"outside the area of interest (cloud saw {msg.aoi_wkt!r})")
     key = layout.mask_key(msg.date, msg.tile, msg.product_id)
     rt.store.put_bytes(key, b"mask")
@@ -120,8 +134,8 @@ def cloud(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
 
 
 def split(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
-    _enter("split", msg)
-    n = int(msg.item.get("n_shards", 2))
+    steer = _enter("split", msg, rt)
+    n = int(steer.get("n_shards", 2))
     for i in range(n):
         rt.store.put_bytes(f"{msg.work_prefix}shards/{i}.json", json.dumps({"shard": i}).encode())
     _done("split", msg)
@@ -129,7 +143,7 @@ def split(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
 
 
 def infer(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
-    _enter("infer", msg)
+    _enter("infer", msg, rt)
     shard = json.loads(rt.store.get_bytes(f"{msg.work_prefix}shards/{msg.shard}.json"))
     rt.store.put_bytes(f"{msg.work_prefix}pred/{msg.shard}.json", json.dumps(shard).encode())
     _done("infer", msg)
@@ -137,7 +151,7 @@ def infer(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
 
 
 def vectorize(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
-    _enter("vectorize", msg)
+    steer = _enter("vectorize", msg, rt)
     assert msg.n_shards is not None and msg.shard is None
     for i in range(msg.n_shards):  # fan-in must only happen once every shard is stored
         rt.store.get_bytes(f"{msg.work_prefix}pred/{i}.json")
@@ -161,7 +175,11 @@ def vectorize(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
             catalog.PROP_MODEL: msg.model,
             catalog.PROP_VERSION: msg.version,
             catalog.PROP_TILE: msg.tile,
-            **({} if msg.item.get("no_source") else {catalog.PROP_SOURCE_ITEM: msg.item}),
+            **(
+                {catalog.PROP_SOURCE_ITEM: msg.item.to_dict()}
+                if msg.item is not None and not steer.get("no_source")
+                else {}
+            ),
         },
         "assets": {name: {"href": key, catalog.ASSET_KEY: key} for name, key in assets.items()},
     }

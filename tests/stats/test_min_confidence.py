@@ -22,6 +22,7 @@ from earthsignature.functions.publish import publish_product
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import LocalStore, layout
+from earthsignature.testing.products import product_ref
 from tests.stats.conftest import DAY1, DAY2, URBAN, Scene
 
 MODEL, VERSION = "clc-conf-stats", 1
@@ -52,7 +53,7 @@ def commit(
     rt.store.put_file(mask_key, folder / "cloud.tif")
     msg = ProductMessage(
         product_id=pid, date=day.isoformat(), tile="31TCJ", model=MODEL, version=VERSION,
-        run="r1", item={"id": pid, "datetime": f"{day.isoformat()}T10:30:00Z"},
+        run="r1", item=product_ref(pid, f"{day.isoformat()}T10:30:00Z", "31TCJ"),
         cloud_mask=mask_key, created="2026-01-01T00:00:00Z",
     )  # fmt: skip
     seg = write(folder / "seg.tif", codes, scene, 0)
