@@ -411,3 +411,26 @@ def rebuild_all(
 
 def _json(item: dict[str, Any]) -> bytes:
     return json.dumps(item, sort_keys=True, separators=(",", ":")).encode()
+
+
+def fold_committed(
+    rt: Runtime,
+    model: str,
+    version: int,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *,
+    vectors: bool | None = None,
+) -> list[FoldReport]:
+    """Fold every committed product of ``start..end`` not yet in its composites, in date
+    order (the others cost a ``state.json`` read each): the catch-up after a run whose local
+    workers stopped before their queued composite jobs ran."""
+    entries = sorted(
+        (
+            e
+            for e in catalog.iter_entries(rt.store, model, version, start, end)
+            if e.properties.get(catalog.PROP_TILE)
+        ),
+        key=lambda e: (e.datetime, e.product_id),
+    )
+    return [r for e in entries for r in update_composites(rt, e, vectors=vectors)]
