@@ -212,9 +212,12 @@ def test_periods_of_a_date(day: str, expected: tuple[str, str, str]) -> None:
 
 
 def test_api_index_lists_composites_as_products(folded: tuple) -> None:
+    """Composites with polygons (the rolling periods by default) are products, dated at the
+    period's first day; those without (months, seasons) are not: V2 serves polygons."""
     from earthsignature.grpc_api.index import ProductIndex
 
     rt, _, entries = folded
+    stage.rebuild(rt, MODEL, VERSION, TILE, "2024-JJA", vectors=True)
     index = ProductIndex(rt.store)
     index.refresh()
     summer = index.search(
@@ -223,9 +226,11 @@ def test_api_index_lists_composites_as_products(folded: tuple) -> None:
         start=dt.datetime(2024, 6, 1, tzinfo=dt.UTC),
         end=dt.datetime(2024, 6, 1, 23, tzinfo=dt.UTC),
     )
-    ids = {p.product_id for p in summer}
-    assert ids == {f"COMPOSITE_{TILE}_2024-06", f"COMPOSITE_{TILE}_2024-JJA"}
+    assert {p.product_id for p in summer} == {f"COMPOSITE_{TILE}_2024-JJA"}
     found = index.search(MODEL, VERSION, product_ids=frozenset({f"COMPOSITE_{TILE}_{LAST_R12}"}))
     (year,) = found
     assert rt.store.exists(year.asset("polygons")) and year.entry.categories
-    assert len(index) == len(entries) + 5 + 4 + 5  # dates, rolling, seasons, months
+    assert year.entry.datetime == dt.datetime(2023, 12, 1, tzinfo=dt.UTC)
+    month = frozenset({f"COMPOSITE_{TILE}_2024-06"})
+    assert not index.search(MODEL, VERSION, product_ids=month)
+    assert len(index) == len(entries) + 2  # the dates, LAST_R12 and 2024-JJA
