@@ -1,6 +1,7 @@
 """Composites: agreement with a known land-use truth, the cost a commit adds, storage.
 
     python -m benchmarks composites [--size 10980] [--dates 6] [--vectors none|rolling|all]
+        [--mmu 5000]
 
 Truth: the generator's land-cover map (``generator.landcover``) on a size x size grid. Each
 date distorts it as single Sentinel-2 dates do (arable fields bare outside the growing
@@ -75,6 +76,9 @@ def main() -> None:
         default="rolling",
         help="periods that get polygons and PMTiles (default: as the stage, rolling only)",
     )
+    parser.add_argument(
+        "--mmu", type=float, default=0.0, help="min_mapping_unit_m2 of the polygons (m²)"
+    )
     args = parser.parse_args()
     size, n = args.size, args.dates
     days = [dt.date(2024, MONTHS[i % len(MONTHS)], 5 + i // len(MONTHS)) for i in range(n)]
@@ -87,7 +91,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-composites-") as tmp:
         root = Path(tmp)
         store = LocalStore(root / "store")
-        rt = Runtime(Settings(store=str(root / "store"), min_mapping_unit_m2=0.0), store)
+        rt = Runtime(Settings(store=str(root / "store"), min_mapping_unit_m2=args.mmu), store)
         profile = {"driver": "GTiff", "width": size, "height": size, "crs": CRS}
         profile |= {"transform": transform, "tiled": True, "compress": "DEFLATE", "count": 1}
         agree = np.zeros(n, dtype=np.int64)
@@ -166,6 +170,7 @@ def main() -> None:
                 "size_px": size,
                 "dates": n,
                 "vectors": args.vectors,
+                "mmu_m2": args.mmu,
                 "single_date_agreement": [round(a / valid, 3) for a in agree],
                 f"{last}_composite_agreement": round(composite_agree / valid, 3),
                 "seconds_per_commit": [round(c, 1) for c in costs],
