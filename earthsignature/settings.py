@@ -79,8 +79,9 @@ class Settings(BaseSettings):
     cloud_mask_model_version: int = Field(default=1, ge=1, description="Its version.")
     composites: bool = Field(
         default=True,
-        description="Fold each committed product into its tile's month, season and year "
-        "composites (the composite stage, on the vectorize queue).",
+        description="Fold each committed product into its tile's month and season composites "
+        "and re-sum its rolling 12 months (the composite stage, on the vectorize queue; "
+        "CreateProduct uploads too).",
     )
     cloud_mask_resolution_m: int = Field(
         default=30,

@@ -77,5 +77,11 @@ def command(
     summary = run_products(settings, plan.messages, workers=workers, progress=not no_progress)
     for line in summary.lines():
         click.echo(line)
+    if settings.composites:  # composite jobs the stopped local workers left in the queue
+        from earthsignature.composites.stage import fold_committed
+
+        reports = fold_committed(rt, model, version, start, end)
+        done = sum(r.folded for r in reports)
+        click.echo(f"composites of {model} v{version}: {done} updates")
     if not summary.ok:
         sys.exit(1)

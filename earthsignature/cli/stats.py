@@ -45,6 +45,14 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: object) -> object
     default=None,
     help="Leave out pixels the model was less sure of (percent; needs a confidence model).",
 )
+@click.option(
+    "--composite",
+    "periods",
+    multiple=True,
+    metavar="PERIOD",
+    help="Areas of the tile-period composites of PERIOD (2024-05, 2024-JJA, R12-2024-05) "
+    "instead of single dates (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def command(
     wkt: str,
@@ -54,15 +62,20 @@ def command(
     version: int | None,
     change: tuple[dt.date, dt.date] | None,
     min_confidence: int | None,
+    periods: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Per-class area per date inside WKT (hectares in the table, m² with --json), cloud
-    counted apart; optionally the change. Exits 1 when nothing matches or a product could
-    not be read."""
+    counted apart; optionally the change; with --composite, the areas of composites (with
+    --min-confidence, the composite's confidence). Exits 1 when nothing matches or a product
+    could not be read."""
     from earthsignature import stats
     from earthsignature.functions.errors import BadInput
+    from earthsignature.stats.composites import composite_areas
     from earthsignature.stats.convert import change_dict, date_areas_dict, label
+    from earthsignature.storage import layout
     from earthsignature.storage.catalog import model_versions
+    from earthsignature.storage.errors import InvalidKey
 
     settings = load_settings()
     if start is not None and end is not None and end < start:
@@ -70,6 +83,11 @@ def command(
     store = open_store(settings, create=False)
     model = model or settings.model_name
     version = version or settings.model_version
+    for period in periods:
+        try:
+            layout.period_id(period)
+        except InvalidKey as exc:
+            raise click.BadParameter(str(exc), param_hint="--composite") from None
     try:
         aoi = stats.parse_aoi(wkt)
     except BadInput as exc:
@@ -83,7 +101,16 @@ def command(
         )
     out: dict[str, Any] = {"model": model, "version": version}
     problems: list[str] = []
-    if start is not None or end is not None or change is None:
+    for period in periods:
+        found = composite_areas(
+            store, aoi, period, model=model, version=version, min_confidence=min_confidence
+        )
+        if found is None:
+            problems.append(f"no composite of {model} v{version} for {period} inside the area")
+            continue
+        out.setdefault("composites", []).append({"period": period, **date_areas_dict(found)})
+        problems += [f"left out: {bad}" for bad in found.unreadable]
+    if start is not None or end is not None or (change is None and not periods):
         areas = stats.area_by_date(
             store,
             aoi,
@@ -129,6 +156,13 @@ def command(
 def _print_table(
     out: dict[str, Any], label: Callable[[int], str], min_confidence: int | None
 ) -> None:
+    for comp in out.get("composites", []):
+        click.echo(f"composite {comp['period']}  ({', '.join(comp['product_ids'])})")
+        for c in comp["classes"]:
+            click.echo(f"  {c['code']:>5}  {c['area_m2'] / 1e4:12.2f} ha  {c['label']}")
+        if min_confidence:
+            low = comp["low_confidence_m2"] / 1e4
+            click.echo(f"  below {min_confidence} % confidence  {low:12.2f} ha")
     for day in out.get("dates", []):
         click.echo(f"{day['date']}  ({len(day['product_ids'])} products)")
         for c in day["classes"]:

@@ -90,13 +90,13 @@ class FoldOutputs:
     """m² of each code in the composite."""
 
 
-def _windows(width: int, height: int) -> Iterator[Window]:
+def windows(width: int, height: int) -> Iterator[Window]:
     for row in range(0, height, WINDOW):
         for col in range(0, width, WINDOW):
             yield Window(col, row, min(WINDOW, width - col), min(WINDOW, height - row))
 
 
-def _on_grid(stack: ExitStack, ds: DatasetReader, grid: dict[str, Any]) -> DatasetReader:
+def on_grid(stack: ExitStack, ds: DatasetReader, grid: dict[str, Any]) -> DatasetReader:
     """``ds`` itself when it is on ``grid``, else a nearest-neighbour view of it on ``grid``."""
     transform = Affine(*grid["transform"][:6])
     crs = CRS.from_user_input(grid["crs"])
@@ -127,6 +127,67 @@ def grid_of(ds: DatasetReader) -> dict[str, Any]:
     }
 
 
+def profile_of(grid: dict[str, Any]) -> dict[str, Any]:
+    """Creation options of every raster on ``grid`` (tiled, DEFLATE)."""
+    return {
+        "driver": "GTiff",
+        "width": grid["width"],
+        "height": grid["height"],
+        "crs": CRS.from_user_input(grid["crs"]),
+        "transform": Affine(*grid["transform"][:6]),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "DEFLATE",
+        "BIGTIFF": "IF_SAFER",
+    }
+
+
+class CompositeWriter:
+    """Writes the composite rasters (code, confidence, observations) window by window from
+    per-class counts, and tallies the area of each code."""
+
+    def __init__(self, stack: ExitStack, folder: Path, grid: dict[str, Any]) -> None:
+        profile = profile_of(grid)
+        self.out = FoldOutputs(
+            state=folder / "state.tif",
+            composite=folder / "composite.tif",
+            confidence=folder / "confidence.tif",
+            observations=folder / "observations.tif",
+            class_areas={},
+        )
+        self._pixel_m2 = abs(profile["transform"].determinant)
+        self._pixels = np.zeros(65536, dtype=np.int64)
+        self._code = stack.enter_context(
+            rasterio.open(self.out.composite, "w", count=1, dtype="uint16", nodata=0, **profile)
+        )
+        self._conf = stack.enter_context(
+            rasterio.open(
+                self.out.confidence,
+                "w",
+                count=1,
+                dtype="uint8",
+                nodata=CONFIDENCE_NODATA,
+                **profile,
+            )
+        )
+        self._obs = stack.enter_context(
+            rasterio.open(self.out.observations, "w", count=1, dtype="uint8", **profile)
+        )
+
+    def write(self, counts: np.ndarray, codes: list[int], window: Window) -> None:
+        result = compose(counts, codes)
+        self._code.write(result.code, 1, window=window)
+        self._pixels += np.bincount(result.code.ravel(), minlength=65536)
+        self._conf.write(result.confidence, 1, window=window)
+        self._obs.write(result.observations, 1, window=window)
+
+    def finish(self) -> FoldOutputs:
+        for code in np.flatnonzero(self._pixels[1:]) + 1:
+            self.out.class_areas[int(code)] = float(self._pixels[code]) * self._pixel_m2
+        return self.out
+
+
 def fold_rasters(
     store: ObjectStore,
     prefix: str,
@@ -146,15 +207,15 @@ def fold_rasters(
         stack.enter_context(store.gdal_env())
         seg_src = stack.enter_context(rasterio.open(store.gdal_path(entry.assets["segmentation"])))
         grid = state.grid if state is not None else grid_of(seg_src)
-        seg = _on_grid(stack, seg_src, grid)
-        cloud = _on_grid(
+        seg = on_grid(stack, seg_src, grid)
+        cloud = on_grid(
             stack,
             stack.enter_context(rasterio.open(store.gdal_path(entry.assets["cloud_mask"]))),
             grid,
         )
         conf = None
         if "confidence" in entry.assets:
-            conf = _on_grid(
+            conf = on_grid(
                 stack,
                 stack.enter_context(rasterio.open(store.gdal_path(entry.assets["confidence"]))),
                 grid,
@@ -163,41 +224,13 @@ def fold_rasters(
         codes = sorted(set(old_codes) | set(entry.categories))
         old_index = [codes.index(c) for c in old_codes]
         old = stack.enter_context(rasterio.open(previous)) if previous is not None else None
-        profile = {
-            "driver": "GTiff",
-            "width": grid["width"],
-            "height": grid["height"],
-            "crs": CRS.from_user_input(grid["crs"]),
-            "transform": Affine(*grid["transform"][:6]),
-            "tiled": True,
-            "blockxsize": 512,
-            "blockysize": 512,
-            "compress": "DEFLATE",
-            "BIGTIFF": "IF_SAFER",
-        }
-        out = FoldOutputs(
-            state=folder / "state.tif",
-            composite=folder / "composite.tif",
-            confidence=folder / "confidence.tif",
-            observations=folder / "observations.tif",
-            class_areas={},
-        )
-        pixels = np.zeros(65536, dtype=np.int64)
+        writer = CompositeWriter(stack, folder, grid)
         new_state = stack.enter_context(
-            rasterio.open(out.state, "w", count=len(codes), dtype="uint8", **profile)
-        )
-        code_ds = stack.enter_context(
-            rasterio.open(out.composite, "w", count=1, dtype="uint16", nodata=0, **profile)
-        )
-        conf_ds = stack.enter_context(
             rasterio.open(
-                out.confidence, "w", count=1, dtype="uint8", nodata=CONFIDENCE_NODATA, **profile
+                writer.out.state, "w", count=len(codes), dtype="uint8", **profile_of(grid)
             )
         )
-        obs_ds = stack.enter_context(
-            rasterio.open(out.observations, "w", count=1, dtype="uint8", **profile)
-        )
-        for window in _windows(grid["width"], grid["height"]):
+        for window in windows(grid["width"], grid["height"]):
             counts = np.zeros((len(codes), window.height, window.width), dtype=np.uint8)
             if old is not None:
                 counts[old_index] = old.read(window=window)
@@ -208,15 +241,9 @@ def fold_rasters(
                 clear &= (confidence >= min_confidence) & (confidence != CONFIDENCE_NODATA)
             add_observations(counts, codes, labels, clear)
             new_state.write(counts, window=window)
-            result = compose(counts, codes)
-            code_ds.write(result.code, 1, window=window)
-            pixels += np.bincount(result.code.ravel(), minlength=65536)
-            conf_ds.write(result.confidence, 1, window=window)
-            obs_ds.write(result.observations, 1, window=window)
+            writer.write(counts, codes, window)
         new_state.update_tags(codes=",".join(str(c) for c in codes))
-        pixel_m2 = abs(profile["transform"].determinant)
-        for code in np.flatnonzero(pixels[1:]) + 1:
-            out.class_areas[int(code)] = float(pixels[code]) * pixel_m2
+        out = writer.finish()
     folded = State(
         codes=codes,
         products=sorted({*(state.products if state else []), entry.product_id}),
@@ -227,11 +254,11 @@ def fold_rasters(
     return folded, out
 
 
-def commit_fold(
-    store: ObjectStore, prefix: str, old: State | None, new: State, out: FoldOutputs, folder: Path
+def store_composite(
+    store: ObjectStore, prefix: str, out: FoldOutputs, folder: Path
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    """Store the composite COGs, the new state raster, then switch ``state.json`` to it and
-    delete the old generation. Returns the stored keys by asset name and the footprint."""
+    """Store the three composite rasters as COGs; returns their keys by asset name and the
+    footprint."""
     keys = {
         "segmentation": prefix + "composite.tif",
         "confidence": prefix + "confidence.tif",
@@ -243,6 +270,15 @@ def commit_fold(
     to_cog(out.observations, cogs["observations"], overview_resampling="nearest")
     for name, key in keys.items():
         store.put_file(key, cogs[name])
+    return keys, footprint
+
+
+def commit_fold(
+    store: ObjectStore, prefix: str, old: State | None, new: State, out: FoldOutputs, folder: Path
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Store the composite COGs, the new state raster, then switch ``state.json`` to it and
+    delete the old generation. Returns the stored keys by asset name and the footprint."""
+    keys, footprint = store_composite(store, prefix, out, folder)
     store.put_file(prefix + new.raster_key, out.state)
     store.put_bytes(state_key(prefix), json.dumps(asdict(new), sort_keys=True).encode())
     if old is not None:

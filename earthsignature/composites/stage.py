@@ -31,8 +31,16 @@ import pystac
 import shapely
 from shapely.geometry import shape
 
-from earthsignature.composites import fold
-from earthsignature.composites.periods import period_range, periods_of
+from earthsignature.composites import fold, rolling
+from earthsignature.composites.fold import state_key
+from earthsignature.composites.periods import (
+    folded_periods,
+    is_rolling,
+    months_of,
+    period_range,
+    rolling_containing,
+    rolling_id,
+)
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.publish import (
@@ -45,6 +53,7 @@ from earthsignature.functions.tiles import write_pmtiles
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog, layout
 from earthsignature.storage.catalog import CatalogEntry
+from earthsignature.storage.errors import ObjectNotFound
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +87,62 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     return []
 
 
-def update_composites(
-    rt: Runtime, entry: CatalogEntry, *, vectors: bool = True
-) -> list[FoldReport]:
-    """Fold ``entry`` into its month, season and year composites (each under its lock).
+def default_vectors(period: str) -> bool:
+    """Whether a commit writes the polygons and vector tiles of ``period``'s composite: only
+    the rolling 12 months (the land-use map; most of a fold's time goes to vectors). Month
+    and season composites get theirs from ``earthsig composites rebuild --vectors``."""
+    return is_rolling(period)
 
-    ``vectors=False`` leaves out the polygons and vector tiles (the rasters and the item are
-    still written; stale vectors are removed): most of a fold's time goes to them."""
+
+def update_composites(
+    rt: Runtime, entry: CatalogEntry, *, vectors: bool | None = None
+) -> list[FoldReport]:
+    """Fold ``entry`` into its month and season composites, then re-sum the rolling 12
+    months that hold its month (each under its own lock). See :func:`rolling_to_update`.
+
+    ``vectors``: polygons and vector tiles for every period (True), none (False; stale ones
+    are removed), or as :func:`default_vectors` says (None)."""
     tile = entry.properties.get(catalog.PROP_TILE)
     if not tile:
         raise BadInput("catalog record names no MGRS tile", product_id=entry.product_id)
     reports = []
-    for period in periods_of(entry.date):
+    month, season = folded_periods(entry.date)
+    for period in (month, season):
         with writer_lock(entry.model, entry.version, tile, period):
-            reports.append(fold_into(rt, entry, tile, period, vectors=vectors))
+            reports.append(fold_into(rt, entry, tile, period, vectors=_vectors(vectors, period)))
+    for period in rolling_to_update(rt, entry.model, entry.version, tile, month):
+        with writer_lock(entry.model, entry.version, tile, period):
+            reports.append(
+                roll(
+                    rt,
+                    entry.model,
+                    entry.version,
+                    tile,
+                    period,
+                    product_id=entry.product_id,
+                    vectors=_vectors(vectors, period),
+                )
+            )
     return reports
+
+
+def _vectors(vectors: bool | None, period: str) -> bool:
+    return default_vectors(period) if vectors is None else vectors
+
+
+def rolling_to_update(rt: Runtime, model: str, version: int, tile: str, month: str) -> list[str]:
+    """The rolling periods a commit of ``month`` changes: the one ending with ``month``, and
+    each of the 11 after it whose own last month has a composite (a rolling composite exists
+    for every month with a committed product). A daily pipeline commits in date order, so
+    this is usually one; reprocessing an old month updates up to twelve."""
+    out = []
+    for k, period in enumerate(rolling_containing(month)):
+        last = months_of(period)[-1]
+        if k == 0 or rt.store.exists(
+            state_key(layout.composite_prefix(model, version, last, tile))
+        ):
+            out.append(period)
+    return out
 
 
 @contextlib.contextmanager
@@ -132,25 +182,72 @@ def fold_into(
         folder = Path(tmp)
         new, out = fold.fold_rasters(store, prefix, entry, state, folder)
         keys, footprint = fold.commit_fold(store, prefix, state, new, out, folder)
-        if vectors:
-            keys |= publish_vectors(rt, entry, tile, period, out.composite, folder, prefix)
-        else:
-            for name in ("polygons.fgb", "tiles.pmtiles"):
-                store.delete(prefix + name)
-        item = composite_item(entry, tile, period, new, keys, footprint, out.class_areas)
-        store.put_bytes(prefix + "item.json", _json(item))
+        _publish(
+            rt, entry.model, entry.version, tile, period, new, out, folder, keys, footprint, vectors
+        )
     log.info("folded %s into %s (%d products)", entry.product_id, prefix, len(new.products))
     return FoldReport(period, prefix, True, len(new.products), time.perf_counter() - start)
 
 
-def publish_vectors(
+def roll(
     rt: Runtime,
-    entry: CatalogEntry,
+    model: str,
+    version: int,
     tile: str,
     period: str,
-    raster: Path,
+    *,
+    product_id: str | None = None,
+    vectors: bool = True,
+) -> FoldReport:
+    """Re-sum the rolling ``period`` from its month states and republish it. With
+    ``product_id``, nothing is done when the published item already holds that product
+    (a retried commit); the item is written last, so a crash before it redoes the sum."""
+    start = time.perf_counter()
+    prefix = layout.composite_prefix(model, version, period, tile)
+    if product_id is not None:
+        with contextlib.suppress(ObjectNotFound):
+            item = json.loads(rt.store.get_bytes(prefix + "item.json"))
+            held = item["properties"].get("earthsig:products", [])
+            if product_id in held:
+                return FoldReport(period, prefix, False, len(held), 0.0)
+    months = rolling.month_states(rt.store, model, version, tile, period)
+    if not months:
+        return FoldReport(period, prefix, False, 0, 0.0)
+    with TemporaryDirectory(prefix="earthsig-composite-") as tmp:
+        folder = Path(tmp)
+        summed, out = rolling.sum_rasters(rt.store, months, folder)
+        keys, footprint = fold.store_composite(rt.store, prefix, out, folder)
+        _publish(rt, model, version, tile, period, summed, out, folder, keys, footprint, vectors)
+    log.info("summed %d months into %s (%d products)", len(months), prefix, len(summed.products))
+    return FoldReport(period, prefix, True, len(summed.products), time.perf_counter() - start)
+
+
+def _publish(
+    rt: Runtime,
+    model: str,
+    version: int,
+    tile: str,
+    period: str,
+    state: fold.State,
+    out: fold.FoldOutputs,
     folder: Path,
-    prefix: str,
+    keys: dict[str, str],
+    footprint: dict[str, Any],
+    vectors: bool,
+) -> None:
+    """The vectors (or their removal) and, last, the STAC item of a composite just stored."""
+    prefix = layout.composite_prefix(model, version, period, tile)
+    if vectors:
+        keys = keys | publish_vectors(rt, model, version, tile, period, out.composite, folder)
+    else:
+        for name in ("polygons.fgb", "tiles.pmtiles"):
+            rt.store.delete(prefix + name)
+    item = composite_item(model, version, tile, period, state, keys, footprint, out.class_areas)
+    rt.store.put_bytes(prefix + "item.json", _json(item))
+
+
+def publish_vectors(
+    rt: Runtime, model: str, version: int, tile: str, period: str, raster: Path, folder: Path
 ) -> dict[str, str]:
     """The composite's FlatGeobuf and PMTiles, by publish's own writers."""
     first, _ = period_range(period)
@@ -158,10 +255,11 @@ def publish_vectors(
         product_id=composite_id(tile, period),
         date=first.isoformat(),
         tile=tile,
-        model=entry.model,
-        version=entry.version,
+        model=model,
+        version=version,
         run="composite",
     )
+    prefix = layout.composite_prefix(model, version, period, tile)
     fgb, pmtiles = folder / "polygons.fgb", folder / "tiles.pmtiles"
     keys = {"polygons": prefix + "polygons.fgb", "tiles": prefix + "tiles.pmtiles"}
     try:
@@ -181,7 +279,8 @@ def publish_vectors(
 
 
 def composite_item(
-    entry: CatalogEntry,
+    model: str,
+    version: int,
     tile: str,
     period: str,
     state: fold.State,
@@ -191,7 +290,7 @@ def composite_item(
 ) -> dict[str, Any]:
     """The composite's STAC item: a product-shaped record with the period as its range."""
     first, last = period_range(period)
-    prefix = layout.composite_prefix(entry.model, entry.version, period, tile)
+    prefix = layout.composite_prefix(model, version, period, tile)
     item_key = prefix + "item.json"
     item = pystac.Item(
         id=composite_id(tile, period),
@@ -201,8 +300,8 @@ def composite_item(
         start_datetime=dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC),
         end_datetime=dt.datetime.combine(last, dt.time(23, 59, 59), tzinfo=dt.UTC),
         properties={
-            catalog.PROP_MODEL: entry.model,
-            catalog.PROP_VERSION: entry.version,
+            catalog.PROP_MODEL: model,
+            catalog.PROP_VERSION: version,
             catalog.PROP_TILE: tile,
             catalog.PROP_CATEGORIES: sorted(areas),
             catalog.PROP_CLASS_AREAS: {str(c): round(a, 2) for c, a in sorted(areas.items())},
@@ -237,9 +336,15 @@ def composite_item(
 def rebuild(
     rt: Runtime, model: str, version: int, tile: str, period: str, *, vectors: bool = True
 ) -> int:
-    """Recompute one tile-period composite from scratch from the catalog (after deleting
-    it), e.g. when a product of the period was re-published; returns the products folded."""
+    """Recompute one tile-period composite from scratch (after deleting it): a month or
+    season from the catalog's products, a rolling period by summing its months' states
+    (rebuild those first for a clean start; :func:`rebuild_all` does); returns the products
+    it holds."""
     tile = layout.tile_id(tile)
+    if is_rolling(period):
+        with writer_lock(model, version, tile, period):
+            rt.store.delete_prefix(layout.composite_prefix(model, version, period, tile))
+            return roll(rt, model, version, tile, period, vectors=vectors).products
     first, last = period_range(period)
     entries = sorted(
         (
@@ -256,5 +361,76 @@ def rebuild(
     return len(entries)
 
 
+@dataclass(frozen=True)
+class Rebuilt:
+    tile: str
+    period: str
+    products: int
+
+
+def rebuild_all(
+    rt: Runtime,
+    model: str,
+    version: int,
+    *,
+    tile: str | None = None,
+    period: str | None = None,
+    vectors: bool | None = None,
+) -> list[Rebuilt]:
+    """Recompute a model version's composites from its committed products, from a clean
+    state: every tile (or ``tile``) and every period its products fall in (or ``period``;
+    a month also re-sums the rolling periods holding it, a rolling period first rebuilds
+    its months). Months and seasons first, then the rolling periods. ``vectors`` as in
+    :func:`update_composites`."""
+    tile = layout.tile_id(tile) if tile else None
+    first, last = period_range(period) if period else (None, None)
+    months: dict[str, set[str]] = {}
+    seasons: dict[str, set[str]] = {}
+    for entry in catalog.iter_entries(rt.store, model, version, first, last):
+        entry_tile = entry.properties.get(catalog.PROP_TILE)
+        if not entry_tile or (tile and entry_tile != tile):
+            continue
+        month, season = folded_periods(entry.date)
+        months.setdefault(entry_tile, set()).add(month)
+        seasons.setdefault(entry_tile, set()).add(season)
+    done = []
+    for t in sorted(months):
+        if period is None:
+            folded = sorted(months[t] | seasons[t])
+            rolled = [rolling_id(m) for m in sorted(months[t])]
+        elif is_rolling(period):
+            folded, rolled = sorted(months[t]), [period]
+        else:
+            folded = [period]
+            rolled = rolling_to_update(rt, model, version, t, period) if period in months[t] else []
+        for p in [*folded, *rolled]:
+            n = rebuild(rt, model, version, t, p, vectors=_vectors(vectors, p))
+            done.append(Rebuilt(t, p, n))
+    return done
+
+
 def _json(item: dict[str, Any]) -> bytes:
     return json.dumps(item, sort_keys=True, separators=(",", ":")).encode()
+
+
+def fold_committed(
+    rt: Runtime,
+    model: str,
+    version: int,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *,
+    vectors: bool | None = None,
+) -> list[FoldReport]:
+    """Fold every committed product of ``start..end`` not yet in its composites, in date
+    order (the others cost a ``state.json`` read each): the catch-up after a run whose local
+    workers stopped before their queued composite jobs ran."""
+    entries = sorted(
+        (
+            e
+            for e in catalog.iter_entries(rt.store, model, version, start, end)
+            if e.properties.get(catalog.PROP_TILE)
+        ),
+        key=lambda e: (e.datetime, e.product_id),
+    )
+    return [r for e in entries for r in update_composites(rt, e, vectors=vectors)]

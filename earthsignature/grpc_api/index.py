@@ -241,7 +241,12 @@ class ProductIndex:
 
     def _read(self, key: str) -> ProductRow | None:
         try:
-            return _parse_row(json.loads(self.store.get_bytes(key)), key, self._intern)
+            item = json.loads(self.store.get_bytes(key))
+            if key.startswith(layout.COMPOSITES + "/") and "polygons" not in (
+                item.get("assets") or {}
+            ):
+                return None  # V2 serves polygons: composites without them are not products
+            return _parse_row(item, key, self._intern)
         except ObjectNotFound:
             return None
         except (catalog.CatalogError, ValueError) as exc:

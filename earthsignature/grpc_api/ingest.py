@@ -11,6 +11,7 @@ upload leaves nothing visible.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,4 +141,22 @@ def ingest(rt: Runtime, upload: Upload, run: str = "api") -> CatalogEntry:
         _write_geotiff(cloud_plain, cloud.astype(np.uint8), cloud_profile)
         with rt.store.staged_file(mask_key, suffix=".tif") as staged:
             to_cog(cloud_plain, staged, nbits=1)
-        return publish_product(rt, msg, seg_path)
+        entry = publish_product(rt, msg, seg_path)
+    if rt.settings.composites and run == "api":
+        _composite(rt, entry)
+    return entry
+
+
+log = logging.getLogger(__name__)
+
+
+def _composite(rt: Runtime, entry: CatalogEntry) -> None:
+    """Fold an uploaded product into its tile's composites, as the composite stage does for
+    processed ones. The product is committed whatever happens here: a failure is logged and
+    left to ``earthsig composites update``."""
+    from earthsignature.composites.stage import update_composites
+
+    try:
+        update_composites(rt, entry)
+    except Exception:
+        log.exception("composites not updated for %s", entry.product_id)

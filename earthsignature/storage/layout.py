@@ -40,8 +40,11 @@ RECORDS = "records"
 WORK = "work"
 COMPOSITES = "composites"
 #: A composite period: a calendar month ``2024-05``, a season ``2024-JJA`` (``DJF`` is named by
-#: the year of its January) or a calendar year ``2024`` (see earthsignature/composites/periods).
-_PERIOD = re.compile(r"^[0-9]{4}(?:-(?:0[1-9]|1[0-2])|-(?:DJF|MAM|JJA|SON))?$")
+#: the year of its January), a rolling 12 months ``R12-2024-05`` (June 2023 to May 2024) or a
+#: calendar year ``2024`` (see earthsignature/composites/periods).
+_PERIOD = re.compile(
+    r"^(?:R12-[0-9]{4}-(?:0[1-9]|1[0-2])|[0-9]{4}(?:-(?:0[1-9]|1[0-2])|-(?:DJF|MAM|JJA|SON))?)$"
+)
 
 
 def product_id(value: str) -> str:
@@ -219,9 +222,10 @@ def record_key(model: str, version: int | str, date: dt.date | str, product: str
 
 
 def period_id(value: str) -> str:
-    """A composite period id: ``YYYY``, ``YYYY-MM`` or ``YYYY-DJF|MAM|JJA|SON``."""
+    """A composite period id: ``YYYY-MM``, ``YYYY-DJF|MAM|JJA|SON``, ``R12-YYYY-MM`` (the 12
+    months ending with that month) or ``YYYY``."""
     if not isinstance(value, str) or not _PERIOD.fullmatch(value):
-        raise InvalidKey(str(value), "periods look like 2024, 2024-05 or 2024-JJA")
+        raise InvalidKey(str(value), "periods look like 2024-05, 2024-JJA, R12-2024-05 or 2024")
     return value
 
 

@@ -1,13 +1,15 @@
-"""What the page needs to know, as JSON: model versions, products by date, the CLC colours,
-the basemap (packaged Natural Earth land and borders, in colours no CLC class has)."""
+"""What the page needs to know, as JSON: model versions, products by date, the tile-period
+composites that have vector tiles (by period), the CLC colours, the basemap (packaged
+Natural Earth land and borders, in colours no CLC class has)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from earthsignature import corine
+from earthsignature.storage import layout
 from earthsignature.storage.base import ObjectStore
-from earthsignature.storage.catalog import CatalogEntry, iter_entries, model_versions
+from earthsignature.storage.catalog import CatalogEntry, iter_entries, model_versions, read_entry
 
 #: The offline basemap and its colours: a mid grey land and a slate sea, far (RGB distance
 #: over 90) from every CLC colour, so pale classes (beaches and sand, glaciers, sea) show.
@@ -34,6 +36,23 @@ def legend() -> list[dict[str, Any]]:
     return [{"code": c, "label": k.label, "color": k.hex} for c, k in corine.CLASSES.items()]
 
 
+def _composites(store: ObjectStore, model: str, version: int) -> list[dict[str, Any]]:
+    """The composites of a model version that have vector tiles (by default the rolling 12
+    months; see earthsignature/composites/stage.py), shaped as products with a ``period``."""
+    prefix = (
+        f"{layout.COMPOSITES}/model={layout.model_name(model)}"
+        f"/version={layout.model_version(version)}/"
+    )
+    out = []
+    for info in store.list_keys(prefix):
+        if info.key.endswith("/item.json"):
+            entry = read_entry(store, info.key)
+            if "tiles" in entry.assets:
+                period = entry.key.split("/period=", 1)[1].split("/", 1)[0]
+                out.append({**_product(entry), "period": period, "cloud": None})
+    return sorted(out, key=lambda p: (p["period"], p["id"]))
+
+
 def _product(entry: CatalogEntry) -> dict[str, Any]:
     return {
         "id": entry.product_id,
@@ -45,7 +64,7 @@ def _product(entry: CatalogEntry) -> dict[str, Any]:
         "categories": list(entry.categories),
         "footprint": entry.geometry,
         "tiles": f"/tiles/{entry.assets['tiles']}",
-        "cloud": f"/cloud/{entry.assets['cloud_mask']}",
+        "cloud": f"/cloud/{entry.assets['cloud_mask']}" if "cloud_mask" in entry.assets else None,
         "confidence": (
             f"/confidence/{entry.assets['confidence']}" if "confidence" in entry.assets else None
         ),
@@ -69,12 +88,15 @@ def catalog_json(
         )
     products = [_product(e) for e in iter_entries(store, model, version)]
     dates = sorted({p["date"] for p in products})
+    composites = _composites(store, model, version) if (model, version) in versions else []
     return {
         "models": [{"model": m, "version": v} for m, v in versions],
         "model": model,
         "version": version,
         "dates": dates,
         "products": sorted(products, key=lambda p: (p["date"], p["id"])),
+        "periods": sorted({c["period"] for c in composites}),
+        "composites": composites,
         "fill_color": fill_color_expression(),
         "legend": legend(),
         "basemap": BASEMAP,

@@ -146,7 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _tiles(self, key: str) -> None:
         key = check_key(key)
-        if not key.startswith(f"{layout.TILES}/") or not key.endswith(".pmtiles"):
+        if not key.startswith((f"{layout.TILES}/", f"{layout.COMPOSITES}/")) or not key.endswith(
+            ".pmtiles"
+        ):
             raise FileNotFoundError(key)
         store = self.server.store
         size = store.size(key)
@@ -195,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _confidence(self, key: str, query: dict[str, str]) -> None:
         key = check_key(key)
-        if not key.startswith("confidence/") or not key.endswith(".tif"):
+        if not key.startswith(("confidence/", f"{layout.COMPOSITES}/")) or not key.endswith(".tif"):
             raise FileNotFoundError(key)
         png, corners = confidence_png(self.server.store, key)
         if query.get("meta"):

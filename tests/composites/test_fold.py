@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -90,16 +91,21 @@ def _agreement(labels: np.ndarray, truth: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def folded(committed: tuple) -> tuple[Runtime, np.ndarray, list]:
-    """Every date folded in commit order; vectors only with the last (they cost most)."""
+    """Every date folded in commit order; vectors (rolling periods only, as the stage does)
+    with the last date only: they cost most."""
     rt, _, entries = committed
     for i, entry in enumerate(entries):
-        stage.update_composites(rt, entry, vectors=i == len(entries) - 1)
+        stage.update_composites(rt, entry, vectors=None if i == len(entries) - 1 else False)
     return committed
 
 
-def test_year_composite_beats_every_single_date(folded: tuple) -> None:
+#: The rolling 12 months ending with the last date's month: every date.
+LAST_R12 = "R12-2024-11"
+
+
+def test_rolling_composite_beats_every_single_date(folded: tuple) -> None:
     rt, truth, entries = folded
-    prefix = layout.composite_prefix(MODEL, VERSION, "2024", TILE)
+    prefix = layout.composite_prefix(MODEL, VERSION, LAST_R12, TILE)
     composite = _read(rt, prefix + "composite.tif")
     singles = [_agreement(v[0] * (1 - v[1]), truth) for v in _views(truth)]
     assert _agreement(composite, truth) > max(singles) + 0.1, (composite, singles)
@@ -107,7 +113,7 @@ def test_year_composite_beats_every_single_date(folded: tuple) -> None:
     assert observations.max() == len(DATES)
     assert 0 < observations.min() < len(DATES)  # cloud blocks are not counted
     item = json.loads(rt.store.get_bytes(prefix + "item.json"))
-    assert item["id"] == f"COMPOSITE_{TILE}_2024"
+    assert item["id"] == f"COMPOSITE_{TILE}_{LAST_R12}"
     assert item["properties"]["earthsig:products"] == sorted(e.product_id for e in entries)
     assert {"segmentation", "confidence", "observations", "polygons", "tiles"} <= set(
         item["assets"]
@@ -118,13 +124,55 @@ def test_year_composite_beats_every_single_date(folded: tuple) -> None:
 
 def test_folding_again_counts_nothing_twice(folded: tuple) -> None:
     rt, _, entries = folded
-    prefix = layout.composite_prefix(MODEL, VERSION, "2024", TILE)
+    prefix = layout.composite_prefix(MODEL, VERSION, LAST_R12, TILE)
     before = _read(rt, prefix + "observations.tif")
-    reports = stage.update_composites(rt, entries[0])
+    reports = stage.update_composites(rt, entries[-1])
+    assert [r.period for r in reports] == ["2024-11", "2024-SON", LAST_R12]
     assert [r.folded for r in reports] == [False, False, False]
     assert np.array_equal(_read(rt, prefix + "observations.tif"), before)
-    state_tifs = [i.key for i in rt.store.list_keys(prefix) if "/state-" in i.key]
+    month = layout.composite_prefix(MODEL, VERSION, "2024-11", TILE)
+    state_tifs = [i.key for i in rt.store.list_keys(month) if "/state-" in i.key]
     assert len(state_tifs) == 1  # old generations are deleted
+    assert not [i.key for i in rt.store.list_keys(prefix) if "/state" in i.key]
+
+
+def test_rolling_periods_sum_their_months(folded: tuple) -> None:
+    """R12-2024-06 holds January to June; months and seasons have no vectors by default."""
+    rt, _, _ = folded
+    prefix = layout.composite_prefix(MODEL, VERSION, "R12-2024-06", TILE)
+    item = json.loads(rt.store.get_bytes(prefix + "item.json"))
+    assert item["properties"]["earthsig:dates"] == [str(d) for d in DATES[:4]]
+    assert item["properties"]["start_datetime"].startswith("2023-07-01")
+    last = json.loads(
+        rt.store.get_bytes(layout.composite_prefix(MODEL, VERSION, LAST_R12, TILE) + "item.json")
+    )
+    assert {"polygons", "tiles"} <= set(last["assets"])
+    months = [
+        _read(rt, layout.composite_prefix(MODEL, VERSION, m, TILE) + "observations.tif")
+        for m in ("2024-01", "2024-03", "2024-06")
+    ]
+    assert np.array_equal(_read(rt, prefix + "observations.tif"), sum(months))
+    month_item = json.loads(
+        rt.store.get_bytes(layout.composite_prefix(MODEL, VERSION, "2024-06", TILE) + "item.json")
+    )
+    assert "polygons" not in month_item["assets"]
+
+
+def test_late_product_updates_later_rolling_periods(committed: tuple, tmp_path: Path) -> None:
+    """Folding the dates newest first gives the same rolling composites as in date order:
+    an old month's commit re-sums the later rolling periods that exist."""
+    rt, _, entries = committed
+    late = Runtime(settings=rt.settings, store=LocalStore(tmp_path / "store"))
+    for folder in Path(rt.settings.store).iterdir():  # the products, not the composites
+        if folder.name != layout.COMPOSITES:
+            shutil.copytree(folder, tmp_path / "store" / folder.name)
+    for entry in reversed(entries):
+        stage.update_composites(late, entry, vectors=False)
+    for period in (LAST_R12, "R12-2024-06"):
+        prefix = layout.composite_prefix(MODEL, VERSION, period, TILE)
+        assert np.array_equal(
+            _read(late, prefix + "composite.tif"), _read(rt, prefix + "composite.tif")
+        )
 
 
 def test_periods_hold_only_their_dates(folded: tuple) -> None:
@@ -137,20 +185,23 @@ def test_periods_hold_only_their_dates(folded: tuple) -> None:
 
 def test_rebuild_equals_incremental(folded: tuple) -> None:
     rt, _, _ = folded
-    prefix = layout.composite_prefix(MODEL, VERSION, "2024-SON", TILE)
-    incremental = _read(rt, prefix + "composite.tif")
+    prefixes = {p: layout.composite_prefix(MODEL, VERSION, p, TILE) for p in ("2024-SON", LAST_R12)}
+    incremental = {p: _read(rt, k + "composite.tif") for p, k in prefixes.items()}
+    rebuilt = stage.rebuild_all(rt, MODEL, VERSION, tile=TILE, period=LAST_R12)
+    assert [(r.period, r.products) for r in rebuilt][-1] == (LAST_R12, len(DATES))
     assert stage.rebuild(rt, MODEL, VERSION, TILE, "2024-SON", vectors=False) == 2
-    assert np.array_equal(_read(rt, prefix + "composite.tif"), incremental)
-    item = json.loads(rt.store.get_bytes(prefix + "item.json"))
-    assert "polygons" not in item["assets"]
-    assert not rt.store.exists(prefix + "polygons.fgb")
+    for period, key in prefixes.items():
+        assert np.array_equal(_read(rt, key + "composite.tif"), incremental[period])
+        item = json.loads(rt.store.get_bytes(key + "item.json"))
+        assert ("polygons" in item["assets"]) == (period == LAST_R12)  # the default: rolling
+        assert rt.store.exists(key + "polygons.fgb") == (period == LAST_R12)
 
 
 @pytest.mark.parametrize(
     ("day", "expected"),
     [
-        ("2024-12-15", ("2024-12", "2025-DJF", "2024")),
-        ("2024-06-01", ("2024-06", "2024-JJA", "2024")),
+        ("2024-12-15", ("2024-12", "2025-DJF", "R12-2024-12")),
+        ("2024-06-01", ("2024-06", "2024-JJA", "R12-2024-06")),
     ],
 )
 def test_periods_of_a_date(day: str, expected: tuple[str, str, str]) -> None:
@@ -161,9 +212,12 @@ def test_periods_of_a_date(day: str, expected: tuple[str, str, str]) -> None:
 
 
 def test_api_index_lists_composites_as_products(folded: tuple) -> None:
+    """Composites with polygons (the rolling periods by default) are products, dated at the
+    period's first day; those without (months, seasons) are not: V2 serves polygons."""
     from earthsignature.grpc_api.index import ProductIndex
 
     rt, _, entries = folded
+    stage.rebuild(rt, MODEL, VERSION, TILE, "2024-JJA", vectors=True)
     index = ProductIndex(rt.store)
     index.refresh()
     summer = index.search(
@@ -172,9 +226,11 @@ def test_api_index_lists_composites_as_products(folded: tuple) -> None:
         start=dt.datetime(2024, 6, 1, tzinfo=dt.UTC),
         end=dt.datetime(2024, 6, 1, 23, tzinfo=dt.UTC),
     )
-    ids = {p.product_id for p in summer}
-    assert ids == {f"COMPOSITE_{TILE}_2024-06", f"COMPOSITE_{TILE}_2024-JJA"}
-    found = index.search(MODEL, VERSION, product_ids=frozenset({f"COMPOSITE_{TILE}_2024"}))
+    assert {p.product_id for p in summer} == {f"COMPOSITE_{TILE}_2024-JJA"}
+    found = index.search(MODEL, VERSION, product_ids=frozenset({f"COMPOSITE_{TILE}_{LAST_R12}"}))
     (year,) = found
     assert rt.store.exists(year.asset("polygons")) and year.entry.categories
-    assert len(index) == len(entries) + 1 + 4 + 5  # dates, the year, seasons, months
+    assert year.entry.datetime == dt.datetime(2023, 12, 1, tzinfo=dt.UTC)
+    month = frozenset({f"COMPOSITE_{TILE}_2024-06"})
+    assert not index.search(MODEL, VERSION, product_ids=month)
+    assert len(index) == len(entries) + 2  # the dates, LAST_R12 and 2024-JJA

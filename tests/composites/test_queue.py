@@ -49,6 +49,7 @@ def vectorize(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
             segmentation=geotiff_bytes(labels(day), TRANSFORM, CRS, nodata=0),
             cloud_mask=geotiff_bytes(np.zeros((64, 64), dtype=np.uint8), TRANSFORM, CRS),
         ),
+        run=msg.run,  # not "api": the queue's own composite stage folds it
     )
     return []
 

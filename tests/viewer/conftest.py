@@ -1,7 +1,7 @@
 """A small committed catalog, the viewer serving it on loopback, and headless Chromium.
 
 Two dates over the same place, each a map of four quadrants whose codes are known, so a
-screenshot pixel's colour says which class was drawn.
+screenshot pixel's colour says which class was drawn; and their rolling 12-month composites.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from affine import Affine
 
+from earthsignature.composites import stage
 from earthsignature.grpc_api import ingest
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
-from earthsignature.storage import LocalStore
+from earthsignature.storage import LocalStore, catalog
 from earthsignature.testing.rasters import geotiff_bytes
 from earthsignature.viewer import ViewerServer
 
@@ -36,6 +37,11 @@ DATES = {
     dt.date(2024, 5, 1): (311, 211, 111, 512),
     dt.date(2024, 9, 1): (112, 231, 311, 512),
 }
+#: The rolling 12 months holding both dates, by the composite rules
+#: (earthsignature/composites/rules.py): the second date's confidence is under 50 % on the
+#: left half (see confidence_map), so only the first date counts there; on the right, arable
+#: once and grass once is arable.
+COMPOSITE = ("R12-2024-09", (311, 211, 111, 512))
 
 
 def quadrants(codes: tuple[int, int, int, int]) -> np.ndarray:
@@ -104,6 +110,8 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
             ),
         )
     add_confidence(store, max(DATES))
+    for entry in catalog.iter_entries(store, MODEL, VERSION):  # rolling composites get tiles
+        stage.update_composites(rt, entry)
     server = ViewerServer(settings, store)
     url = server.start()
     try:

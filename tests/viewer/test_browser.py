@@ -13,7 +13,7 @@ import pytest
 from pyproj import Transformer
 
 from earthsignature import corine
-from tests.viewer.conftest import CRS, DATES, ORIGIN, SIZE, Viewer
+from tests.viewer.conftest import COMPOSITE, CRS, DATES, ORIGIN, SIZE, Viewer
 
 FIRST, SECOND = sorted(DATES)
 TO_LONLAT = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
@@ -262,3 +262,23 @@ def test_chart_labels_fit_and_areas_read_in_hectares(page: Any) -> None:
     )
     assert "area_m2" not in rows
     assert rows["area"].endswith(" ha")
+
+
+def test_view_switches_between_per_date_maps_and_composites(page: Any) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    period, codes = COMPOSITE
+    select_date(page, SECOND.isoformat())
+    view = Select(page.find_element("id", "view"))
+    view.select_by_value("composites")
+    wait(page, lambda: page.execute_script("return window.esState.date") == period)
+    idle(page)
+    periods = [o.get_attribute("value") for o in page.find_elements("css selector", "#date option")]
+    assert periods == ["R12-2024-05", period]
+    assert page.find_element("id", "date-label").text == "Period"
+    for quadrant, (col, row) in QUADRANT_PX.items():
+        assert_colour(pixel(page, col, row), corine.clc_class(codes[quadrant]).rgb)
+    view.select_by_value("dates")
+    wait(page, lambda: page.execute_script("return window.esState.date") == SECOND.isoformat())
+    idle(page)
+    assert_colour(pixel(page, *QUADRANT_PX[0]), corine.clc_class(DATES[SECOND][0]).rgb)

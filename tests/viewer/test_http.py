@@ -13,7 +13,7 @@ import pytest
 from pyproj import Transformer
 
 from earthsignature import corine
-from tests.viewer.conftest import CRS, DATES, MODEL, ORIGIN, SIZE, VERSION, Viewer
+from tests.viewer.conftest import COMPOSITE, CRS, DATES, MODEL, ORIGIN, SIZE, VERSION, Viewer
 
 
 def get(
@@ -238,3 +238,12 @@ def test_confidence_overlay_is_greyscale_with_no_data_transparent(
     assert row[0] == 0 and row[-1] >= 250 and (np.diff(row.astype(int)) >= 0).all()
     _, _, meta = get(viewer, url + "?meta=1")
     assert len(json.loads(meta)["coordinates"]) == 4
+
+
+def test_catalog_lists_composites_with_their_tiles(viewer: Viewer, catalog: dict[str, Any]) -> None:
+    assert catalog["periods"] == ["R12-2024-05", COMPOSITE[0]]
+    (last,) = [c for c in catalog["composites"] if c["period"] == COMPOSITE[0]]
+    assert last["id"] == f"COMPOSITE_31TEJ_{COMPOSITE[0]}" and last["cloud"] is None
+    assert sorted(last["categories"]) == sorted(set(COMPOSITE[1]))
+    status, _, body = get(viewer, last["tiles"], {"Range": "bytes=0-126"})
+    assert status == 206 and body[:7] == b"PMTiles"

@@ -76,12 +76,21 @@
       option.selected = mv.model === catalog.model && mv.version === catalog.version;
       models.add(option);
     }
-    const dates = $("date");
-    dates.innerHTML = "";
-    for (const d of catalog.dates) dates.add(new Option(d, d));
-    dates.value = catalog.dates[catalog.dates.length - 1] || "";
     state.fitted = false;
-    showDate(dates.value);
+    fillChoices();
+  }
+
+  // Per-date maps, or tile-period composites (land use of a month, season, rolling year):
+  // the second selector lists dates or periods, and the map shows that choice's products.
+  function fillChoices() {
+    const composites = $("view").value === "composites";
+    const values = composites ? state.catalog.periods : state.catalog.dates;
+    $("date-label").textContent = composites ? "Period" : "Date";
+    const choices = $("date");
+    choices.innerHTML = "";
+    for (const v of values) choices.add(new Option(v, v));
+    choices.value = values[values.length - 1] || "";
+    showDate(choices.value);
   }
 
   function renderLegend(codes) {
@@ -142,7 +151,9 @@
   function showDate(date) {
     state.date = date;
     clearShown();
-    const products = state.catalog.products.filter((p) => p.date === date);
+    const products = $("view").value === "composites"
+      ? state.catalog.composites.filter((p) => p.period === date)
+      : state.catalog.products.filter((p) => p.date === date);
     state.products = products;
     const codes = new Set();
     products.forEach((p, i) => {
@@ -195,6 +206,7 @@
     if (!$("clouds").checked) return;
     const date = state.date;
     for (const [i, p] of products.entries()) {
+      if (!p.cloud) continue; // composites: cloudy observations were never counted
       const meta = await getJson(`${p.cloud}?meta=1`);
       if (state.date !== date || !$("clouds").checked || map.getSource(`c-${i}`)) return;
       map.addSource(`c-${i}`, { type: "image", url: p.cloud, coordinates: meta.coordinates });
@@ -243,7 +255,7 @@
 
   function toggleClouds() {
     if ($("clouds").checked) {
-      showClouds(state.catalog.products.filter((p) => p.date === state.date));
+      showClouds(state.products);
     } else {
       for (const id of state.shown) {
         if (map.getLayer(`cloud-${id}`)) map.removeLayer(`cloud-${id}`);
@@ -334,7 +346,10 @@
     $("chart").innerHTML = "";
     const dates = state.catalog.dates;
     let query = `/api/stats?wkt=${encodeURIComponent(wkt)}&${modelQuery()}`;
-    if (dates.length > 1 && state.date !== dates[0]) query += `&change=${dates[0]},${state.date}`;
+    const perDate = $("view").value === "dates";
+    if (perDate && dates.length > 1 && state.date !== dates[0]) {
+      query += `&change=${dates[0]},${state.date}`;
+    }
     try {
       state.stats = await getJson(query);
       status.textContent = "";
@@ -395,6 +410,7 @@
 
   // ---- controls -------------------------------------------------------------------------
   $("date").addEventListener("change", (e) => showDate(e.target.value));
+  $("view").addEventListener("change", fillChoices);
   $("model").addEventListener("change", (e) => {
     const [model, version] = e.target.value.split("|");
     loadCatalog(model, Number(version));
