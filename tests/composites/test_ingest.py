@@ -13,7 +13,7 @@ from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import LocalStore, layout
 from earthsignature.testing.rasters import geotiff_bytes
-from tests.composites.test_queue import CRS, TILE, TRANSFORM, labels
+from tests.composites.conftest import CRS, TILE, TRANSFORM, labels
 
 DAY = dt.date(2024, 7, 11)
 

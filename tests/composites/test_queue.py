@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import redis
-from affine import Affine
 from rq.serializers import JSONSerializer
 
 from earthsignature.functions.messages import ProductMessage
@@ -22,17 +21,7 @@ from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage import LocalStore, catalog, layout
 from earthsignature.testing.rasters import geotiff_bytes
-
-TILE, CRS = "31TCJ", "EPSG:32631"
-TRANSFORM = Affine(10, 0, 300000, 0, -10, 4800000)
-DAYS = (dt.date(2024, 7, 1), dt.date(2024, 7, 11))
-
-
-def labels(day: dt.date) -> np.ndarray:
-    """Forest on the left, arable on the right that is bare on the first date."""
-    out = np.full((64, 64), 311, dtype=np.uint16)
-    out[:, 32:] = 333 if day == DAYS[0] else 211
-    return out
+from tests.composites.conftest import CRS, DAYS, TILE, TRANSFORM, labels
 
 
 def vectorize(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:

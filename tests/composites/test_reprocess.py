@@ -18,8 +18,12 @@ from click.testing import CliRunner
 from earthsignature.cli import cli
 from earthsignature.storage import LocalStore, layout
 from tests.queue import fake_stages
-from tests.queue.conftest import embedded_env, product, write_products
-from tests.queue.test_reprocess import _repository_with_two_versions
+from tests.queue.conftest import (
+    embedded_env,
+    product,
+    repository_with_two_versions,
+    write_products,
+)
 
 PID = "S2G_31TCJ_20260301_0_L2A"
 
@@ -32,7 +36,7 @@ def test_reprocess_builds_the_new_versions_composites(tmp_path: Path) -> None:
         "composite": "earthsignature.composites.stage:handle",
     }
     env = embedded_env(store.root, EARTHSIG_STAGE_HANDLERS=json.dumps(handlers))
-    env["EARTHSIG_MODEL_REPOSITORY"] = str(_repository_with_two_versions(tmp_path / "models"))
+    env["EARTHSIG_MODEL_REPOSITORY"] = str(repository_with_two_versions(tmp_path / "models"))
     runner = CliRunner()
     first = runner.invoke(
         cli,

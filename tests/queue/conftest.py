@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -180,3 +181,13 @@ def embedded_env(store: Path, **extra: str) -> dict[str, str | None]:
         }
     )
     return env
+
+
+def repository_with_two_versions(root: Path) -> Path:
+    """The shipped clc-baseline model as versions 1 and 2 (reprocessing needs both)."""
+    shipped = ROOT / "earthsignature/models/repository"
+    shutil.copytree(shipped / "clc-baseline", root / "clc-baseline")
+    shutil.copytree(root / "clc-baseline/1", root / "clc-baseline/2")
+    spec = root / "clc-baseline/2/earthsig.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text()), "version": 2}))
+    return root

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,17 +10,12 @@ from click.testing import CliRunner
 
 from earthsignature.cli import cli
 from earthsignature.storage import LocalStore, catalog
-from tests.queue.conftest import embedded_env, product, write_products
-
-
-def _repository_with_two_versions(root: Path) -> Path:
-    """The shipped clc-baseline model as versions 1 and 2 (reprocessing needs both)."""
-    shipped = Path(__file__).resolve().parents[2] / "earthsignature/models/repository"
-    shutil.copytree(shipped / "clc-baseline", root / "clc-baseline")
-    shutil.copytree(root / "clc-baseline/1", root / "clc-baseline/2")
-    spec = root / "clc-baseline/2/earthsig.json"
-    spec.write_text(json.dumps({**json.loads(spec.read_text()), "version": 2}))
-    return root
+from tests.queue.conftest import (
+    embedded_env,
+    product,
+    repository_with_two_versions,
+    write_products,
+)
 
 
 @pytest.mark.parametrize("source", ["catalog-record", "discover-again"])
@@ -37,7 +31,7 @@ def test_reprocess_with_second_version_keeps_both(tmp_path: Path, source: str) -
         ],
     )
     env = embedded_env(store.root)
-    env["EARTHSIG_MODEL_REPOSITORY"] = str(_repository_with_two_versions(tmp_path / "models"))
+    env["EARTHSIG_MODEL_REPOSITORY"] = str(repository_with_two_versions(tmp_path / "models"))
     runner = CliRunner()
     for day in ("2026-03-01", "2026-03-03", "2026-03-09"):
         done = runner.invoke(
