@@ -4,7 +4,9 @@ Uses whatever the settings name and embeds the rest: Redis at ``REDIS_URL`` or a
 server owned by the run, the configured store (a local directory by default), Triton at
 ``TRITON_URL`` or the embedded onnxruntime runner. Worker processes are spawned locally
 with the same settings (passed as ``EARTHSIG_*``), discover is enqueued for the window, and
-the run waits until every product it found is committed, skipped or failed.
+the run waits until every product it found is committed, skipped or failed, and then until
+the work committing queued behind it (the after-commit ``composite`` jobs) has run, so the
+local workers are not stopped under it.
 """
 
 from __future__ import annotations
@@ -182,6 +184,38 @@ def wait_for_run(
         bars.close()
 
 
+def wait_for_drain(
+    conn: redis.Redis,
+    queues: Iterable[str],
+    workers: LocalWorkers | None = None,
+    *,
+    timeout: float | None = None,
+) -> None:
+    """Wait until ``queues`` hold no job queued, running or scheduled for a retry: what the
+    run's commits enqueued after them (composites) is done before local workers stop."""
+    from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+
+    from earthsignature.queue.rq_setup import make_queue
+
+    names = list(queues)
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        busy = [
+            name
+            for name in names
+            if make_queue(name, conn).count
+            or StartedJobRegistry(name, connection=conn).count
+            or ScheduledJobRegistry(name, connection=conn).count
+        ]
+        if not busy:
+            return
+        if workers is not None:
+            workers.check()
+        if deadline and time.monotonic() > deadline:
+            raise QueueError(f"queues {', '.join(busy)} still busy after {timeout}s")
+        time.sleep(0.3)
+
+
 def run_window(
     settings: Settings,
     *,
@@ -212,6 +246,7 @@ def run_window(
             )
             enqueue_discover(conn, settings, payload)
             summary = wait_for_run(conn, run, procs, progress=progress, timeout=timeout)
+            wait_for_drain(conn, QUEUES, procs, timeout=timeout)
     if summary.with_state("committed"):
         update_stac_catalog(store)
     return summary
@@ -246,9 +281,11 @@ def run_products(
         env = settings_env(settings, url)
         with local_workers(workers, url, QUEUES, env=env, timing=timing, log_dir=log_dir) as procs:
             enqueue_products(conn, settings, messages)
-            return wait_for_run(
+            summary = wait_for_run(
                 conn, run, procs, progress=progress, timeout=timeout, discovered=lambda: True
             )
+            wait_for_drain(conn, QUEUES, procs, timeout=timeout)
+            return summary
 
 
 def enqueue_products(
