@@ -233,8 +233,13 @@ def fold_l2_normalize(model: onnx.ModelProto) -> onnx.ModelProto:
         chain.append(nxt)
     _, eps_max, sqrt, recip, scale, conv = chain
     weight = onnx.numpy_helper.to_array(init[conv.input[1]])
+    axes = onnx.numpy_helper.to_array(init[reduce.input[1]]).tolist() if reduce.input[1:] else []
+    (eps,) = [name for name in eps_max.input if name != reduce.output[0]]
+    keepdims = [a.i for a in reduce.attribute if a.name == "keepdims"]
     if (
-        square.op_type != "Mul"
+        axes not in ([1], [-3])
+        or keepdims not in ([], [1])
+        or square.op_type != "Mul"
         or list(square.input) != [u, u]
         or u not in scale.input
         or weight.shape[2:] != (1, 1)
@@ -248,7 +253,7 @@ def fold_l2_normalize(model: onnx.ModelProto) -> onnx.ModelProto:
     raw = "l2_logits_unscaled"
     new = [
         helper.make_node("Conv", [square.output[0], "l2_ones"], ["l2_sum"]),
-        helper.make_node("Max", ["l2_sum", eps_max.input[1]], [eps_max.output[0]]),
+        helper.make_node("Max", ["l2_sum", eps], [eps_max.output[0]]),
         sqrt,
         recip,
         _copy(conv),
