@@ -4,6 +4,10 @@ running the upstream SavedModel, same chips, same thread count, one run.
     python -m benchmarks dynamicworld_speed --threads 2 [--batch 4] [--repeats 3] [--chip 256]
         [--savedmodel ../shared/models/dynamicworld/model/forward] [--other OLD.onnx]
 
+The runtimes take turns, chip batch by chip batch (``--repeats`` rounds, medians reported), so a
+change in the machine's load hits them alike; CPU time (the process's, all threads) is printed
+beside wall time, as it depends less on other processes on a loaded machine.
+
 Chips: real BigEarthNet patches (configilm wheel, see earthsignature/models/bigearthnet.py)
 tiled k x k and cut to ``--chip`` (default: the shipped spec's chip size), so both runtimes see
 real reflectance. Besides ms per chip it prints ms per million kept pixels (the chip less the
@@ -23,6 +27,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +55,22 @@ def chips(batch: int, size: int = 256) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
-def time_call(fn, repeats: int, batch: int) -> float:  # type: ignore[no-untyped-def]
-    fn()  # warm-up
-    start = time.perf_counter()
+def time_calls(
+    calls: dict[str, Callable[[], object]], repeats: int, batch: int
+) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU (this process, all threads) ms per chip of each call, the calls
+    interleaved (one of each per round) so that a change in the machine's load hits all alike."""
+    for fn in calls.values():
+        fn()  # warm-up
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) * 1000 / (repeats * batch)
+        for name, fn in calls.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append((time.perf_counter() - start) * 1000 / batch)
+            cpu[name].append((time.process_time() - start_cpu) * 1000 / batch)
+    return {name: (float(np.median(wall[name])), float(np.median(cpu[name]))) for name in calls}
 
 
 def main() -> None:
@@ -79,17 +94,10 @@ def main() -> None:
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     result: dict[str, object] = {"threads": args.threads, "batch": args.batch, "chip": size}
     result["load_before"] = [round(v, 1) for v in os.getloadavg()]
-    ms = time_call(lambda: session.run(None, {"input": x}), args.repeats, args.batch)
-    grid = ChipGrid(TILE, TILE, size, spec.margin)
-    result["onnx_ms_per_chip"] = round(ms, 1)
-    result["onnx_ms_per_kept_mpx"] = round(ms / (grid.step**2 / 1e6), 1)
-    result["tile_chips"] = len(grid)
-    result["onnx_tile_s"] = round(ms * len(grid) / 1000)
+    calls: dict[str, Callable[[], object]] = {"onnx": lambda: session.run(None, {"input": x})}
     if args.other:
         other = ort.InferenceSession(str(args.other), options, providers=["CPUExecutionProvider"])
-        result["other_ms_per_chip"] = round(
-            time_call(lambda: other.run(None, {"input": x}), args.repeats, args.batch), 1
-        )
+        calls["other"] = lambda: other.run(None, {"input": x})
     if args.plain:
         plain = ort.InferenceSession(str(args.plain), options, providers=["CPUExecutionProvider"])
         nchw = dw.normalise(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
@@ -108,12 +116,19 @@ def main() -> None:
         fn = tf.saved_model.load(str(args.savedmodel)).signatures["serving_default"]
         (arg,) = fn.structured_input_signature[1].keys()
         nhwc = tf.constant(dw.normalise(x.transpose(0, 2, 3, 1)))
-        result["tensorflow_ms_per_chip"] = round(
-            time_call(lambda: fn(**{arg: nhwc}), args.repeats, args.batch), 1
-        )
-        result["speedup"] = round(
-            float(result["tensorflow_ms_per_chip"]) / float(result["onnx_ms_per_chip"]), 2
-        )
+        calls["tensorflow"] = lambda: fn(**{arg: nhwc})
+    times = time_calls(calls, args.repeats, args.batch)
+    for name, (wall, cpu) in times.items():
+        result[f"{name}_ms_per_chip"] = round(wall, 1)
+        result[f"{name}_cpu_ms_per_chip"] = round(cpu, 1)
+    ms = times["onnx"][0]
+    grid = ChipGrid(TILE, TILE, size, spec.margin)
+    result["onnx_ms_per_kept_mpx"] = round(ms / (grid.step**2 / 1e6), 1)
+    result["tile_chips"] = len(grid)
+    result["onnx_tile_s"] = round(ms * len(grid) / 1000)
+    if "tensorflow" in times:
+        result["speedup"] = round(times["tensorflow"][0] / ms, 2)
+        result["speedup_cpu"] = round(times["tensorflow"][1] / times["onnx"][1], 2)
     result["load_after"] = [round(v, 1) for v in os.getloadavg()]
     print("dynamicworld_speed", json.dumps(result))
 

@@ -11,8 +11,10 @@ tensorflow-cpu and tf2onnx, pinned).
    conversion must give the same class on every pixel and logits within :data:`LOGIT_TOLERANCE`,
    else the import stops;
 3. :func:`fast_mish` rewrites Mish (``x * tanh(softplus(x))``, slow in onnxruntime's Softplus)
-   as ``x * tanh(log(exp(x) + 1))`` (the same function in five fast kernels; an overflowing
-   ``exp`` gives ``tanh(inf) = 1``, so no cap is needed);
+   as ``x / (1 + 2 / (e (e + 2)))``, ``e = exp(x)`` (the same function, one transcendental,
+   overflow-safe), and :func:`fold_l2_normalize` applies the last 1x1 conv before the
+   per-pixel l2 normalisation instead of after it (the same function, 9 channels scaled
+   instead of 144);
 4. the network is wrapped with the normalisation and the CORINE head
    (:func:`earthsignature.models.dynamicworld.wrap`), checked against the golden outputs, and
    registered; the golden file (TensorFlow's classes and winning probabilities on the chips)
@@ -140,20 +142,53 @@ def _logits_to_nchw(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def fast_mish(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replace every ``Softplus -> Tanh -> Mul(x, .)`` (Mish) by ``x * tanh(log(exp(x) + 1))``:
-    onnxruntime's Softplus is the slow part. Five elementwise passes (Mish is about half of the
-    network's time); the earlier ``x * n / (n + 2)``, ``n = e (e + 2)``, ``e = exp(min(x, 20))``
-    took seven and measured ~25 % slower (BENCHMARKS.md, issue 15.6)."""
-    graph = model.graph
+def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    graph.initializer.append(onnx.numpy_helper.from_array(np.array(1.0, np.float32), "mish_one"))
+    return consumers
+
+
+def _replace(
+    graph: onnx.GraphProto, drop: list[onnx.NodeProto], new: dict[str, list[onnx.NodeProto]]
+) -> None:
+    """Rebuild ``graph.node``: ``new[out]`` goes in before the node whose first output is
+    ``out``; the nodes in ``drop`` go (nodes are keyed by their first output: the graph is SSA)."""
+    dropped = {node.output[0] for node in drop}
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        nodes += [_copy(n) for n in new.get(node.output[0], [])]
+        if node.output[0] not in dropped:
+            nodes.append(_copy(node))
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    return copy
+
+
+def fast_mish(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace every ``Softplus -> Tanh -> Mul(x, .)`` (Mish) by ``x / (1 + 2 / n)`` with
+    ``n = e (e + 2)``, ``e = exp(x)``: ``tanh(softplus(x)) = n / (n + 2)`` exactly, so one
+    transcendental instead of onnxruntime's slow Softplus (or the earlier ``exp, log, tanh``,
+    whose single-threaded Log alone was ~19 % of the graph). Six elementwise kernels, no
+    overflow: ``exp`` = inf gives ``2 / inf = 0``, a mish of ``x``; ``exp`` = 0 gives
+    ``x / inf = 0`` (BENCHMARKS.md, issue 15.6 speed)."""
+    graph = model.graph
+    consumers = _consumers(graph)
+    graph.initializer.extend(
+        [
+            onnx.numpy_helper.from_array(np.array(1.0, np.float32), "mish_one"),
+            onnx.numpy_helper.from_array(np.array(2.0, np.float32), "mish_two"),
+        ]
+    )
     drop: list[onnx.NodeProto] = []
-    new: dict[int, list[onnx.NodeProto]] = {}
-    for index, node in enumerate(graph.node):
+    new: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
         if node.op_type != "Softplus":
             continue
         (tanh,) = consumers[node.output[0]]
@@ -162,21 +197,72 @@ def fast_mish(model: onnx.ModelProto) -> onnx.ModelProto:
         if tanh.op_type != "Tanh" or mul.op_type != "Mul" or x not in mul.input:
             raise InvalidModel(f"Softplus {node.name} is not part of a Mish")
         p = f"{node.name}_mish"
-        new[index] = [
+        new[node.output[0]] = [
             helper.make_node("Exp", [x], [f"{p}_e"]),
-            helper.make_node("Add", [f"{p}_e", "mish_one"], [f"{p}_e1"]),
-            helper.make_node("Log", [f"{p}_e1"], [f"{p}_softplus"]),
-            helper.make_node("Tanh", [f"{p}_softplus"], [f"{p}_t"]),
-            helper.make_node("Mul", [x, f"{p}_t"], [mul.output[0]]),
+            helper.make_node("Add", [f"{p}_e", "mish_two"], [f"{p}_e2"]),
+            helper.make_node("Mul", [f"{p}_e", f"{p}_e2"], [f"{p}_n"]),
+            helper.make_node("Div", ["mish_two", f"{p}_n"], [f"{p}_q"]),
+            helper.make_node("Add", [f"{p}_q", "mish_one"], [f"{p}_d"]),
+            helper.make_node("Div", [x, f"{p}_d"], [mul.output[0]]),
         ]
         drop += [node, tanh, mul]
-    nodes = []
-    for index, node in enumerate(graph.node):
-        nodes += new.get(index, [])
-        if not any(node is d for d in drop):
-            nodes.append(node)
-    del graph.node[:]
-    graph.node.extend(nodes)
+    _replace(graph, drop, new)
+    onnx.checker.check_model(model)
+    return model
+
+
+def fold_l2_normalize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Move the network's last step, ``Conv1x1(u / max(|u|, eps))`` over the upsampled
+    144-channel features ``u``, to ``Conv1x1_nobias(u) * r + bias`` with ``r`` the per-pixel
+    ``1 / max(|u|, eps)``: the 1x1 conv is linear, so this is the same function, but the
+    broadcast multiply runs on 9 channels instead of 144, and ``|u|^2`` is summed by a 1x1 conv
+    with unit weights (one GEMM) instead of onnxruntime's channel ReduceSum, which measured
+    ~7 % of the graph alone (BENCHMARKS.md, issue 15.6 speed)."""
+    graph = model.graph
+    consumers = _consumers(graph)
+    producer = {o: node for node in graph.node for o in node.output}
+    init = {t.name: t for t in graph.initializer}
+    (reduce,) = [n for n in graph.node if n.op_type == "ReduceSum"]
+    square = producer[reduce.input[0]]
+    u = square.input[0]
+    chain = [reduce]
+    for op in ("Max", "Sqrt", "Reciprocal", "Mul", "Conv"):
+        (nxt,) = consumers[chain[-1].output[0]]
+        if nxt.op_type != op:
+            raise InvalidModel(f"unexpected {nxt.op_type} after {chain[-1].op_type}")
+        chain.append(nxt)
+    _, eps_max, sqrt, recip, scale, conv = chain
+    weight = onnx.numpy_helper.to_array(init[conv.input[1]])
+    axes = onnx.numpy_helper.to_array(init[reduce.input[1]]).tolist() if reduce.input[1:] else []
+    (eps,) = [name for name in eps_max.input if name != reduce.output[0]]
+    keepdims = [a.i for a in reduce.attribute if a.name == "keepdims"]
+    if (
+        axes not in ([1], [-3])
+        or keepdims not in ([], [1])
+        or square.op_type != "Mul"
+        or list(square.input) != [u, u]
+        or u not in scale.input
+        or weight.shape[2:] != (1, 1)
+        or len(conv.input) != 3
+    ):
+        raise InvalidModel("the l2-normalised 1x1 conv is not where expected")
+    channels = weight.shape[1]
+    ones = onnx.numpy_helper.from_array(np.ones((1, channels, 1, 1), np.float32), "l2_ones")
+    bias = onnx.numpy_helper.to_array(init[conv.input[2]]).reshape(1, -1, 1, 1)
+    graph.initializer.extend([ones, onnx.numpy_helper.from_array(bias, "l2_bias")])
+    raw = "l2_logits_unscaled"
+    new = [
+        helper.make_node("Conv", [square.output[0], "l2_ones"], ["l2_sum"]),
+        helper.make_node("Max", ["l2_sum", eps], [eps_max.output[0]]),
+        sqrt,
+        recip,
+        _copy(conv),
+        helper.make_node("Mul", [raw, recip.output[0]], ["l2_logits_scaled"]),
+        helper.make_node("Add", ["l2_logits_scaled", "l2_bias"], [conv.output[0]]),
+    ]
+    del new[4].input[2:]  # the conv without its bias, on the features
+    new[4].input[0], new[4].output[0] = u, raw
+    _replace(graph, chain, {reduce.output[0]: new})
     onnx.checker.check_model(model)
     return model
 
@@ -264,7 +350,7 @@ def import_dynamicworld(
     diff = check_against_tensorflow(plain, np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2)), logits)
     log.info("plain conversion: same classes as TensorFlow, logits within %.1e", diff)
     golden = golden_record(names, reflectance, logits)
-    model = dw.wrap(fast_mish(plain))
+    model = dw.wrap(fold_l2_normalize(fast_mish(plain)))
     same, gap = agreement(model, golden)
     if same < 0.995:
         raise InvalidModel(f"optimised graph keeps TensorFlow's class on only {same:.2%} of pixels")

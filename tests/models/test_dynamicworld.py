@@ -19,6 +19,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from earthsignature.models import dwimport
 from earthsignature.models import dynamicworld as dw
 from earthsignature.models.repository import SHIPPED, ModelRepository, triton_config
 from earthsignature.models.spec import CONFIDENCE_NAME, OUTPUT_NAME
@@ -143,3 +144,71 @@ def test_quality_on_real_bigearthnet_patches(session: ort.InferenceSession) -> N
 def test_every_output_code_refines_exactly_one_upstream_class() -> None:
     assert len(dw.CLASSES) == len(dw.DW_OF_INDEX) == len(set(dw.CLASSES))
     assert [dw.DW_OF_INDEX[i] for i in dw.BASE_INDEX] == list(range(len(dw.DW_CLASSES)))
+
+
+def _graph(
+    nodes: list[onnx.NodeProto], shape: list[int], out: list[int], init: dict[str, np.ndarray]
+) -> onnx.ModelProto:
+    model = helper.make_model(
+        helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, out)],
+            initializer=[numpy_helper.from_array(v, k) for k, v in init.items()],
+        ),
+        opset_imports=[helper.make_opsetid("", dw.OPSET)],
+    )
+    return model
+
+
+def _out(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(sess.run(None, {"x": x})[0])
+
+
+def test_fast_mish_is_mish_without_softplus_even_at_extremes() -> None:
+    """The import's Mish rewrite is the same function (no clamp needed: no NaN at +-inf-ish)."""
+    x = np.random.default_rng(0).normal(0, 4, (1, 2, 8, 8)).astype(np.float32)
+    x.flat[:8] = [-1e30, -100, -30, 0, 30, 50, 100, 1e30]
+    nodes = [
+        helper.make_node("Softplus", ["x"], ["sp"], name="sp"),
+        helper.make_node("Tanh", ["sp"], ["t"]),
+        helper.make_node("Mul", ["x", "t"], ["y"]),
+    ]
+    model = dwimport.fast_mish(_graph(nodes, [1, 2, 8, 8], [1, 2, 8, 8], {}))
+    assert {n.op_type for n in model.graph.node} == {"Exp", "Add", "Mul", "Div"}
+    y = _out(model, x)
+    x64 = x.astype(np.float64)
+    expected = x64 * np.tanh(np.logaddexp(0, x64))
+    assert not np.isnan(y).any()
+    assert (np.abs(y - expected) <= 1e-6 * np.maximum(1, np.abs(expected))).all()
+
+
+def test_fold_l2_normalize_keeps_the_function() -> None:
+    """``Conv1x1(u / max(|u|, eps))`` becomes ``Conv1x1(u) * r + b``: same logits, zero pixels
+    included (the eps floor)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (1, 6, 5, 5)).astype(np.float32)
+    x[..., 0, 0] = 0  # |u| = 0: the eps floor
+    init: dict[str, np.ndarray] = {
+        "axes": np.array([1], np.int64),
+        "eps": np.array(1e-12, np.float32),
+        "w": rng.normal(0, 1, (3, 6, 1, 1)).astype(np.float32),
+        "b": np.array([0.5, -1.0, 2.0], np.float32),
+    }
+    nodes = [
+        helper.make_node("Mul", ["x", "x"], ["sq"]),
+        helper.make_node("ReduceSum", ["sq", "axes"], ["sum"], keepdims=1),
+        helper.make_node("Max", ["sum", "eps"], ["floor"]),
+        helper.make_node("Sqrt", ["floor"], ["norm"]),
+        helper.make_node("Reciprocal", ["norm"], ["r"]),
+        helper.make_node("Mul", ["x", "r"], ["unit"]),
+        helper.make_node("Conv", ["unit", "w", "b"], ["y"]),
+    ]
+    before = _graph(nodes, [1, 6, 5, 5], [1, 3, 5, 5], init)
+    expected = _out(before, x)
+    after = dwimport.fold_l2_normalize(before)
+    assert "ReduceSum" not in {n.op_type for n in after.graph.node}
+    np.testing.assert_allclose(_out(after, x), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(expected[..., 0, 0], init["b"][None], atol=1e-6)
