@@ -84,12 +84,15 @@ SPARSE_NDVI = 0.1
 #: Receptive field of the upstream network (px), from PROVENANCE.md (44) plus the window.
 RECEPTIVE_FIELD = 44 + POOL - 1
 #: Output code -> CORINE level at which it is reliable. Dynamic World separates land cover, so
-#: forests, arable land, shrub and bare ground hold at level 2; water (inland vs sea), grass
-#: (pasture vs natural grassland), flooded vegetation (inland vs coastal) and built (urban
-#: fabric vs industry, roads, mines) only at level 1. Level 3 (tree type, urban density, bare vs
-#: sparse) comes from the unvalidated rules above and is never claimed.
+#: forests, arable land, shrub and bare ground hold at level 2, and so does water once the sea
+#: rule (``postprocess: ["sea"]``, models/seamask.py) parts sea (523) from inland water (512) by
+#: the land/sea boundary; grass (pasture vs natural grassland), flooded vegetation (inland vs
+#: coastal) and built (urban fabric vs industry, roads, mines) only at level 1. Level 3 (tree
+#: type, urban density, bare vs sparse) comes from the unvalidated rules above and is never
+#: claimed.
 RELIABLE_LEVEL = {
-    512: 1,
+    512: 2,
+    523: 2,
     311: 2,
     312: 2,
     313: 2,
@@ -134,6 +137,7 @@ def metadata(description: str = "") -> dict[str, object]:
         "classes": CLASSES,
         "max_batch_size": MAX_BATCH,
         "outputs": [OUTPUT_NAME, CONFIDENCE_NAME],
+        "postprocess": ["sea"],
         "credit": CREDIT,
         "reliable_level": RELIABLE_LEVEL,
     }

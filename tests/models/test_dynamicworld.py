@@ -63,7 +63,7 @@ def test_metadata_and_triton_config_declare_both_outputs_and_credit() -> None:
     spec = ModelRepository(SHIPPED).spec(dw.NAME, 1)
     assert spec.outputs == [OUTPUT_NAME, CONFIDENCE_NAME]
     assert "Dynamic World" in spec.credit
-    assert set(spec.reliable_level) == set(spec.classes)
+    assert set(spec.reliable_level) == set(spec.output_codes)  # 523 from the sea rule
     assert (spec.mean, spec.std) == ([0.0] * 9, [1.0] * 9)  # normalisation is in the graph
     config = (SHIPPED / dw.NAME / "config.pbtxt").read_text()
     assert config == triton_config(spec)
