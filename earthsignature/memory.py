@@ -6,6 +6,14 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import os
+
+#: GDAL's raster block cache per worker process, in MB, unless the operator sets
+#: ``GDAL_CACHEMAX``. GDAL's own default is 5 % of physical memory (1.2 GB on a 24 GB machine)
+#: in every process, which alone took the composite stage and the publish children of a full
+#: tile past the 1.5 GB a process may use; the stages read and write in windows, so a bigger
+#: cache buys nothing.
+WORKER_GDAL_CACHE_MB = 256
 
 
 @functools.cache
@@ -25,3 +33,9 @@ def release_free_memory() -> None:
     if libc is not None:
         with contextlib.suppress(OSError, AttributeError):
             libc.malloc_trim(0)
+
+
+def bound_gdal_cache(megabytes: int = WORKER_GDAL_CACHE_MB) -> None:
+    """Cap GDAL's block cache for this process and its children (an operator's own
+    ``GDAL_CACHEMAX`` wins). Call before the first raster is read: GDAL sizes its cache once."""
+    os.environ.setdefault("GDAL_CACHEMAX", str(megabytes))

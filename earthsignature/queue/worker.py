@@ -38,7 +38,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from earthsignature.memory import release_free_memory
+from earthsignature.memory import bound_gdal_cache, release_free_memory
 from earthsignature.queue.errors import WorkerStartError
 
 
@@ -209,6 +209,7 @@ def run_worker(
     ``with_scheduler`` also moves retries whose backoff has passed back onto their queues
     (any number of workers may run it; RQ elects one).
     """
+    bound_gdal_cache()
     conn = redis.Redis.from_url(redis_url)
     worker = PipelineWorker(
         [ReliableQueue(q, connection=conn, serializer=JSONSerializer) for q in queues],
