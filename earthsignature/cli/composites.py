@@ -16,6 +16,9 @@ T = TypeVar("T")
 @click.group("composites")
 def command() -> None:
     """Tile-period composites (month, season, rolling 12 months) of committed products."""
+    from earthsignature.memory import bound_gdal_cache
+
+    bound_gdal_cache()  # a whole tile's composite, like the worker's stage
 
 
 @command.command("rebuild")
