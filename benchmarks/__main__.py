@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -86,8 +87,14 @@ def run(name: str, args: list[str]) -> int:
     """Run one benchmark, echo its output, then print the table; returns its exit status."""
     script = HERE / f"{name}.py"
     start = time.perf_counter()
+    # the repository root on the path, so a benchmark may import its siblings (``benchmarks.api``)
+    path = os.pathsep.join(p for p in (str(HERE.parent), os.environ.get("PYTHONPATH")) if p)
     process = subprocess.Popen(
-        [sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True, bufsize=1
+        [sys.executable, str(script), *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        env={**os.environ, "PYTHONPATH": path},
     )
     assert process.stdout is not None
     captured = []
