@@ -80,8 +80,15 @@ def command(
     if settings.composites:  # composite jobs the stopped local workers left in the queue
         from earthsignature.composites.stage import fold_committed
 
-        reports = fold_committed(rt, model, version, start, end)
-        done = sum(r.folded for r in reports)
-        click.echo(f"composites of {model} v{version}: {done} updates")
+        try:
+            reports = fold_committed(rt, model, version, start, end)
+        except Exception as exc:  # the products are committed; only the composites lag
+            click.echo(
+                f"composites of {model} v{version} not updated: {exc}; retry with `earthsig "
+                f"composites update --model {model} --version {version}`"
+            )
+        else:
+            done = sum(r.folded for r in reports)
+            click.echo(f"composites of {model} v{version}: {done} updates")
     if not summary.ok:
         sys.exit(1)

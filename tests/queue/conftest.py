@@ -176,6 +176,8 @@ def embedded_env(store: Path, **extra: str) -> dict[str, str | None]:
             "EARTHSIG_RETRY_BACKOFF_SCALE": "0",
             # fake stages: the model only names the outputs; the suite's fast model
             "EARTHSIG_MODEL_NAME": "clc-baseline",
+            # fake stages commit placeholder files, not rasters: composites only where asked
+            "EARTHSIG_COMPOSITES": "false",
             "PYTHONPATH": str(ROOT),
             **extra,
         }
