@@ -126,11 +126,12 @@ def _assert_committed_once(pipeline: Pipeline, ids: list[str]) -> None:
     keys = [info.key for info in store.list_keys("")]
     assert len(keys) == len(set(keys))
     for pid, entry in entries.items():
-        for name in ("segmentation", "polygons", "tiles", "cloud_mask"):
+        for name in ("segmentation", "polygons", "tiles", "cloud_mask", "encoded"):
             assert entry.assets[name] in keys
         # published outputs are exactly one per kind, complete and readable
         outputs = [k for k in keys if pid in k and not k.startswith(("work/", "raw/"))]
-        assert len(outputs) == 5, outputs  # segmentation, polygons, tiles, mask, catalog
+        # segmentation, polygons, tiles, mask, pre-encoded polygons, catalog
+        assert len(outputs) == 6, outputs
         import pyogrio
         import rasterio
 
