@@ -229,15 +229,19 @@ def period_id(value: str) -> str:
     return value
 
 
+def composites_prefix(model: str, version: int | str, period: str | None = None) -> str:
+    """``composites/model=.../version=.../[period=.../]``: every composite of a model version
+    (of one period)."""
+    prefix = f"{COMPOSITES}/model={model_name(model)}/version={model_version(version)}/"
+    return prefix if period is None else f"{prefix}period={period_id(period)}/"
+
+
 def composite_prefix(model: str, version: int | str, period: str, tile: str) -> str:
     """``composites/model=.../version=.../period=.../tile=.../``: one tile-period composite
     (``composite.tif``, ``confidence.tif``, ``observations.tif``, ``polygons.fgb``,
     ``tiles.pmtiles``, ``item.json``) and its incremental state (``state.json``,
     ``state-<generation>.tif``)."""
-    return (
-        f"{COMPOSITES}/model={model_name(model)}/version={model_version(version)}"
-        f"/period={period_id(period)}/tile={tile_id(tile)}/"
-    )
+    return f"{composites_prefix(model, version, period)}tile={tile_id(tile)}/"
 
 
 def work_prefix(product: str, run: str) -> str:

@@ -39,12 +39,8 @@ def legend() -> list[dict[str, Any]]:
 def _composites(store: ObjectStore, model: str, version: int) -> list[dict[str, Any]]:
     """The composites of a model version that have vector tiles (by default the rolling 12
     months; see earthsignature/composites/stage.py), shaped as products with a ``period``."""
-    prefix = (
-        f"{layout.COMPOSITES}/model={layout.model_name(model)}"
-        f"/version={layout.model_version(version)}/"
-    )
     out = []
-    for info in store.list_keys(prefix):
+    for info in store.list_keys(layout.composites_prefix(model, version)):
         if info.key.endswith("/item.json"):
             entry = read_entry(store, info.key)
             if "tiles" in entry.assets:
