@@ -250,14 +250,26 @@ def _product_areas(
             mapped = inside & (codes > 0)
             cloud_m2 += float(np.count_nonzero(mapped & cloudy)) * px
             keep = mapped & ~cloudy
+            sure = None
             if conf is not None and threshold is not None:
                 sure = conf.read(1, window=win) >= threshold
-                low_m2 += float(np.count_nonzero(keep & ~sure)) * px
-                keep &= sure
-            clear = codes[keep]
-            if clear.size:
-                counts[: clear.max() + 1] += np.bincount(clear) * px
+            low_m2 += _add_window(counts, codes, keep, sure, px)
     return counts, cloud_m2, low_m2
+
+
+def _add_window(
+    counts: np.ndarray, codes: np.ndarray, keep: np.ndarray, sure: np.ndarray | None, px: float
+) -> float:
+    """Add one window's ``keep`` pixels (only the ``sure`` ones, when given) to ``counts``
+    (m² by code); returns the m² kept out as below the confidence threshold."""
+    low_m2 = 0.0
+    if sure is not None:
+        low_m2 = float(np.count_nonzero(keep & ~sure)) * px
+        keep = keep & sure
+    clear = codes[keep]
+    if clear.size:
+        counts[: clear.max() + 1] += np.bincount(clear) * px
+    return low_m2
 
 
 def _on_grid(

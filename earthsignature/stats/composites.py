@@ -21,6 +21,7 @@ from earthsignature.stats.areas import (
     _CODES,
     DEFAULT_WINDOW_PX,
     DateAreas,
+    _add_window,
     _open,
     _pixel_m2,
     _windows,
@@ -35,12 +36,8 @@ def composite_items(
     store: ObjectStore, model: str, version: int, period: str, aoi: BaseGeometry
 ) -> list[dict]:  # type: ignore[type-arg]
     """The STAC items of ``period``'s composites (every tile) whose bbox meets ``aoi``."""
-    prefix = (
-        f"{layout.COMPOSITES}/model={layout.model_name(model)}"
-        f"/version={layout.model_version(version)}/period={layout.period_id(period)}/"
-    )
     items = []
-    for info in store.list_keys(prefix):
+    for info in store.list_keys(layout.composites_prefix(model, version, period)):
         if info.key.endswith("/item.json"):
             item = json.loads(store.get_bytes(info.key))
             if shapely.box(*item["bbox"]).intersects(aoi):
@@ -96,12 +93,6 @@ def _add_areas(
         px = _pixel_m2(seg)
         for win, inside in _windows(seg, aoi, window_px):
             codes = seg.read(1, window=win)
-            keep = inside & (codes > 0)
-            if threshold is not None:
-                sure = conf.read(1, window=win) >= threshold
-                low_m2 += float(np.count_nonzero(keep & ~sure)) * px
-                keep &= sure
-            clear = codes[keep]
-            if clear.size:
-                counts[: clear.max() + 1] += np.bincount(clear) * px
+            sure = None if threshold is None else conf.read(1, window=win) >= threshold
+            low_m2 += _add_window(counts, codes, inside & (codes > 0), sure, px)
     return low_m2
