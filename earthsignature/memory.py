@@ -10,9 +10,10 @@ import os
 
 #: GDAL's raster block cache per worker process, in MB, unless the operator sets
 #: ``GDAL_CACHEMAX``. GDAL's own default is 5 % of physical memory (1.2 GB on a 24 GB machine)
-#: in every process, which alone took the composite stage and the publish children of a full
-#: tile past the 1.5 GB a process may use; the stages read and write in windows, so a bigger
-#: cache buys nothing.
+#: in every process; the stages read and write in windows, so a bigger cache buys nothing.
+#: (The full-tile peaks over 1.5 GB in the composite stage and the publish children are not
+#: this cache: they stay with it bounded; BENCHMARKS.md, "Full tile end to end on a quiet
+#: machine".)
 WORKER_GDAL_CACHE_MB = 256
 
 
