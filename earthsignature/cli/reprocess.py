@@ -77,7 +77,7 @@ def command(
     summary = run_products(settings, plan.messages, workers=workers, progress=not no_progress)
     for line in summary.lines():
         click.echo(line)
-    if settings.composites:  # composite jobs the stopped local workers left in the queue
+    if settings.composites:  # catch-up: composite jobs that failed or ran out of retries
         from earthsignature.composites.stage import fold_committed
 
         try:

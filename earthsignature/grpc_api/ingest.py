@@ -34,6 +34,8 @@ from earthsignature.runtime import Runtime
 from earthsignature.storage import layout
 from earthsignature.storage.catalog import CatalogEntry
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -145,9 +147,6 @@ def ingest(rt: Runtime, upload: Upload, run: str = "api") -> CatalogEntry:
     if rt.settings.composites and run == "api":
         _composite(rt, entry)
     return entry
-
-
-log = logging.getLogger(__name__)
 
 
 def _composite(rt: Runtime, entry: CatalogEntry) -> None:
