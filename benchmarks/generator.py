@@ -33,9 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
-from earthsignature.generator import GeneratedProduct, generate_product
+from earthsignature.generator import GeneratedProduct, generate_product, library
 from earthsignature.generator.product import reflectance_offset
 from earthsignature.generator.spectra import BANDS
+from earthsignature.models import bigearthnet, patch_eval
 
 #: Scenes of --quality: generator style, seasonal flag and date.
 QUALITY_STYLES = (
@@ -68,15 +69,101 @@ def model_labels(product: GeneratedProduct, model: str, threads: int) -> tuple[n
     return scene.codes, pred, clear
 
 
+class Tally:
+    """Scores of one model on one kind of data: pixel agreement at CORINE level 1/2, the level-2
+    confusion (truth group -> predicted group -> pixels), and BigEarthNet-style patch results."""
+
+    def __init__(self) -> None:
+        self.hits = [0, 0, 0]
+        self.confusion: dict[int, dict[int, int]] = {}
+        self.patches: list[patch_eval.PatchResult] = []
+
+    def add_pixels(self, truth: np.ndarray, pred: np.ndarray) -> None:
+        t, p = truth.astype(np.int64), pred.astype(np.int64)
+        self.hits[0] += int(np.sum(t // 100 == p // 100))
+        self.hits[1] += int(np.sum(t // 10 == p // 10))
+        self.hits[2] += t.size
+        pairs, counts = np.unique(np.stack([t // 10, p // 10]), axis=1, return_counts=True)
+        for (tg, pg), n in zip(pairs.T, counts, strict=True):
+            row = self.confusion.setdefault(int(tg), {})
+            row[int(pg)] = row.get(int(pg), 0) + int(n)
+
+    def add_patches(
+        self, name: str, truth: np.ndarray, pred: np.ndarray, clear: np.ndarray
+    ) -> None:
+        """Cut a generated scene into BigEarthNet-sized patches and score each as a real one
+        (labels: the truth codes on it); only wholly clear patches, as BigEarthNet's clear set."""
+        n = bigearthnet.SIZE
+        for r in range(0, truth.shape[0] - n + 1, n):
+            for c in range(0, truth.shape[1] - n + 1, n):
+                win = (slice(r, r + n), slice(c, c + n))
+                if not clear[win].all():
+                    continue
+                labels = frozenset(int(v) for v in np.unique(truth[win]) if v)
+                patch = bigearthnet.Patch(f"{name}_{c // n}_{r // n}", "generated",
+                                          np.zeros(0), labels, False)  # fmt: skip
+                self.patches.append(patch_eval.score_patch(patch, pred[win], None))
+
+    def lines(self, tag: str) -> list[str]:
+        out = []
+        l1, l2, n = self.hits
+        if n:
+            recall = {g: round(row.get(g, 0) / sum(row.values()), 2)
+                      for g, row in sorted(self.confusion.items())}  # fmt: skip
+            out.append(f"{tag} pixels " + json.dumps(
+                {"clear_px": n, "level1": round(l1 / n, 3), "level2": round(l2 / n, 3),
+                 "recall_level2": recall}))  # fmt: skip
+            for group, row in sorted(self.confusion.items()):
+                total = sum(row.values())
+                top = sorted(row.items(), key=lambda kv: -kv[1])[:4]
+                out.append(f"{tag} confusion {group} ({total} px) -> " + json.dumps(
+                    {str(g): round(v / total, 2) for g, v in top}))  # fmt: skip
+        if self.patches:
+            s = patch_eval.summary(self.patches)
+            out.append(f"{tag} patches " + json.dumps(
+                {"patches": s["patches"], "level1": round(s["level1"], 3),
+                 "level2": round(s["level2"], 3),
+                 "recall_level2": {k: [round(v["recall"], 2), v["patches"]]
+                                   for k, v in s["recall_level2"].items()}}))  # fmt: skip
+        return out
+
+
+def held_out_patches() -> list[bigearthnet.Patch]:
+    """The real patches the generator's library leaves out (:data:`library.HELD_OUT`), clear."""
+    band_ids = [b.id for b in BANDS]
+    return [p for p in bigearthnet.patches(band_ids) if library.held_out(p) and not p.disturbed]
+
+
+def real_tally(model: str, threads: int) -> Tally:
+    """A model on the held-out real patches, scored as model_quality scores them."""
+    from earthsignature.models import evaluate
+    from earthsignature.models.repository import SHIPPED, ModelRepository
+
+    name, version = model.split(":")
+    repo = ModelRepository(SHIPPED)
+    spec = repo.spec(name, int(version))
+    predict = evaluate.session_predict(repo.onnx_path(name, int(version)), spec, threads)
+    tally = Tally()
+    order = [b.id for b in BANDS]
+    for patch in held_out_patches():
+        reflectance = np.stack([patch.reflectance[order.index(b)] for b in spec.bands])
+        codes, *_ = patch_eval.predict_patch(predict, spec, reflectance)
+        codes = patch_eval.postprocess_patch(spec, patch, codes)
+        tally.patches.append(patch_eval.score_patch(patch, codes, None))
+    return tally
+
+
 def quality(args: argparse.Namespace) -> None:
-    """Per generator style and model: share of clear pixels right at CORINE level 1 and 2."""
+    """Per generator style and model: pixel agreement at CORINE level 1 and 2 with the level-2
+    confusion, and the same scenes cut into 120 px patches scored as real BigEarthNet patches,
+    beside the held-out real patches (``--real``)."""
     out = Path(tempfile.mkdtemp(prefix="earthsig-bench-"))
+    models = args.models.split(",")
     try:
         for style, seasonal, date in QUALITY_STYLES:
             if args.styles and style not in args.styles.split(","):
                 continue
-            hits: dict[str, list[int]] = {m: [0, 0, 0] for m in args.models.split(",")}
-            per_class: dict[str, dict[int, list[int]]] = {m: {} for m in hits}
+            tallies = {m: Tally() for m in models}
             for seed in range(args.scenes):
                 product = generate_product(
                     out / f"{style}-{seed}",
@@ -86,25 +173,15 @@ def quality(args: argparse.Namespace) -> None:
                     cloud_fraction=args.cloud_fraction,
                     seasonal=seasonal,
                 )
-                for model in hits:
+                for model in models:
                     truth, pred, clear = model_labels(product, model, args.threads)
-                    t, p = truth[clear].astype(np.int64), pred[clear].astype(np.int64)
-                    hits[model][0] += int(np.sum(t // 100 == p // 100))
-                    hits[model][1] += int(np.sum(t // 10 == p // 10))
-                    hits[model][2] += t.size
-                    for group in np.unique(t // 10):
-                        mine = t // 10 == group
-                        seen = per_class[model].setdefault(int(group), [0, 0])
-                        seen[0] += int(np.sum(p[mine] // 10 == group))
-                        seen[1] += int(mine.sum())
-            for model, (l1, l2, n) in hits.items():
-                print(json.dumps({
-                    "style": style, "date": date, "model": model, "scenes": args.scenes,
-                    "size_px": args.size, "clear_px": n,
-                    "level1": round(l1 / n, 3), "level2": round(l2 / n, 3),
-                }))  # fmt: skip
-                recall = {g: round(r / m, 2) for g, (r, m) in sorted(per_class[model].items())}
-                print(f"{style} {model} recall_level2", json.dumps(recall))
+                    tallies[model].add_pixels(truth[clear], pred[clear])
+                    tallies[model].add_patches(f"{style}-{seed}", truth, pred, clear)
+            for model, tally in tallies.items():
+                print("\n".join(tally.lines(f"{style} {date} {model}")), flush=True)
+        if args.real:
+            for model in models:
+                print("\n".join(real_tally(model, args.threads).lines(f"real held-out {model}")))
     finally:
         shutil.rmtree(out)
 
@@ -174,6 +251,7 @@ def main() -> None:
     parser.add_argument("--styles", default="", help="--quality: only these (comma list)")
     parser.add_argument("--models", default="dynamicworld-clc:1,clc-baseline:1")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--real", action="store_true", help="--quality: held-out real patches")
     args = parser.parse_args()
     if args.quality:
         quality(args)

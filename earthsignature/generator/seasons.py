@@ -3,8 +3,11 @@
 The land-use truth of a tile is fixed (:func:`landcover.land_cover`); what one date shows of it
 changes as on real Sentinel-2 dates:
 
-* every class draws its pixels from the real spectra of :mod:`.library` (a field mixes two
-  library pixels with smooth noise plus a speckle of a third, so fields have texture);
+* a class with real texture windows in :mod:`.library` (urban fabric, arable land, pastures,
+  forests, water) shows them, mirrored-tiled over each patch from a per-patch window and
+  offset: real spatial structure, and urban fabric as its real mix of roofs, roads and
+  gardens rather than pure roof pixels; other classes draw single library pixels (a patch
+  mixes two with smooth noise plus a speckle of a third);
 * arable land (211) is green crops only in its growing season and bare soil otherwise: half
   the fields are winter cereals (green mid-March to early July), half summer crops (green
   June to September); pastures (231) dry out towards winter; broad-leaved forest (311) is
@@ -21,6 +24,7 @@ where the surface NDVI exceeds :data:`SCL_NDVI` and not vegetated 5 below.
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -94,6 +98,43 @@ def _pools() -> tuple[F32, NDArray[np.int64], NDArray[np.int64]]:
     return np.concatenate(lib.spectra), np.cumsum(sizes) - sizes, sizes
 
 
+@cache
+def _chip_stack() -> tuple[F32, NDArray[np.int64], NDArray[np.int64]]:
+    """Every class's texture windows stacked ``[n, side, side, bands]``, with each class's
+    first index and count (0: no windows)."""
+    chips = library.load().chips
+    sizes = np.array([0 if c is None else len(c) for c in chips], dtype=np.int64)
+    present = [c for c in chips if c is not None]
+    if not present:
+        side = library.CHIP_PX
+        return np.zeros((0, side, side, len(spectra.BANDS)), np.float32), sizes * 0, sizes
+    return np.concatenate(present), np.cumsum(sizes) - sizes, sizes
+
+
+def _mirror(i: NDArray[np.int64], side: int) -> NDArray[np.int64]:
+    """Index into a window of ``side`` px tiled by mirroring (no seams between repeats)."""
+    i = i % (2 * side)
+    return np.where(i >= side, 2 * side - 1 - i, i)
+
+
+def _textures(k: NDArray[np.int64], cell: NDArray[np.uint64], xx: NDArray[np.int64],
+              yy: NDArray[np.int64], refl: F32) -> None:  # fmt: skip
+    """Put the texture windows of their classes on the pixels of ``refl`` (``[H, W, bands]``,
+    in place) whose class has some: window, offset and orientation per patch."""
+    stack, first, count = _chip_stack()
+    has = count[k] > 0
+    if not has.any():
+        return
+    side = stack.shape[1]
+    kk, c = k[has], cell[has]
+    chip = first[kk] + ((c >> np.uint64(32)) % count[kk].astype(np.uint64)).astype(np.int64)
+    u = _mirror(xx[has] + ((c >> np.uint64(8)) % np.uint64(2 * side)).astype(np.int64), side)
+    v = _mirror(yy[has] + ((c >> np.uint64(20)) % np.uint64(2 * side)).astype(np.int64), side)
+    swap = ((c >> np.uint64(44)) & np.uint64(1)).astype(bool)
+    u, v = np.where(swap, v, u), np.where(swap, u, v)
+    refl[has] = stack[chip, v, u]
+
+
 def surface(
     cover: landcover.LandCover, x: F32, y: F32, seed: int, day: dt.date
 ) -> tuple[F32, NDArray[np.uint8]]:
@@ -109,6 +150,7 @@ def surface(
     speckle = pool[offset[k] + (landcover.hash_u64(seed * 7 + 6, xx, yy) % n).astype(np.int64)]
     t = landcover.value_noise(x, y, TEXTURE_PX, seed * 7 + 8)[..., None]
     refl = (first * (1 - t) + second * t) * (1 - SPECKLE) + speckle * SPECKLE
+    _textures(k, cell, xx, yy, refl)
     variant = landcover.unit(cell >> np.uint64(13))
     for code, off in _OFF_SEASON.items():
         where = k == _K[code]
