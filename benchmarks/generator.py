@@ -11,10 +11,15 @@ that the generator streams windows rather than holding the tile.
 
 ``--quality``: the shipped models (``--models``) labelled ``--scenes`` generated scenes of each
 generator (``simple``: one hand-written spectrum per class; ``seasonal``: real library spectra
-on a summer date and on a winter date) and are scored against the generator's truth on clear
-pixels (SCL not cloud, shadow or cirrus) at CORINE level 1 and 2 (and per level-2 class, the
-share of its pixels labelled in that class), to set beside their scores on real labelled
-patches (``python -m benchmarks model_quality``).
+and textures on a summer date and on a winter date) and are scored against the generator's
+truth on clear pixels (SCL not cloud, shadow or cirrus) at CORINE level 1 and 2, with the
+level-2 confusion (truth group -> predicted groups). The same scenes are also cut into
+BigEarthNet-sized 120 px patches (wholly clear ones, labels = the truth codes on them) and
+scored with the code that scores real patches (:mod:`earthsignature.models.patch_eval`: the
+dominant class among the labels, per-class recall) plus the share of pixels whose code is
+among the patch's labels; ``--real`` scores the held-out real patches
+(:func:`earthsignature.generator.library.held_out`, never in the generator's library) the
+same way, so generated and real data are compared on one metric.
 
 ``--composite``: one seasonal tile on six dates of a year labelled by each model, cloud
 masked by SCL, folded with the composite rules; agreement with the truth of each date and of
@@ -77,6 +82,16 @@ class Tally:
         self.hits = [0, 0, 0]
         self.confusion: dict[int, dict[int, int]] = {}
         self.patches: list[patch_eval.PatchResult] = []
+        self.label_px = [0, 0, 0]
+
+    def add_patch(self, patch: bigearthnet.Patch, codes: np.ndarray) -> None:
+        """One patch scored as model_quality scores real ones, plus the share of its pixels
+        whose code is among its labels at level 1 and 2 (a pixel measure real patches allow)."""
+        self.patches.append(patch_eval.score_patch(patch, codes, None))
+        pred = codes.astype(np.int64)
+        for i, div in enumerate((100, 10)):
+            self.label_px[i] += int(np.isin(pred // div, [c // div for c in patch.labels]).sum())
+        self.label_px[2] += pred.size
 
     def add_pixels(self, truth: np.ndarray, pred: np.ndarray) -> None:
         t, p = truth.astype(np.int64), pred.astype(np.int64)
@@ -102,7 +117,7 @@ class Tally:
                 labels = frozenset(int(v) for v in np.unique(truth[win]) if v)
                 patch = bigearthnet.Patch(f"{name}_{c // n}_{r // n}", "generated",
                                           np.zeros(0), labels, False)  # fmt: skip
-                self.patches.append(patch_eval.score_patch(patch, pred[win], None))
+                self.add_patch(patch, pred[win])
 
     def lines(self, tag: str) -> list[str]:
         out = []
@@ -120,9 +135,11 @@ class Tally:
                     {str(g): round(v / total, 2) for g, v in top}))  # fmt: skip
         if self.patches:
             s = patch_eval.summary(self.patches)
+            a1, a2, m = self.label_px
             out.append(f"{tag} patches " + json.dumps(
                 {"patches": s["patches"], "level1": round(s["level1"], 3),
-                 "level2": round(s["level2"], 3),
+                 "level2": round(s["level2"], 3), "px_in_labels_level1": round(a1 / m, 3),
+                 "px_in_labels_level2": round(a2 / m, 3),
                  "recall_level2": {k: [round(v["recall"], 2), v["patches"]]
                                    for k, v in s["recall_level2"].items()}}))  # fmt: skip
         return out
@@ -149,7 +166,7 @@ def real_tally(model: str, threads: int) -> Tally:
         reflectance = np.stack([patch.reflectance[order.index(b)] for b in spec.bands])
         codes, *_ = patch_eval.predict_patch(predict, spec, reflectance)
         codes = patch_eval.postprocess_patch(spec, patch, codes)
-        tally.patches.append(patch_eval.score_patch(patch, codes, None))
+        tally.add_patch(patch, codes)
     return tally
 
 
