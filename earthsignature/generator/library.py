@@ -160,8 +160,8 @@ def assign(pixels: NDArray[np.float32], labels: tuple[int, ...]) -> NDArray[np.i
 def chip_windows(
     picks: NDArray[np.int64], side: int = CHIP_PX, stride: int = CHIP_STRIDE_PX
 ) -> list[tuple[int, int, NDArray[np.float64]]]:
-    """(row, col, share of the window's pixels per label index) of every ``side`` window of a
-    patch, from its pixels' rule-3 picks ``[H, W]``."""
+    """(row, col, share of the window's pixels per index) of every ``side`` window of a patch,
+    from a per-pixel index map ``[H, W]`` (rule-3 picks, or built-up flags)."""
     h, w = picks.shape
     n = int(picks.max()) + 1
     out = []
@@ -197,9 +197,8 @@ def _chips(
 ) -> tuple[NDArray[np.uint16], NDArray[np.uint8], list[str]] | None:
     """Rule 6: the texture windows of one class (DN ``[n, side, side, 12]``), their months and
     ``patch@row,col`` names."""
-    low, high = (URBAN_SHARE[code], 1.0) if code in URBAN_SHARE else (CHIP_SHARE, 1.0)
-    if code == 112:
-        high = URBAN_SHARE[111]
+    low = URBAN_SHARE.get(code, CHIP_SHARE)
+    high = URBAN_SHARE[111] if code == 112 else 1.0
     candidates = []
     for patch, row in zip(patches, labels, strict=True):
         if code not in row or _month(patch.name) not in GREEN_MONTHS.get(code, range(1, 13)):
