@@ -32,7 +32,7 @@ density (products per query) stays the 100,000-product catalog's; ``--europe`` k
     python -m benchmarks postgis_peer [--products 100000] [--requests 600] [--seconds 15]
         [--rounds 2] [--keep DIR] [--europe] [--plain]
 
-``--plain`` leaves the pre-encoded polygons (``grpc_api/encoded``) out of the catalog, so V2
+``--plain`` leaves the pre-encoded polygons (``polygons/encoded``) out of the catalog, so V2
 answers from the FlatGeobuf as products published before them do (a side-by-side of the two).
 """
 

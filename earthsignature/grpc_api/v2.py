@@ -4,9 +4,9 @@ Requests carry V1's filters (wkt, dates, product ids, integer categories, n_resu
 version comes from the call metadata as in V1. Answers are geobuf FeatureCollections.
 ListSegmentation streams, newest product first, the product's polygons clipped to the area and
 filtered by category, at most :data:`FEATURES_PER_MESSAGE` features per message: from the
-polygons pre-encoded at publish (:mod:`~earthsignature.grpc_api.encoded`, only edge polygons
+polygons pre-encoded at publish (:mod:`~earthsignature.polygons.encoded`, only edge polygons
 clipped and re-encoded) or else read from FlatGeobuf by bounding box and encoded from whole
-arrays by :mod:`~earthsignature.grpc_api.geobuf_encode` (same bytes as the ``geobuf`` package).
+arrays by :mod:`~earthsignature.polygons.geobuf_encode` (same bytes as the ``geobuf`` package).
 With no filter at all it answers the newest products, at most n_results (default and cap of the
 server). ListProductIds streams the matching products, :data:`PRODUCTS_PER_MESSAGE` Features per
 FeatureCollection. CreateProduct takes a product Feature whose properties hold the two rasters
@@ -26,9 +26,7 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.grpc_api import vectors
-from earthsignature.grpc_api.encoded import PRECISION, Encoded, read_encoded
 from earthsignature.grpc_api.errors import BadRequest, CorruptProducts, handle_errors
-from earthsignature.grpc_api.geobuf_encode import encode_bodies, feature_bodies
 from earthsignature.grpc_api.index import IndexedProduct
 from earthsignature.grpc_api.query import (
     encode_geobuf,
@@ -38,6 +36,8 @@ from earthsignature.grpc_api.query import (
 )
 from earthsignature.grpc_api.state import ApiState
 from earthsignature.grpc_api.v1 import decode_base64, upload_from_feature
+from earthsignature.polygons.encoded import PRECISION, Encoded, read_encoded
+from earthsignature.polygons.geobuf_encode import encode_bodies, feature_bodies
 from earthsignature.proto.stubs import geobuf_pb2
 from earthsignature.storage.errors import CorruptObject, ObjectNotFound
 

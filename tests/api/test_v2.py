@@ -12,8 +12,8 @@ import shapely
 from google.protobuf.timestamp_pb2 import Timestamp
 from shapely.geometry import box, shape
 
-from earthsignature.grpc_api.geobuf_encode import encode_table, varint, varints
-from earthsignature.grpc_api.vectors import PolygonTable, clip, equal_area_m2, geodesic_area_m2
+from earthsignature.polygons.geobuf_encode import encode_table, varint, varints
+from earthsignature.polygons.table import PolygonTable, clip, equal_area_m2, geodesic_area_m2
 from earthsignature.proto.stubs import geobuf_pb2, v2_pb2
 from tests.api.conftest import MODEL, aoi_box, sample_products
 

@@ -12,7 +12,7 @@ polygons are stored together), cut into blocks of :data:`BLOCK` features:
   (uint32 x 2, the one value a clipped polygon changes); the n + 1 offsets (uint32) into the
   block's WKB blob, then those into its bodies blob; the WKB blob; the bodies blob. A body is
   the feature's geobuf Feature message without the key indices
-  (:func:`~earthsignature.grpc_api.geobuf_encode.feature_bodies`: the geometry field, then the
+  (:func:`~earthsignature.polygons.geobuf_encode.feature_bodies`: the geometry field, then the
   values, ``area_m2`` computed as the query computes it).
 
 A query reads the header and the blocks meeting the area's bounding box (range reads), copies
@@ -35,8 +35,8 @@ import pyogrio.raw
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from earthsignature.grpc_api.geobuf_encode import feature_bodies, geometry_fields, value_field
-from earthsignature.grpc_api.vectors import PolygonTable, clip, equal_area_m2
+from earthsignature.polygons.geobuf_encode import feature_bodies, geometry_fields, value_field
+from earthsignature.polygons.table import PolygonTable, clip, equal_area_m2
 from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.errors import CorruptObject
 
