@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyogrio.raw
@@ -123,7 +125,67 @@ def write_encoded(fgb: Path, dst: Path) -> bool:
     return True
 
 
-def _header(store: ObjectStore, key: str) -> tuple[dict[str, Any], np.ndarray, np.ndarray, int]:
+@dataclass(frozen=True)
+class _Header:
+    """An object's header and block table: what every read of it needs first."""
+
+    names: tuple[str, ...]
+    precision: int
+    boxes: np.ndarray  # per block: xmin, ymin, xmax, ymax
+    offsets: np.ndarray  # per block and one more: from ``start``
+    start: int  # where the blocks start
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.boxes.nbytes + self.offsets.nbytes) + 512
+
+
+class HeaderCache:
+    """Parsed headers of committed pre-encoded objects, least recently used dropped first.
+
+    A committed object never changes under its key while its catalog record stays the same, so
+    callers key entries by the object's key and a token of its record (the API: the product's
+    ``published`` time, new on every re-publish). Bounded by the bytes of the block tables;
+    ``hits`` and ``misses`` count lookups (a miss costs one more range read and a parse).
+    """
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self._bytes = 0
+        self._entries: OrderedDict[Hashable, _Header] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, store: ObjectStore, key: str, token: Hashable) -> _Header:
+        with self._lock:
+            header = self._entries.get((key, token))
+            if header is not None:
+                self._entries.move_to_end((key, token))
+                self.hits += 1
+                return header
+            self.misses += 1
+        header = _header(store, key)  # outside the lock: reads of other objects go on
+        with self._lock:
+            if (key, token) not in self._entries and header.nbytes <= self.max_bytes:
+                self._entries[(key, token)] = header
+                self._bytes += header.nbytes
+                while self._bytes > self.max_bytes:
+                    _old, dropped = self._entries.popitem(last=False)
+                    self._bytes -= dropped.nbytes
+        return header
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "hits": self.hits,
+                "misses": self.misses,
+                "entries": len(self._entries),
+                "bytes": self._bytes,
+            }
+
+
+def _header(store: ObjectStore, key: str) -> _Header:
     """Header, block boxes, block offsets and where the blocks start."""
     head = store.get_range(key, 0, FIRST_READ)
     if head[: len(MAGIC)] != MAGIC or len(head) < len(MAGIC) + 8:
@@ -140,9 +202,14 @@ def _header(store: ObjectStore, key: str) -> tuple[dict[str, Any], np.ndarray, n
         head += store.get_range(key, len(head), table_end - len(head))
     if table_end > len(head):
         raise CorruptObject(key, "truncated pre-encoded block table")
-    boxes = np.frombuffer(head, "<f8", n * 4, at + size).reshape(n, 4)
+    boxes = np.frombuffer(head, "<f8", n * 4, at + size).reshape(n, 4).copy()
     offsets = np.frombuffer(head, "<u8", n + 1, at + size + n * _BBOX).astype(np.int64)
-    return header, boxes, offsets, table_end
+    try:
+        names = tuple(str(name) for name in header["names"])
+        precision = int(header["precision"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptObject(key, f"bad pre-encoded header: {exc!r}") from None
+    return _Header(names, precision, boxes, offsets, table_end)
 
 
 def _meets(boxes: np.ndarray, bounds: tuple[float, ...]) -> np.ndarray:
@@ -164,52 +231,125 @@ def _runs(picked: np.ndarray) -> list[tuple[int, int]]:
 
 
 def read_encoded(
-    store: ObjectStore, key: str, aoi: BaseGeometry, categories: frozenset[int] = frozenset()
+    store: ObjectStore,
+    key: str,
+    aoi: BaseGeometry,
+    categories: frozenset[int] = frozenset(),
+    headers: HeaderCache | None = None,
+    token: Hashable = None,
 ) -> Encoded:
     """Bodies of the product's polygons meeting ``aoi`` (of the given codes; all when empty),
-    clipped to it; CorruptObject when the object is not a readable pre-encoded file."""
-    header, boxes, offsets, start = _header(store, key)
-    names = tuple(header["names"])
+    clipped to it; CorruptObject when the object is not a readable pre-encoded file.
+
+    ``headers`` keeps parsed headers between calls (``token`` tells versions of ``key`` apart).
+    """
+    return finish([locate(store, key, aoi, categories, headers, token)], aoi)[0]
+
+
+@dataclass(frozen=True)
+class Located:
+    """One product's polygons meeting an area, read but not clipped yet (see :func:`finish`)."""
+
+    names: tuple[str, ...]
+    precision: int
+    bodies: list[bytes]
+    edge: np.ndarray  # positions in ``bodies`` of polygons whose box crosses the area's edge
+    geometries: np.ndarray  # those polygons, whole
+    area_spans: np.ndarray  # their ``area_m2`` value's start and end in their body
+
+
+def locate(
+    store: ObjectStore,
+    key: str,
+    aoi: BaseGeometry,
+    categories: frozenset[int] = frozenset(),
+    headers: HeaderCache | None = None,
+    token: Hashable = None,
+) -> Located:
+    """Read the polygons of ``key`` meeting ``aoi``: bodies, and the edge ones' geometries.
+
+    Every read and every check of the object happens here (CorruptObject, ObjectNotFound), so a
+    caller can fall back per product before :func:`finish` clips several products at once.
+    """
+    header = headers.get(store, key, token) if headers is not None else _header(store, key)
+    names, precision, offsets, start = header.names, header.precision, header.offsets, header.start
     bounds = aoi.bounds
     picked = [
         _candidates(store, key, start, offsets, first, stop, bounds, categories)
-        for first, stop in _runs(np.flatnonzero(_meets(boxes, bounds)))
+        for first, stop in _runs(np.flatnonzero(_meets(header.boxes, bounds)))
     ]
-    precision = int(header["precision"])
+    nothing = Located(names, precision, [], _NO_ROWS, _NO_GEOMETRIES, _NO_SPANS)
     if not picked:
-        return Encoded(names, [], precision)
-    data = b"".join(run.data for run in picked)
+        return nothing
+    data = b"".join(run.data for run in picked) if len(picked) > 1 else picked[0].data
     spans = np.concatenate([run.spans for run in picked])
-    base = np.cumsum([0] + [len(run.data) for run in picked[:-1]])
-    spans[:, :4] += np.repeat(base, [len(run.spans) for run in picked])[:, None]
+    if len(picked) > 1:
+        base = np.cumsum([0] + [len(run.data) for run in picked[:-1]])
+        spans[:, :4] += np.repeat(base, [len(run.spans) for run in picked])[:, None]
+    if len(spans) == 0:
+        return nothing
     found_boxes = np.concatenate([run.boxes for run in picked])
     bodies = [data[s0:s1] for s0, s1 in spans[:, 2:4].tolist()]
-    if not bodies:
-        return Encoded(names, [], precision)
     shapely.prepare(aoi)
     edge = np.flatnonzero(~shapely.contains_properly(aoi, shapely.box(*found_boxes.T)))
     if len(edge) == 0:
-        return Encoded(names, bodies, precision)
-    geometries = shapely.from_wkb([data[a:b] for a, b in spans[edge, :2].tolist()])
-    clipped, rows = clip(geometries, aoi)
-    dropped = set(edge.tolist())
-    dropped.difference_update(edge[rows].tolist())
-    # polygons the area contains though their box crosses it: clip kept them, bodies stand
-    cut = np.array([c is not geometries[r] for c, r in zip(clipped, rows.tolist(), strict=True)])
-    cut_rows = rows[cut] if len(rows) else rows
-    clipped = clipped[cut] if len(rows) else clipped
-    areas = np.round(equal_area_m2(clipped), 1).tolist()
-    heads = geometry_fields(clipped, PRECISION)
-    for r, head, area in zip(cut_rows.tolist(), heads, areas, strict=True):
-        i = int(edge[r])
-        body = bodies[i]
-        value_start, value_end = spans[i, 4:6].tolist()
-        bodies[i] = b"".join(
-            (head, body[_geometry_end(body) : value_start], value_field(area), body[value_end:])
+        return Located(names, precision, bodies, _NO_ROWS, _NO_GEOMETRIES, _NO_SPANS)
+    try:
+        geometries = shapely.from_wkb([data[a:b] for a, b in spans[edge, :2].tolist()])
+    except shapely.errors.GEOSException as exc:
+        raise CorruptObject(key, f"bad polygon in pre-encoded blocks: {exc}") from None
+    return Located(names, precision, bodies, edge, geometries, spans[edge, 4:6])
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
+_NO_GEOMETRIES = np.empty(0, dtype=object)
+_NO_SPANS = np.empty((0, 2), dtype=np.int64)
+
+
+def finish(located: list[Located], aoi: BaseGeometry) -> list[Encoded]:
+    """Clip the edge polygons of several products to ``aoi`` at once and splice their bodies.
+
+    One clip, one area computation and one geobuf encoding for all the products of an answer
+    instead of one each: their fixed costs are most of a small product's.
+    """
+    if not located:
+        return []
+    geometries = np.concatenate([found.geometries for found in located])
+    owners = np.repeat(np.arange(len(located)), [len(found.edge) for found in located])
+    starts = np.cumsum([0] + [len(found.edge) for found in located])
+    bodies = [list(found.bodies) for found in located]
+    dropped: list[set[int]] = [set(found.edge.tolist()) for found in located]
+    if len(geometries):
+        shapely.prepare(aoi)
+        clipped, rows = clip(geometries, aoi)
+        # polygons the area contains though their box crosses it: clip kept them as they are
+        cut = np.array(
+            [c is not geometries[r] for c, r in zip(clipped, rows.tolist(), strict=True)],
+            dtype=bool,
         )
-    if dropped:
-        bodies = [body for i, body in enumerate(bodies) if i not in dropped]
-    return Encoded(names, bodies, precision)
+        for r in rows.tolist():
+            owner = int(owners[r])
+            dropped[owner].discard(int(located[owner].edge[r - starts[owner]]))
+        cut_rows, clipped = rows[cut], clipped[cut]
+        areas = np.round(equal_area_m2(clipped), 1).tolist()
+        heads = geometry_fields(clipped, PRECISION)
+        for r, head, area in zip(cut_rows.tolist(), heads, areas, strict=True):
+            owner = int(owners[r])
+            found, j = located[owner], r - int(starts[owner])
+            i = int(found.edge[j])
+            body = bodies[owner][i]
+            value_start, value_end = found.area_spans[j].tolist()
+            bodies[owner][i] = b"".join(
+                (head, body[_geometry_end(body) : value_start], value_field(area), body[value_end:])
+            )
+    return [
+        Encoded(
+            found.names,
+            [b for i, b in enumerate(kept) if i not in gone] if gone else kept,
+            found.precision,
+        )
+        for found, kept, gone in zip(located, bodies, dropped, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
