@@ -288,10 +288,10 @@ def locate(
         spans[:, :4] += np.repeat(base, [len(run.spans) for run in picked])[:, None]
     if len(spans) == 0:
         return nothing
-    found_boxes = np.concatenate([run.boxes for run in picked])
+    inside, edge = _classify(aoi, np.concatenate([run.boxes for run in picked]))
+    spans = spans[inside | edge]
+    edge = np.flatnonzero(edge[inside | edge])
     bodies = [data[s0:s1] for s0, s1 in spans[:, 2:4].tolist()]
-    shapely.prepare(aoi)
-    edge = np.flatnonzero(~shapely.contains_properly(aoi, shapely.box(*found_boxes.T)))
     if len(edge) == 0:
         return Located(names, precision, bodies, _NO_ROWS, _NO_GEOMETRIES, _NO_SPANS)
     try:
@@ -299,6 +299,45 @@ def locate(
     except shapely.errors.GEOSException as exc:
         raise CorruptObject(key, f"bad polygon in pre-encoded blocks: {exc}") from None
     return Located(names, precision, bodies, edge, geometries, spans[edge, 4:6])
+
+
+#: Most box-segment comparisons made at once by :func:`_classify` (else GEOS tests the boxes).
+MAX_COMPARISONS = 2_000_000
+#: Degrees added around each boundary piece's extent (about 0.1 mm): the pieces of a
+#: segmentized edge follow it to rounding, this keeps the test on the safe side.
+_PAD = 1e-9
+
+
+def _classify(aoi: BaseGeometry, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which boxes lie inside the area without touching its edge, and which may cross it.
+
+    A box whose extent meets no extent of the area's boundary pieces is wholly inside or
+    wholly outside: its centre tells. The others may cross the edge, and :func:`finish` clips
+    their polygons (which keeps those the area contains as they are). Whole arrays, no box
+    geometries: cheaper than GEOS ``contains_properly`` on each box.
+    """
+    shapely.prepare(aoi)
+    xmin, ymin, xmax, ymax = aoi.bounds
+    # pieces of at most 1/64 of the area's extent: a long slanted edge's extent would cover
+    # much of the area's
+    step = max(xmax - xmin, ymax - ymin) / 64 or 1.0
+    rings = shapely.segmentize(shapely.get_rings(shapely.get_parts(aoi)), step)
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    same = ring[1:] == ring[:-1]
+    a, b = coords[:-1][same], coords[1:][same]
+    if len(boxes) * len(a) > MAX_COMPARISONS:
+        inside = shapely.contains_properly(aoi, shapely.box(*boxes.T))
+        return inside, ~inside
+    lo, hi = np.minimum(a, b) - _PAD, np.maximum(a, b) + _PAD
+    edge = (
+        (boxes[:, None, 0] <= hi[None, :, 0])
+        & (boxes[:, None, 2] >= lo[None, :, 0])
+        & (boxes[:, None, 1] <= hi[None, :, 1])
+        & (boxes[:, None, 3] >= lo[None, :, 1])
+    ).any(axis=1)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    inside = ~edge & shapely.contains_xy(aoi, centres[:, 0], centres[:, 1])
+    return inside, edge
 
 
 _NO_ROWS = np.empty(0, dtype=np.int64)
@@ -376,35 +415,29 @@ def _candidates(
     data = store.get_range(key, start + int(offsets[first]), length)
     if len(data) != length:
         raise CorruptObject(key, "truncated pre-encoded blocks")
+    codes_wanted = np.fromiter(categories, dtype=np.int32) if categories else None
     spans, boxes = [], []
     for b in range(first, stop):
         at = int(offsets[b] - offsets[first])
         (n,) = struct.unpack_from("<I", data, at)
         at += 4
         box = np.frombuffer(data, "<f8", n * 4, at).reshape(n, 4)
-        at += n * _BBOX
-        codes = np.frombuffer(data, "<i4", n, at)
-        at += n * 4
-        splits = np.frombuffer(data, "<u4", n * 2, at).reshape(n, 2).astype(np.int64)
-        at += n * 8
-        wkb = np.frombuffer(data, "<u4", n + 1, at).astype(np.int64)
-        at += (n + 1) * 4
-        body = np.frombuffer(data, "<u4", n + 1, at).astype(np.int64)
-        wkb_at = at + (n + 1) * 4
-        body_at = wkb_at + int(wkb[-1])
+        codes_at, splits_at = at + n * _BBOX, at + n * (_BBOX + 4)
+        offsets_at = splits_at + n * 8
         wanted = _meets(box, bounds)
-        if categories:
-            wanted &= np.isin(codes, np.fromiter(categories, dtype=np.int32))
+        if codes_wanted is not None:
+            wanted &= np.isin(np.frombuffer(data, "<i4", n, codes_at), codes_wanted)
         i = np.flatnonzero(wanted)
-        spans.append(
-            np.column_stack(
-                [
-                    *(wkb[i] + wkb_at, wkb[i + 1] + wkb_at),
-                    *(body[i] + body_at, body[i + 1] + body_at),
-                    *(splits[i, 0], splits[i, 1]),
-                ]
-            )
-        )
+        # the WKB offsets then the body offsets (n + 1 each), made offsets into ``data``
+        ends = np.frombuffer(data, "<u4", 2 * n + 2, offsets_at).astype(np.int64)
+        wkb_at = offsets_at + (2 * n + 2) * 4
+        ends[: n + 1] += wkb_at
+        ends[n + 1 :] += int(ends[n])
+        span = np.empty((len(i), 6), dtype=np.int64)
+        span[:, 0], span[:, 1] = ends[i], ends[i + 1]
+        span[:, 2], span[:, 3] = ends[n + 1 + i], ends[n + 2 + i]
+        span[:, 4:] = np.frombuffer(data, "<u4", n * 2, splits_at).reshape(n, 2)[i]
+        spans.append(span)
         boxes.append(box[i])
     return _Run(data, np.concatenate(spans), np.concatenate(boxes))
 

@@ -128,7 +128,8 @@ def test_a_broken_pre_encoded_object_is_refused_and_v2_falls_back(
         "assets": {"polygons": {ASSET_KEY: "p.fgb"}, "encoded": {ASSET_KEY: "cut.gbx"}},
     }
     product = IndexedProduct(_parse_row(item, entry.key, lambda v: v))  # type: ignore[arg-type]
-    service = DatabaseProductService(SimpleNamespace(store=local), None)  # type: ignore[arg-type]
+    state = SimpleNamespace(store=local, encoded_headers=encoded.HeaderCache())
+    service = DatabaseProductService(state, None)  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, "earthsignature.grpc_api.v2"):
         answer = service._polygons(product, aoi, frozenset())
     assert "pre-encoded polygons unusable" in caplog.text
