@@ -15,11 +15,15 @@ polygons are stored together), cut into blocks of :data:`BLOCK` features:
   (:func:`~earthsignature.polygons.geobuf_encode.feature_bodies`: the geometry field, then the
   values, ``area_m2`` computed as the query computes it).
 
-A query reads the header and the blocks meeting the area's bounding box (range reads), copies
-the bodies of polygons whose box the area contains, and clips and re-encodes the others with
-:func:`~earthsignature.grpc_api.vectors.clip`, exactly as the FlatGeobuf path
+A query reads the header (kept parsed in a :class:`HeaderCache`: committed objects never
+change) and the blocks meeting the area's bounding box (range reads), copies the bodies of
+polygons whose box lies inside the area (:func:`locate`), and clips and re-encodes the others
+with :func:`~earthsignature.polygons.table.clip`, the edge polygons of several products at once
+(:func:`finish`), exactly as the FlatGeobuf path
 (:func:`~earthsignature.grpc_api.vectors.read_table` + ``feature_bodies``) would: the same
 features in the same order, the same bytes.
+
+This module is the format, below both its writer (publish) and its reader (the V2 API).
 """
 
 from __future__ import annotations
