@@ -150,7 +150,9 @@ def write_catalog(
         list(pool.map(record, synthetic_products(products, seed, scale), chunksize=1000))
 
 
-def start_servers(root: str, workers: int, processes: int) -> tuple[Any, dict[str, Any]]:
+def start_servers(
+    root: str, workers: int, processes: int, start_timeout: float = 540.0
+) -> tuple[Any, dict[str, Any]]:
     """``processes`` server processes on one port (``ServerGroup``), start-up timed, RSS read."""
     from earthsignature.grpc_api.server import ServerGroup
 
@@ -164,7 +166,7 @@ def start_servers(root: str, workers: int, processes: int) -> tuple[Any, dict[st
         api_processes=processes,
         api_refresh_seconds=3600,
     )
-    group = ServerGroup(settings, grace=1.0, start_timeout=540)
+    group = ServerGroup(settings, grace=1.0, start_timeout=start_timeout)
     t0 = time.perf_counter()
     port = group.start()
     return group, {

@@ -317,6 +317,9 @@ def main() -> None:
     parser.add_argument("--n-results", type=int, default=10, help="the server's default")
     parser.add_argument("--keep", type=Path, help="catalog folder to reuse (built if empty)")
     parser.add_argument(
+        "--start-timeout", type=float, default=540.0, help="seconds the index build may take"
+    )
+    parser.add_argument(
         "--plain",
         action="store_true",
         help="catalog without the pre-encoded polygons (V2 reads FlatGeobuf, as before them)",
@@ -349,7 +352,9 @@ def main() -> None:
     try:
         print(json.dumps({"setup": "catalog", "products": args.products, "scale": scale}))
         print(json.dumps({**import_catalog(pg.dsn, args.products, fgb, scale), "load": loads()}))
-        group, info = api.start_servers(str(folder), args.workers, args.processes)
+        group, info = api.start_servers(
+            str(folder), args.workers, args.processes, args.start_timeout
+        )
         print(json.dumps({"setup": "ours", **info, "load": loads()}))
         print(json.dumps(check_answers(group.port, pg.dsn, args.n_results)))
         api.load(group, "v2", 4, args.n_results, 40, 20, args.client_processes, pool)  # warm-up
