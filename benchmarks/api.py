@@ -96,7 +96,10 @@ def shared_product(store: LocalStore, block: int) -> dict[str, Any]:
     seg = np.ascontiguousarray(seg[:SIDE_PX, :SIDE_PX])
     cloud = np.zeros_like(seg, dtype=np.uint8)
     cloud[:200, :300] = 1
-    settings = Settings(model_name=MODEL, model_version=VERSION, min_mapping_unit_m2=0.0)
+    # no composites: they would be one more product (and FlatGeobuf) beside the synthetic ones
+    settings = Settings(
+        model_name=MODEL, model_version=VERSION, min_mapping_unit_m2=0.0, composites=False
+    )
     entry = ingest.ingest(
         Runtime(settings=settings, store=store),
         ingest.Upload(

@@ -343,7 +343,7 @@ def main() -> None:
         if args.plain:
             item["assets"].pop("encoded", None)
         api.write_catalog(store, item, args.products, scale=scale)
-    fgb = next(folder.rglob("*.fgb"))
+    fgb = next((folder / layout.POLYGONS).rglob("*.fgb"))  # the shared product's
     pg = Postgres(Path(tempfile.mkdtemp(prefix="earthsig-postgres-")))
     pg.start()
     group = None
