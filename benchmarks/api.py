@@ -96,7 +96,10 @@ def shared_product(store: LocalStore, block: int) -> dict[str, Any]:
     seg = np.ascontiguousarray(seg[:SIDE_PX, :SIDE_PX])
     cloud = np.zeros_like(seg, dtype=np.uint8)
     cloud[:200, :300] = 1
-    settings = Settings(model_name=MODEL, model_version=VERSION, min_mapping_unit_m2=0.0)
+    # no composites: they would be one more product (and FlatGeobuf) beside the synthetic ones
+    settings = Settings(
+        model_name=MODEL, model_version=VERSION, min_mapping_unit_m2=0.0, composites=False
+    )
     entry = ingest.ingest(
         Runtime(settings=settings, store=store),
         ingest.Upload(
@@ -150,7 +153,9 @@ def write_catalog(
         list(pool.map(record, synthetic_products(products, seed, scale), chunksize=1000))
 
 
-def start_servers(root: str, workers: int, processes: int) -> tuple[Any, dict[str, Any]]:
+def start_servers(
+    root: str, workers: int, processes: int, start_timeout: float = 540.0
+) -> tuple[Any, dict[str, Any]]:
     """``processes`` server processes on one port (``ServerGroup``), start-up timed, RSS read."""
     from earthsignature.grpc_api.server import ServerGroup
 
@@ -164,7 +169,7 @@ def start_servers(root: str, workers: int, processes: int) -> tuple[Any, dict[st
         api_processes=processes,
         api_refresh_seconds=3600,
     )
-    group = ServerGroup(settings, grace=1.0, start_timeout=540)
+    group = ServerGroup(settings, grace=1.0, start_timeout=start_timeout)
     t0 = time.perf_counter()
     port = group.start()
     return group, {

@@ -32,7 +32,7 @@ density (products per query) stays the 100,000-product catalog's; ``--europe`` k
     python -m benchmarks postgis_peer [--products 100000] [--requests 600] [--seconds 15]
         [--rounds 2] [--keep DIR] [--europe] [--plain]
 
-``--plain`` leaves the pre-encoded polygons (``grpc_api/encoded``) out of the catalog, so V2
+``--plain`` leaves the pre-encoded polygons (``polygons/encoded``) out of the catalog, so V2
 answers from the FlatGeobuf as products published before them do (a side-by-side of the two).
 """
 
@@ -317,6 +317,9 @@ def main() -> None:
     parser.add_argument("--n-results", type=int, default=10, help="the server's default")
     parser.add_argument("--keep", type=Path, help="catalog folder to reuse (built if empty)")
     parser.add_argument(
+        "--start-timeout", type=float, default=540.0, help="seconds the index build may take"
+    )
+    parser.add_argument(
         "--plain",
         action="store_true",
         help="catalog without the pre-encoded polygons (V2 reads FlatGeobuf, as before them)",
@@ -340,7 +343,7 @@ def main() -> None:
         if args.plain:
             item["assets"].pop("encoded", None)
         api.write_catalog(store, item, args.products, scale=scale)
-    fgb = next(folder.rglob("*.fgb"))
+    fgb = next((folder / layout.POLYGONS).rglob("*.fgb"))  # the shared product's
     pg = Postgres(Path(tempfile.mkdtemp(prefix="earthsig-postgres-")))
     pg.start()
     group = None
@@ -349,7 +352,9 @@ def main() -> None:
     try:
         print(json.dumps({"setup": "catalog", "products": args.products, "scale": scale}))
         print(json.dumps({**import_catalog(pg.dsn, args.products, fgb, scale), "load": loads()}))
-        group, info = api.start_servers(str(folder), args.workers, args.processes)
+        group, info = api.start_servers(
+            str(folder), args.workers, args.processes, args.start_timeout
+        )
         print(json.dumps({"setup": "ours", **info, "load": loads()}))
         print(json.dumps(check_answers(group.port, pg.dsn, args.n_results)))
         api.load(group, "v2", 4, args.n_results, 40, 20, args.client_processes, pool)  # warm-up

@@ -52,7 +52,7 @@ from earthsignature.functions.polygons import (
     mmu_pixels,
 )
 from earthsignature.functions.tiles import write_pmtiles
-from earthsignature.grpc_api.encoded import write_encoded
+from earthsignature.polygons.encoded import write_encoded
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog, layout, records
 from earthsignature.storage.catalog import CatalogEntry

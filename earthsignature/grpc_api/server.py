@@ -60,13 +60,17 @@ def _tolerant(cls: Any) -> Callable[[bytes], Any]:
     return deserialize
 
 
+def _serialize(response: Any) -> bytes:
+    """A response message's bytes; bytes are already serialized (V2 ListSegmentation's)."""
+    return response if isinstance(response, bytes) else response.SerializeToString()  # type: ignore[no-any-return]
+
+
 def _service_handler(module: ModuleType, servicer: Any) -> grpc.GenericRpcHandler:
     """Method handlers for a generated service, built from its descriptor."""
     service = module.DESCRIPTOR.services_by_name[SERVICE]
     handlers = {}
     for method in service.methods:
         request_cls = getattr(module, method.input_type.name)
-        response_cls = getattr(module, method.output_type.name)
         factory = (
             grpc.unary_stream_rpc_method_handler
             if method.server_streaming
@@ -75,7 +79,7 @@ def _service_handler(module: ModuleType, servicer: Any) -> grpc.GenericRpcHandle
         handlers[method.name] = factory(
             getattr(servicer, method.name),
             request_deserializer=_tolerant(request_cls),
-            response_serializer=response_cls.SerializeToString,
+            response_serializer=_serialize,
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -16,6 +16,7 @@ from earthsignature.grpc_api.auth import (
 from earthsignature.grpc_api.errors import BadRequest
 from earthsignature.grpc_api.index import IndexedProduct, ProductIndex
 from earthsignature.grpc_api.query import ModelVersion, Query, check_area, parse_model
+from earthsignature.polygons.encoded import HeaderCache
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage.base import ObjectStore
@@ -33,6 +34,8 @@ class ApiState:
     settings: Settings
     store: ObjectStore
     index: ProductIndex
+    #: Parsed headers of pre-encoded polygon objects, shared by the V2 servicers.
+    encoded_headers: HeaderCache = field(default_factory=HeaderCache)
 
     @property
     def default_model(self) -> ModelVersion:

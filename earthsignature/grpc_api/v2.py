@@ -4,9 +4,9 @@ Requests carry V1's filters (wkt, dates, product ids, integer categories, n_resu
 version comes from the call metadata as in V1. Answers are geobuf FeatureCollections.
 ListSegmentation streams, newest product first, the product's polygons clipped to the area and
 filtered by category, at most :data:`FEATURES_PER_MESSAGE` features per message: from the
-polygons pre-encoded at publish (:mod:`~earthsignature.grpc_api.encoded`, only edge polygons
+polygons pre-encoded at publish (:mod:`~earthsignature.polygons.encoded`, only edge polygons
 clipped and re-encoded) or else read from FlatGeobuf by bounding box and encoded from whole
-arrays by :mod:`~earthsignature.grpc_api.geobuf_encode` (same bytes as the ``geobuf`` package).
+arrays by :mod:`~earthsignature.polygons.geobuf_encode` (same bytes as the ``geobuf`` package).
 With no filter at all it answers the newest products, at most n_results (default and cap of the
 server). ListProductIds streams the matching products, :data:`PRODUCTS_PER_MESSAGE` Features per
 FeatureCollection. CreateProduct takes a product Feature whose properties hold the two rasters
@@ -26,9 +26,7 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.grpc_api import vectors
-from earthsignature.grpc_api.encoded import PRECISION, Encoded, read_encoded
 from earthsignature.grpc_api.errors import BadRequest, CorruptProducts, handle_errors
-from earthsignature.grpc_api.geobuf_encode import encode_bodies, feature_bodies
 from earthsignature.grpc_api.index import IndexedProduct
 from earthsignature.grpc_api.query import (
     encode_geobuf,
@@ -38,13 +36,17 @@ from earthsignature.grpc_api.query import (
 )
 from earthsignature.grpc_api.state import ApiState
 from earthsignature.grpc_api.v1 import decode_base64, upload_from_feature
-from earthsignature.proto.stubs import geobuf_pb2
+from earthsignature.polygons.encoded import PRECISION, Encoded, Located, finish, locate
+from earthsignature.polygons.geobuf_encode import encode_bodies, feature_bodies, varint
 from earthsignature.storage.errors import CorruptObject, ObjectNotFound
 
 log = logging.getLogger(__name__)
 
 #: Polygons per streamed FeatureCollection, so one message stays well under size limits.
 FEATURES_PER_MESSAGE = 5000
+#: Products whose polygons are clipped together (one clip of their edge polygons, not one each);
+#: a batch's answers are held until streamed.
+PRODUCTS_PER_BATCH = 10
 #: Products per ListProductIds FeatureCollection.
 PRODUCTS_PER_MESSAGE = 1000
 
@@ -80,6 +82,16 @@ def product_feature(product: IndexedProduct) -> dict[str, Any]:
     }
 
 
+def serialized_response(geobuf: bytes) -> bytes:
+    """A serialized ``SegmentationResponse`` holding serialized geobuf ``Data`` (field 1).
+
+    The server's response serializer passes bytes through (``server._serialize``), so the
+    polygons are neither parsed into a message nor serialized again (about 0.66 MB per answer
+    of ten products); the bytes are the message's, as ``SerializeToString`` would write them.
+    """
+    return b"\n" + varint(len(geobuf)) + geobuf
+
+
 class DatabaseProductService:
     """The V2 servicer of one revision (its generated messages)."""
 
@@ -93,41 +105,84 @@ class DatabaseProductService:
         n_results = request.n_results if request.HasField("n_results") else None
         limit = resolve_limit(n_results, settings.api_default_results, settings.api_max_results)
         query = fields_query(request, self.state.model_for(context))
-        corrupt, served = CorruptProducts(), 0
-        for product in self.state.find(query):
-            if served >= limit or not context.is_active():
-                break
-            with corrupt.skipping(product.row.product_id):
-                answer = self._polygons(product, query.aoi, query.categories)
-            if corrupt.skipped(product.row.product_id):
-                continue  # a skipped product leaves its place to the next one
-            served += 1
-            bodies = answer.bodies
-            parts = max(1, -(-len(bodies) // FEATURES_PER_MESSAGE))
-            for part in range(1, parts + 1):
-                chunk = bodies[(part - 1) * FEATURES_PER_MESSAGE : part * FEATURES_PER_MESSAGE]
-                custom = {**product_properties(product), "part": part, "parts": parts}
-                encoded = encode_bodies(chunk, answer.names, custom, answer.precision)
-                yield self.messages.SegmentationResponse(
-                    segmentation=geobuf_pb2.Data.FromString(encoded)
-                )
+        corrupt, served, found, at = CorruptProducts(), 0, self.state.find(query), 0
+        while served < limit and at < len(found) and context.is_active():
+            batch = found[at : at + min(PRODUCTS_PER_BATCH, limit - served)]
+            at += len(batch)
+            for product, answer in self._answers(batch, query.aoi, query.categories, corrupt):
+                if answer is None:
+                    continue  # a skipped product leaves its place to the next one
+                if not context.is_active():
+                    break
+                served += 1
+                bodies = answer.bodies
+                parts = max(1, -(-len(bodies) // FEATURES_PER_MESSAGE))
+                for part in range(1, parts + 1):
+                    chunk = bodies[(part - 1) * FEATURES_PER_MESSAGE : part * FEATURES_PER_MESSAGE]
+                    custom = {**product_properties(product), "part": part, "parts": parts}
+                    encoded = encode_bodies(chunk, answer.names, custom, answer.precision)
+                    yield serialized_response(encoded)
         corrupt.raise_if_any()
+
+    def _answers(
+        self,
+        batch: list[IndexedProduct],
+        aoi: BaseGeometry | None,
+        categories: frozenset[int],
+        corrupt: CorruptProducts,
+    ) -> list[tuple[IndexedProduct, Encoded | None]]:
+        """Each product's polygon bodies (None: skipped, its object corrupt): pre-encoded ones
+        clipped together (:func:`~earthsignature.polygons.encoded.finish`), the others, and
+        those whose pre-encoded object is unusable, from the FlatGeobuf."""
+        located = {}
+        if aoi is not None:
+            for i, product in enumerate(batch):
+                found = self._located(product, aoi, categories)
+                if found is not None:
+                    located[i] = found
+        finished = {}
+        if located and aoi is not None:
+            finished = dict(zip(located, finish(list(located.values()), aoi), strict=True))
+        answers: list[tuple[IndexedProduct, Encoded | None]] = []
+        for i, product in enumerate(batch):
+            answer = finished.get(i)
+            if answer is None:
+                with corrupt.skipping(product.row.product_id):
+                    answer = self._flatgeobuf(product, aoi, categories)
+            answers.append((product, answer))
+        return answers
+
+    def _located(
+        self, product: IndexedProduct, aoi: BaseGeometry, categories: frozenset[int]
+    ) -> Located | None:
+        """The product's pre-encoded polygons meeting ``aoi``; None when it has none or they
+        are unusable (logged)."""
+        try:
+            key = product.asset("encoded")
+        except KeyError:
+            return None  # published before pre-encoding, a composite: the FlatGeobuf path
+        try:
+            headers, token = self.state.encoded_headers, product.row.published
+            return locate(self.state.store, key, aoi, categories, headers, token)
+        except (CorruptObject, ObjectNotFound) as exc:
+            log.warning("%s: pre-encoded polygons unusable (%s)", product.product_id, exc)
+            return None
+
+    def _flatgeobuf(
+        self, product: IndexedProduct, aoi: BaseGeometry | None, categories: frozenset[int]
+    ) -> Encoded:
+        table = vectors.read_table(self.state.store, product.asset("polygons"), aoi, categories)
+        return Encoded(table.names, feature_bodies(table), PRECISION)
 
     def _polygons(
         self, product: IndexedProduct, aoi: BaseGeometry | None, categories: frozenset[int]
     ) -> Encoded:
-        """The product's polygon bodies: pre-encoded when published so (and an area is given),
+        """One product's polygon bodies: pre-encoded when published so (and an area is given),
         else from the FlatGeobuf; a broken pre-encoded object falls back to the FlatGeobuf."""
-        store = self.state.store
-        if aoi is not None:
-            try:
-                return read_encoded(store, product.asset("encoded"), aoi, categories)
-            except KeyError:
-                pass  # published before pre-encoding, a composite: the FlatGeobuf path
-            except (CorruptObject, ObjectNotFound) as exc:
-                log.warning("%s: pre-encoded polygons unusable (%s)", product.product_id, exc)
-        table = vectors.read_table(store, product.asset("polygons"), aoi, categories)
-        return Encoded(table.names, feature_bodies(table), PRECISION)
+        found = self._located(product, aoi, categories) if aoi is not None else None
+        if found is not None and aoi is not None:
+            return finish([found], aoi)[0]
+        return self._flatgeobuf(product, aoi, categories)
 
     @handle_errors
     def ListProductIds(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:

@@ -32,7 +32,7 @@ CONFIDENCE = "confidence"
 #: No-data value of confidence COGs (valid values are 0..100 %).
 CONFIDENCE_NODATA = 255
 POLYGONS = "polygons"
-#: Polygons pre-encoded as geobuf for the API (earthsignature/grpc_api/encoded.py).
+#: Polygons pre-encoded as geobuf for the API (earthsignature/polygons/encoded.py).
 ENCODED = "encoded"
 TILES = "tiles"
 CATALOG = "catalog"
@@ -186,7 +186,7 @@ def polygons_key(model: str, version: int | str, date: dt.date | str, product: s
 
 def encoded_key(model: str, version: int | str, date: dt.date | str, product: str) -> str:
     """``encoded/model=.../version=.../date=.../<product_id>.gbx``: the polygons pre-encoded as
-    geobuf Features with a block index (``grpc_api/encoded.py``), read by the V2 API only."""
+    geobuf Features with a block index (``polygons/encoded.py``), read by the V2 API only."""
     return f"{ENCODED}/{_partition(model, version, date)}/{product_id(product)}.gbx"
 
 

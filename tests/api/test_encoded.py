@@ -14,12 +14,13 @@ import pytest
 import shapely
 from shapely.geometry import Polygon
 
-from earthsignature.grpc_api import encoded
-from earthsignature.grpc_api.encoded import read_encoded, write_encoded
-from earthsignature.grpc_api.geobuf_encode import encode_bodies, feature_bodies
 from earthsignature.grpc_api.index import IndexedProduct, _parse_row
 from earthsignature.grpc_api.v2 import DatabaseProductService
-from earthsignature.grpc_api.vectors import geodesic_area_m2, read_table
+from earthsignature.grpc_api.vectors import read_table
+from earthsignature.polygons import encoded
+from earthsignature.polygons.encoded import read_encoded, write_encoded
+from earthsignature.polygons.geobuf_encode import encode_bodies, feature_bodies
+from earthsignature.polygons.table import geodesic_area_m2
 from earthsignature.storage import LocalStore
 from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.catalog import ASSET_KEY
@@ -127,7 +128,8 @@ def test_a_broken_pre_encoded_object_is_refused_and_v2_falls_back(
         "assets": {"polygons": {ASSET_KEY: "p.fgb"}, "encoded": {ASSET_KEY: "cut.gbx"}},
     }
     product = IndexedProduct(_parse_row(item, entry.key, lambda v: v))  # type: ignore[arg-type]
-    service = DatabaseProductService(SimpleNamespace(store=local), None)  # type: ignore[arg-type]
+    state = SimpleNamespace(store=local, encoded_headers=encoded.HeaderCache())
+    service = DatabaseProductService(state, None)  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, "earthsignature.grpc_api.v2"):
         answer = service._polygons(product, aoi, frozenset())
     assert "pre-encoded polygons unusable" in caplog.text

@@ -12,9 +12,10 @@ import shapely
 from google.protobuf.timestamp_pb2 import Timestamp
 from shapely.geometry import box, shape
 
-from earthsignature.grpc_api.geobuf_encode import encode_table, varint, varints
-from earthsignature.grpc_api.vectors import PolygonTable, clip, equal_area_m2, geodesic_area_m2
-from earthsignature.proto.stubs import geobuf_pb2, v2_pb2
+from earthsignature.grpc_api.v2 import serialized_response
+from earthsignature.polygons.geobuf_encode import encode_table, varint, varints
+from earthsignature.polygons.table import PolygonTable, clip, equal_area_m2, geodesic_area_m2
+from earthsignature.proto.stubs import geobuf_pb2, r2_v2_pb2, v2_pb2
 from tests.api.conftest import MODEL, aoi_box, sample_products
 
 A, B, C = (p.product_id for p in sample_products())
@@ -187,6 +188,10 @@ def test_fast_encoder_matches_the_geobuf_package(name: str, precision: int) -> N
     fast = encode_table(table, custom, precision)
     assert geobuf.decode(fast) == geobuf.decode(reference)
     assert fast == reference  # even the bytes: same field order, same value rules
+    # answers leave as bytes: exactly the message the generated classes would serialize
+    for module in (v2_pb2, r2_v2_pb2):
+        message = module.SegmentationResponse(segmentation=geobuf_pb2.Data.FromString(fast))
+        assert serialized_response(fast) == message.SerializeToString()
 
 
 def test_clip_keeps_inner_polygons_and_cuts_crossing_ones() -> None:

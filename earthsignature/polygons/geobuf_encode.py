@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from earthsignature.grpc_api.vectors import PolygonTable
+from earthsignature.polygons.table import PolygonTable
 
 _POLYGON, _MULTIPOLYGON = 3, 6
 _GEOBUF_TYPE = {_POLYGON: 4, _MULTIPOLYGON: 5}
@@ -188,7 +188,7 @@ def feature_bodies(table: PolygonTable, precision: int = 7) -> list[bytes]:
     """Each row's Feature message body without its ``properties`` key indices (tag 14).
 
     The key indices depend on the collection's key table, so :func:`encode_bodies` appends
-    them; bodies can thus be stored once (``grpc_api/encoded``) and reused in any collection.
+    them; bodies can thus be stored once (``polygons/encoded``) and reused in any collection.
     """
     geometries = geometry_fields(table.geometries, precision)
     if not table.columns:

@@ -1,0 +1,458 @@
+"""Polygons pre-encoded as geobuf at publish, so a V2 query only clips the area's edge polygons.
+
+Published beside the FlatGeobuf (``encoded/model=.../version=.../date=.../<product>.gbx``,
+the catalog asset ``encoded``), in the FlatGeobuf's feature order (its Hilbert order, so nearby
+polygons are stored together), cut into blocks of :data:`BLOCK` features:
+
+- ``MAGIC``, the header's length (uint64 LE), the header (JSON: ``precision``, ``names``, the
+  feature ``count``, ``blocks``), each block's bounding box (float64 x 4) and the blocks' byte
+  offsets from the end of that table (uint64, one more than blocks);
+- per block, all little-endian: its feature count n (uint32); each feature's bounding box
+  (float64 x 4), code (int32) and the start and end of its ``area_m2`` value inside its body
+  (uint32 x 2, the one value a clipped polygon changes); the n + 1 offsets (uint32) into the
+  block's WKB blob, then those into its bodies blob; the WKB blob; the bodies blob. A body is
+  the feature's geobuf Feature message without the key indices
+  (:func:`~earthsignature.polygons.geobuf_encode.feature_bodies`: the geometry field, then the
+  values, ``area_m2`` computed as the query computes it).
+
+A query reads the header (kept parsed in a :class:`HeaderCache`: committed objects never
+change) and the blocks meeting the area's bounding box (range reads), copies the bodies of
+polygons whose box lies inside the area (:func:`locate`), and clips and re-encodes the others
+with :func:`~earthsignature.polygons.table.clip`, the edge polygons of several products at once
+(:func:`finish`), exactly as the FlatGeobuf path
+(:func:`~earthsignature.grpc_api.vectors.read_table` + ``feature_bodies``) would: the same
+features in the same order, the same bytes.
+
+This module is the format, below both its writer (publish) and its reader (the V2 API).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyogrio.raw
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from earthsignature.polygons.geobuf_encode import feature_bodies, geometry_fields, value_field
+from earthsignature.polygons.table import PolygonTable, clip, equal_area_m2
+from earthsignature.storage.base import ObjectStore
+from earthsignature.storage.errors import CorruptObject
+
+MAGIC = b"ESGBX1\n\0"
+#: Features per block: a 10 x 10 km query of a 110 km tile reads a few dozen blocks.
+BLOCK = 64
+#: Bytes read first (header and block table of products up to ~1,500 blocks).
+FIRST_READ = 1 << 16
+PRECISION = 7
+AREA = "area_m2"
+CODE = "code"
+_BBOX = 32  # float64 x 4
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Feature bodies of one product inside an area, and their property names."""
+
+    names: tuple[str, ...]
+    bodies: list[bytes]
+    precision: int
+
+
+def _blob(parts: list[bytes]) -> tuple[np.ndarray, bytes]:
+    offsets = np.zeros(len(parts) + 1, dtype="<u4")
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    return offsets, b"".join(parts)
+
+
+def write_encoded(fgb: Path, dst: Path) -> bool:
+    """Write the pre-encoded polygons of a published FlatGeobuf; False (nothing written) when
+    it lacks the ``code`` or ``area_m2`` field."""
+    meta, _fids, wkb, columns = pyogrio.raw.read(fgb)
+    names = tuple(str(n) for n in meta["fields"])
+    if CODE not in names or AREA not in names or wkb is None:
+        return False
+    geometries = shapely.from_wkb(wkb)
+    columns = list(columns)
+    columns[names.index(AREA)] = np.round(equal_area_m2(geometries), 1)
+    bodies = feature_bodies(PolygonTable(geometries, names, tuple(columns)), PRECISION)
+    heads = [len(g) for g in geometry_fields(geometries, PRECISION)]
+    # the area value sits after the geometry and the values of the columns before it
+    before = [0] * len(bodies)
+    for column in columns[: names.index(AREA)]:
+        for i, v in enumerate(column.tolist()):
+            before[i] += len(value_field(v))
+    area_at = np.array(heads) + np.array(before, dtype=np.int64)
+    area_len = np.array([len(value_field(v)) for v in columns[names.index(AREA)].tolist()])
+    splits = np.column_stack([area_at, area_at + area_len]).astype("<u4")
+    bounds = shapely.bounds(geometries).astype("<f8")
+    codes = np.asarray(columns[names.index(CODE)]).astype("<i4")
+    blocks, block_boxes = [], []
+    for start in range(0, len(bodies), BLOCK):
+        stop = min(start + BLOCK, len(bodies))
+        wkb_offsets, wkb_blob = _blob(list(wkb[start:stop]))
+        body_offsets, body_blob = _blob(bodies[start:stop])
+        box = bounds[start:stop]
+        block_boxes.append([box[:, 0].min(), box[:, 1].min(), box[:, 2].max(), box[:, 3].max()])
+        blocks.append(
+            b"".join(
+                (
+                    struct.pack("<I", stop - start),
+                    box.tobytes(),
+                    codes[start:stop].tobytes(),
+                    splits[start:stop].tobytes(),
+                    wkb_offsets.tobytes(),
+                    body_offsets.tobytes(),
+                    wkb_blob,
+                    body_blob,
+                )
+            )
+        )
+    header = json.dumps(
+        {"precision": PRECISION, "names": names, "count": len(bodies), "blocks": len(blocks)}
+    ).encode()
+    offsets = np.zeros(len(blocks) + 1, dtype="<u8")
+    np.cumsum([len(b) for b in blocks], out=offsets[1:])
+    with dst.open("wb") as out:
+        out.write(MAGIC + struct.pack("<Q", len(header)) + header)
+        out.write(np.array(block_boxes, dtype="<f8").reshape(-1, 4).tobytes())
+        out.write(offsets.tobytes())
+        for block in blocks:
+            out.write(block)
+    return True
+
+
+@dataclass(frozen=True)
+class _Header:
+    """An object's header and block table: what every read of it needs first."""
+
+    names: tuple[str, ...]
+    precision: int
+    boxes: np.ndarray  # per block: xmin, ymin, xmax, ymax
+    offsets: np.ndarray  # per block and one more: from ``start``
+    start: int  # where the blocks start
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.boxes.nbytes + self.offsets.nbytes) + 512
+
+
+class HeaderCache:
+    """Parsed headers of committed pre-encoded objects, least recently used dropped first.
+
+    A committed object never changes under its key while its catalog record stays the same, so
+    callers key entries by the object's key and a token of its record (the API: the product's
+    ``published`` time, new on every re-publish). Bounded by the bytes of the block tables;
+    ``hits`` and ``misses`` count lookups (a miss costs one more range read and a parse).
+    """
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self._bytes = 0
+        self._entries: OrderedDict[Hashable, _Header] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, store: ObjectStore, key: str, token: Hashable) -> _Header:
+        with self._lock:
+            header = self._entries.get((key, token))
+            if header is not None:
+                self._entries.move_to_end((key, token))
+                self.hits += 1
+                return header
+            self.misses += 1
+        header = _header(store, key)  # outside the lock: reads of other objects go on
+        with self._lock:
+            if (key, token) not in self._entries and header.nbytes <= self.max_bytes:
+                self._entries[(key, token)] = header
+                self._bytes += header.nbytes
+                while self._bytes > self.max_bytes:
+                    _old, dropped = self._entries.popitem(last=False)
+                    self._bytes -= dropped.nbytes
+        return header
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "hits": self.hits,
+                "misses": self.misses,
+                "entries": len(self._entries),
+                "bytes": self._bytes,
+            }
+
+
+def _header(store: ObjectStore, key: str) -> _Header:
+    """Header, block boxes, block offsets and where the blocks start."""
+    head = store.get_range(key, 0, FIRST_READ)
+    if head[: len(MAGIC)] != MAGIC or len(head) < len(MAGIC) + 8:
+        raise CorruptObject(key, "not a pre-encoded polygons object")
+    (size,) = struct.unpack_from("<Q", head, len(MAGIC))
+    at = len(MAGIC) + 8
+    try:
+        header = json.loads(head[at : at + size])
+        n = int(header["blocks"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptObject(key, f"bad pre-encoded header: {exc}") from None
+    table_end = at + size + n * _BBOX + (n + 1) * 8
+    if table_end > len(head):
+        head += store.get_range(key, len(head), table_end - len(head))
+    if table_end > len(head):
+        raise CorruptObject(key, "truncated pre-encoded block table")
+    boxes = np.frombuffer(head, "<f8", n * 4, at + size).reshape(n, 4).copy()
+    offsets = np.frombuffer(head, "<u8", n + 1, at + size + n * _BBOX).astype(np.int64)
+    try:
+        names = tuple(str(name) for name in header["names"])
+        precision = int(header["precision"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptObject(key, f"bad pre-encoded header: {exc!r}") from None
+    return _Header(names, precision, boxes, offsets, table_end)
+
+
+def _meets(boxes: np.ndarray, bounds: tuple[float, ...]) -> np.ndarray:
+    xmin, ymin, xmax, ymax = bounds
+    return (
+        (boxes[:, 0] <= xmax)
+        & (boxes[:, 2] >= xmin)
+        & (boxes[:, 1] <= ymax)
+        & (boxes[:, 3] >= ymin)
+    )
+
+
+def _runs(picked: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive block numbers as (first, last + 1) runs, one range read each."""
+    if len(picked) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(picked) != 1) + 1
+    return [(int(r[0]), int(r[-1]) + 1) for r in np.split(picked, breaks)]
+
+
+def read_encoded(
+    store: ObjectStore,
+    key: str,
+    aoi: BaseGeometry,
+    categories: frozenset[int] = frozenset(),
+    headers: HeaderCache | None = None,
+    token: Hashable = None,
+) -> Encoded:
+    """Bodies of the product's polygons meeting ``aoi`` (of the given codes; all when empty),
+    clipped to it; CorruptObject when the object is not a readable pre-encoded file.
+
+    ``headers`` keeps parsed headers between calls (``token`` tells versions of ``key`` apart).
+    """
+    return finish([locate(store, key, aoi, categories, headers, token)], aoi)[0]
+
+
+@dataclass(frozen=True)
+class Located:
+    """One product's polygons meeting an area, read but not clipped yet (see :func:`finish`)."""
+
+    names: tuple[str, ...]
+    precision: int
+    bodies: list[bytes]
+    edge: np.ndarray  # positions in ``bodies`` of polygons whose box crosses the area's edge
+    geometries: np.ndarray  # those polygons, whole
+    area_spans: np.ndarray  # their ``area_m2`` value's start and end in their body
+
+
+def locate(
+    store: ObjectStore,
+    key: str,
+    aoi: BaseGeometry,
+    categories: frozenset[int] = frozenset(),
+    headers: HeaderCache | None = None,
+    token: Hashable = None,
+) -> Located:
+    """Read the polygons of ``key`` meeting ``aoi``: bodies, and the edge ones' geometries.
+
+    Every read and every check of the object happens here (CorruptObject, ObjectNotFound), so a
+    caller can fall back per product before :func:`finish` clips several products at once.
+    """
+    header = headers.get(store, key, token) if headers is not None else _header(store, key)
+    names, precision, offsets, start = header.names, header.precision, header.offsets, header.start
+    bounds = aoi.bounds
+    picked = [
+        _candidates(store, key, start, offsets, first, stop, bounds, categories)
+        for first, stop in _runs(np.flatnonzero(_meets(header.boxes, bounds)))
+    ]
+    nothing = Located(names, precision, [], _NO_ROWS, _NO_GEOMETRIES, _NO_SPANS)
+    if not picked:
+        return nothing
+    data = b"".join(run.data for run in picked) if len(picked) > 1 else picked[0].data
+    spans = np.concatenate([run.spans for run in picked])
+    if len(picked) > 1:
+        base = np.cumsum([0] + [len(run.data) for run in picked[:-1]])
+        spans[:, :4] += np.repeat(base, [len(run.spans) for run in picked])[:, None]
+    if len(spans) == 0:
+        return nothing
+    inside, edge = _classify(aoi, np.concatenate([run.boxes for run in picked]))
+    spans = spans[inside | edge]
+    edge = np.flatnonzero(edge[inside | edge])
+    bodies = [data[s0:s1] for s0, s1 in spans[:, 2:4].tolist()]
+    if len(edge) == 0:
+        return Located(names, precision, bodies, _NO_ROWS, _NO_GEOMETRIES, _NO_SPANS)
+    try:
+        geometries = shapely.from_wkb([data[a:b] for a, b in spans[edge, :2].tolist()])
+    except shapely.errors.GEOSException as exc:
+        raise CorruptObject(key, f"bad polygon in pre-encoded blocks: {exc}") from None
+    return Located(names, precision, bodies, edge, geometries, spans[edge, 4:6])
+
+
+#: Most box-segment comparisons made at once by :func:`_classify` (else GEOS tests the boxes).
+MAX_COMPARISONS = 2_000_000
+#: Degrees added around each boundary piece's extent (about 0.1 mm): the pieces of a
+#: segmentized edge follow it to rounding, this keeps the test on the safe side.
+_PAD = 1e-9
+
+
+def _classify(aoi: BaseGeometry, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which boxes lie inside the area without touching its edge, and which may cross it.
+
+    A box whose extent meets no extent of the area's boundary pieces is wholly inside or
+    wholly outside: its centre tells. The others may cross the edge, and :func:`finish` clips
+    their polygons (which keeps those the area contains as they are). Whole arrays, no box
+    geometries: cheaper than GEOS ``contains_properly`` on each box.
+    """
+    shapely.prepare(aoi)
+    xmin, ymin, xmax, ymax = aoi.bounds
+    # pieces of at most 1/64 of the area's extent: a long slanted edge's extent would cover
+    # much of the area's
+    step = max(xmax - xmin, ymax - ymin) / 64 or 1.0
+    rings = shapely.segmentize(shapely.get_rings(shapely.get_parts(aoi)), step)
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    same = ring[1:] == ring[:-1]
+    a, b = coords[:-1][same], coords[1:][same]
+    if len(boxes) * len(a) > MAX_COMPARISONS:
+        inside = shapely.contains_properly(aoi, shapely.box(*boxes.T))
+        return inside, ~inside
+    lo, hi = np.minimum(a, b) - _PAD, np.maximum(a, b) + _PAD
+    edge = (
+        (boxes[:, None, 0] <= hi[None, :, 0])
+        & (boxes[:, None, 2] >= lo[None, :, 0])
+        & (boxes[:, None, 1] <= hi[None, :, 1])
+        & (boxes[:, None, 3] >= lo[None, :, 1])
+    ).any(axis=1)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    inside = ~edge & shapely.contains_xy(aoi, centres[:, 0], centres[:, 1])
+    return inside, edge
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
+_NO_GEOMETRIES = np.empty(0, dtype=object)
+_NO_SPANS = np.empty((0, 2), dtype=np.int64)
+
+
+def finish(located: list[Located], aoi: BaseGeometry) -> list[Encoded]:
+    """Clip the edge polygons of several products to ``aoi`` at once and splice their bodies.
+
+    One clip, one area computation and one geobuf encoding for all the products of an answer
+    instead of one each: their fixed costs are most of a small product's.
+    """
+    if not located:
+        return []
+    geometries = np.concatenate([found.geometries for found in located])
+    owners = np.repeat(np.arange(len(located)), [len(found.edge) for found in located])
+    starts = np.cumsum([0] + [len(found.edge) for found in located])
+    bodies = [list(found.bodies) for found in located]
+    dropped: list[set[int]] = [set(found.edge.tolist()) for found in located]
+    if len(geometries):
+        shapely.prepare(aoi)
+        clipped, rows = clip(geometries, aoi)
+        # polygons the area contains though their box crosses it: clip kept them as they are
+        cut = np.array(
+            [c is not geometries[r] for c, r in zip(clipped, rows.tolist(), strict=True)],
+            dtype=bool,
+        )
+        for r in rows.tolist():
+            owner = int(owners[r])
+            dropped[owner].discard(int(located[owner].edge[r - starts[owner]]))
+        cut_rows, clipped = rows[cut], clipped[cut]
+        areas = np.round(equal_area_m2(clipped), 1).tolist()
+        heads = geometry_fields(clipped, PRECISION)
+        for r, head, area in zip(cut_rows.tolist(), heads, areas, strict=True):
+            owner = int(owners[r])
+            found, j = located[owner], r - int(starts[owner])
+            i = int(found.edge[j])
+            body = bodies[owner][i]
+            value_start, value_end = found.area_spans[j].tolist()
+            bodies[owner][i] = b"".join(
+                (head, body[_geometry_end(body) : value_start], value_field(area), body[value_end:])
+            )
+    return [
+        Encoded(
+            found.names,
+            [b for i, b in enumerate(kept) if i not in gone] if gone else kept,
+            found.precision,
+        )
+        for found, kept, gone in zip(located, bodies, dropped, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Consecutive blocks read at once and their features meeting the area's box."""
+
+    data: bytes
+    spans: np.ndarray  # per feature: WKB start, end, body start, end (in data), area span
+    boxes: np.ndarray
+
+
+def _candidates(
+    store: ObjectStore,
+    key: str,
+    start: int,
+    offsets: np.ndarray,
+    first: int,
+    stop: int,
+    bounds: tuple[float, ...],
+    categories: frozenset[int],
+) -> _Run:
+    """Read blocks ``first`` to ``stop`` - 1 and locate their features meeting ``bounds``."""
+    length = int(offsets[stop] - offsets[first])
+    data = store.get_range(key, start + int(offsets[first]), length)
+    if len(data) != length:
+        raise CorruptObject(key, "truncated pre-encoded blocks")
+    codes_wanted = np.fromiter(categories, dtype=np.int32) if categories else None
+    spans, boxes = [], []
+    for b in range(first, stop):
+        at = int(offsets[b] - offsets[first])
+        (n,) = struct.unpack_from("<I", data, at)
+        at += 4
+        box = np.frombuffer(data, "<f8", n * 4, at).reshape(n, 4)
+        codes_at, splits_at = at + n * _BBOX, at + n * (_BBOX + 4)
+        offsets_at = splits_at + n * 8
+        wanted = _meets(box, bounds)
+        if codes_wanted is not None:
+            wanted &= np.isin(np.frombuffer(data, "<i4", n, codes_at), codes_wanted)
+        i = np.flatnonzero(wanted)
+        # the WKB offsets then the body offsets (n + 1 each), made offsets into ``data``
+        ends = np.frombuffer(data, "<u4", 2 * n + 2, offsets_at).astype(np.int64)
+        wkb_at = offsets_at + (2 * n + 2) * 4
+        ends[: n + 1] += wkb_at
+        ends[n + 1 :] += int(ends[n])
+        span = np.empty((len(i), 6), dtype=np.int64)
+        span[:, 0], span[:, 1] = ends[i], ends[i + 1]
+        span[:, 2], span[:, 3] = ends[n + 1 + i], ends[n + 2 + i]
+        span[:, 4:] = np.frombuffer(data, "<u4", n * 2, splits_at).reshape(n, 2)[i]
+        spans.append(span)
+        boxes.append(box[i])
+    return _Run(data, np.concatenate(spans), np.concatenate(boxes))
+
+
+def _geometry_end(body: bytes) -> int:
+    """Length of a body's leading geometry field (tag 1, a varint length, the message)."""
+    size, shift, at = 0, 0, 1
+    while True:
+        byte = body[at]
+        size |= (byte & 0x7F) << shift
+        at += 1
+        if byte < 0x80:
+            return at + size
+        shift += 7

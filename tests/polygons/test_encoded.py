@@ -1,0 +1,101 @@
+"""The pre-encoded polygons file on its own: cached headers, batched clipping, box triage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyogrio.raw
+import pytest
+import shapely
+from shapely.geometry import Polygon, box
+
+from earthsignature.polygons import encoded
+from earthsignature.polygons.encoded import HeaderCache, finish, locate, read_encoded
+from earthsignature.storage import LocalStore
+
+#: A triangle (lon/lat) crossing a 6 x 6 grid of small squares.
+AOI = Polygon([(0.0, 0.0), (0.06, 0.005), (0.01, 0.055)])
+
+
+def _write(folder: Path, name: str, shift: float = 0.0) -> None:
+    """A FlatGeobuf of 36 squares (codes cycling) and its pre-encoded file ``name``.gbx."""
+    squares = [
+        box(x * 0.01 + shift, y * 0.01, x * 0.01 + 0.009 + shift, y * 0.01 + 0.009)
+        for y in range(6)
+        for x in range(6)
+    ]
+    fgb = folder / f"{name}.fgb"
+    pyogrio.raw.write(
+        fgb,
+        shapely.to_wkb(np.array(squares, dtype=object)),
+        [np.array([311, 211, 512] * 12, dtype=np.int32), np.arange(36, dtype=np.float64)],
+        fields=["code", "area_m2"],
+        geometry_type="Polygon",
+        crs="EPSG:4326",
+        driver="FlatGeobuf",
+        layer_options={"SPATIAL_INDEX": "YES"},
+    )
+    assert encoded.write_encoded(fgb, folder / f"{name}.gbx")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> LocalStore:
+    folder = tmp_path_factory.mktemp("gbx")
+    _write(folder, "a")
+    _write(folder, "b", shift=0.002)
+    return LocalStore(str(folder))
+
+
+def test_header_cache_counts_hits_and_tells_versions_apart(
+    store: LocalStore, tmp_path: Path
+) -> None:
+    cache = HeaderCache()
+    plain = read_encoded(store, "a.gbx", AOI)
+    for _ in range(3):
+        assert read_encoded(store, "a.gbx", AOI, headers=cache, token=1) == plain
+    assert cache.stats()["hits"] == 2 and cache.stats()["misses"] == 1
+    # the same key re-published (a new token) is read again, not served from the old header
+    local = LocalStore(str(tmp_path))
+    local.put_bytes("p.gbx", store.get_bytes("a.gbx"))
+    read_encoded(local, "p.gbx", AOI, headers=cache, token="v1")
+    local.put_bytes("p.gbx", store.get_bytes("b.gbx"))
+    again = read_encoded(local, "p.gbx", AOI, headers=cache, token="v2")
+    assert again == read_encoded(store, "b.gbx", AOI)
+    assert cache.stats()["misses"] == 3
+
+
+def test_header_cache_stays_within_its_bytes(store: LocalStore) -> None:
+    one = HeaderCache()
+    read_encoded(store, "a.gbx", AOI, headers=one)
+    size = one.stats()["bytes"]
+    cache = HeaderCache(max_bytes=size)  # room for one header
+    read_encoded(store, "a.gbx", AOI, headers=cache)
+    read_encoded(store, "b.gbx", AOI, headers=cache)
+    read_encoded(store, "a.gbx", AOI, headers=cache)  # dropped for b's: read again
+    assert cache.stats() == {"hits": 0, "misses": 3, "entries": 1, "bytes": size}
+
+
+def test_products_clipped_together_answer_as_each_alone(store: LocalStore) -> None:
+    for categories in (frozenset(), frozenset({311})):
+        alone = [read_encoded(store, k, AOI, categories) for k in ("a.gbx", "b.gbx", "a.gbx")]
+        located = [locate(store, k, AOI, categories) for k in ("a.gbx", "b.gbx", "a.gbx")]
+        assert finish(located, AOI) == alone
+        assert all(answer.bodies for answer in alone)
+    assert finish([], AOI) == []
+
+
+def test_box_triage_agrees_with_geos(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    lo = rng.uniform(-0.01, 0.065, (400, 2))
+    boxes = np.column_stack([lo, lo + rng.uniform(0.0005, 0.01, (400, 2))])
+    inside, edge = encoded._classify(AOI, boxes)
+    geos = shapely.contains_properly(AOI, shapely.box(*boxes.T))
+    assert (inside <= geos).all()  # never called inside when GEOS says otherwise
+    assert (geos <= inside | edge).all()  # a box the area contains is kept
+    outside = ~inside & ~edge
+    assert not shapely.intersects(AOI, shapely.box(*boxes[outside].T)).any()
+    assert inside.sum() > 10 and edge.sum() > 10 and outside.sum() > 10
+    expected = read_encoded(store, "a.gbx", AOI)
+    monkeypatch.setattr(encoded, "MAX_COMPARISONS", 0)  # large areas: GEOS tests the boxes
+    assert read_encoded(store, "a.gbx", AOI) == expected
