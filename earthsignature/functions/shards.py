@@ -1,4 +1,5 @@
-"""Shard and prediction files under ``work/``: compressed ``.npz`` archives.
+"""Shard and prediction files under ``work/``: ``.npz`` archives (float chips stored, the rest
+deflated).
 
 A shard holds consecutive chips (row-major) of one product: ``chips`` float16 normalised input
 ``[N, bands, C, C]``, ``valid`` bool ``[N, C, C]`` and ``origins`` int32 ``[N, 2]`` (row, col of
