@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
+from earthsignature.functions import cloudmask
+
 #: Bilinear weights of the two source pixels around an even / odd 10 m row (or column).
 _NEAR, _FAR = np.float32(0.75), np.float32(0.25)
 
@@ -74,7 +76,7 @@ class Upsampled2x:
         if self.nearest:
             r0, c0 = ys // 2, xs // 2
             src = self.ds.read(index, window=Window(c0, r0, (xe + 1) // 2 - c0, (ye + 1) // 2 - r0))
-            fine = np.repeat(np.repeat(src, 2, axis=0), 2, axis=1)
+            fine = cloudmask.upsample(src, 2)
             return fine[ys % 2 : ys % 2 + ye - ys, xs % 2 : xs % 2 + xe - xs]
         # source rows/cols k0-1 .. k1 with one halo pixel, k0 = ys // 2, k1 = (ye - 1) // 2 + 1
         r0, r1 = ys // 2 - 1, (ye - 1) // 2 + 2
@@ -95,7 +97,7 @@ class Upsampled2x:
             values = _up_axis(_up_axis(src, 0), 1)
             total = _up_axis(_up_axis(weights, 0), 1)
             np.divide(values, total, out=values, where=total > 0)
-            own = np.repeat(np.repeat(inside[1:-1, 1:-1], 2, axis=0), 2, axis=1)
+            own = cloudmask.upsample(inside[1:-1, 1:-1], 2)
             values[~own] = 0.0
         values += np.float32(0.5)  # GDAL rounds integer outputs half up
         np.floor(values, out=values)
