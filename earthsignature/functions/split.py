@@ -1,12 +1,12 @@
-"""Stage 4, split: fetched bands -> normalised, overlapping chips in compressed shards.
+"""Stage 4, split: fetched bands -> normalised, overlapping chips in shards.
 
 Reads the model's bands from ``raw/`` window by window (20 m bands upsampled bilinearly onto
 the finest band's grid, SCL nearest: :mod:`upsample` for Sentinel-2's exact 2x, a WarpedVRT
 for any other grid), converts DN to reflectance with the item's scale and offset, normalises
 as the model's metadata says, cuts chips (see :mod:`chips`) and writes shards of at most
 ``shard_megabytes`` of model input under ``work/``. Memory is one group of chips plus two
-shards (one being written by a background thread), whatever the tile size: about 1 GiB peak
-on a full tile with the default 256 MiB shards.
+shards (one being written by a background thread), whatever the tile size: 0.75-0.9 GiB
+peak on a full tile with the default 256 MiB shards (BENCHMARKS.md, issue 19 item 4).
 """
 
 from __future__ import annotations
