@@ -1,11 +1,12 @@
-"""Stage 4, split: fetched bands -> normalised, overlapping chips in compressed shards.
+"""Stage 4, split: fetched bands -> normalised, overlapping chips in shards.
 
-Reads the model's bands from ``raw/`` window by window (20 m bands through a bilinear
-WarpedVRT on the finest band's grid, SCL nearest), converts DN to reflectance with the item's
-scale and offset, normalises as the model's metadata says, cuts chips (see :mod:`chips`) and
-writes shards of at most ``shard_megabytes`` of model input under ``work/``. Memory is one
-group of chips plus two shards (one being compressed by a background thread), whatever the
-tile size: about 1 GiB peak on a full tile with the default 256 MiB shards.
+Reads the model's bands from ``raw/`` window by window (20 m bands upsampled bilinearly onto
+the finest band's grid, SCL nearest: :mod:`upsample` for Sentinel-2's exact 2x, a WarpedVRT
+for any other grid), converts DN to reflectance with the item's scale and offset, normalises
+as the model's metadata says, cuts chips (see :mod:`chips`) and writes shards of at most
+``shard_megabytes`` of model input under ``work/``. Memory is one group of chips plus two
+shards (one being written by a background thread), whatever the tile size: 0.75-0.9 GiB
+peak on a full tile with the default 256 MiB shards (BENCHMARKS.md, issue 19 item 4).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from earthsignature.functions import shards
-from earthsignature.functions.chips import ChipGrid, read_padded
+from earthsignature.functions.chips import ChipGrid
 from earthsignature.functions.cloudmask import valid_mask
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductGrid, ProductMessage
+from earthsignature.functions.upsample import Upsampled2x, is_half_resolution
 from earthsignature.memory import release_free_memory
 from earthsignature.models.repository import load_spec
 from earthsignature.models.spec import ModelSpec
@@ -113,6 +115,9 @@ class BandReader:
             raise BadInput("bands are on different CRSs", band=band, crs=str(ds.crs))
         if ds.transform == g.transform and (ds.width, ds.height) == (g.width, g.height):
             return ds
+        integer = np.issubdtype(np.dtype(ds.dtypes[0]), np.integer)
+        if self.factor == 1 and integer and is_half_resolution(ds, g.transform, g.width, g.height):
+            return Upsampled2x(ds, nearest=band == "SCL", width=g.width, height=g.height)
         resampling = Resampling.nearest if band == "SCL" else Resampling.bilinear
         if band != "SCL" and self.factor > 1:
             resampling = Resampling.average
@@ -130,12 +135,15 @@ class BandReader:
         )
 
     def read(self, y0: int, x0: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised input ``[bands, h, w]`` (0 outside the image) and the valid mask."""
+        """Normalised input ``[bands, h, w]`` (0 outside the image) and the valid mask.
+
+        Bands are read straight into the padded window (no padded copy afterwards)."""
         g = self.grid
         ys, xs = max(y0, 0), max(x0, 0)
         ye, xe = min(y0 + height, g.height), min(x0 + width, g.width)
         window = Window(xs, ys, xe - xs, ye - ys)
-        out = np.empty((len(self.spec.bands), ye - ys, xe - xs), dtype=np.float32)
+        inside = (slice(ys - y0, ye - y0), slice(xs - x0, xe - x0))
+        out = np.zeros((len(self.spec.bands), height, width), dtype=np.float32)
 
         def band(i: int) -> np.ndarray:
             """Band i into out[i] as normalised reflectance; returns where it has data."""
@@ -145,7 +153,7 @@ class BandReader:
             nodata = self.sources[b].nodata
             if nodata not in (None, 0):
                 valid &= dn != nodata
-            target = out[i]
+            target = out[i][inside]
             target[...] = dn  # a plain cast: a mixed-type ufunc is 5x slower
             target *= self.scale[i]
             target += self.offset[i]
@@ -158,43 +166,38 @@ class BandReader:
         jobs = [self._pool.submit(band, i) for i in range(len(self.spec.bands))]
         if "SCL" in self.readers:
             jobs.append(self._pool.submit(scl))
-        valid = jobs[0].result()
+        valid = np.zeros((height, width), dtype=bool)
+        valid[inside] = jobs[0].result()
         for job in jobs[1:]:
-            valid &= job.result()
+            valid[inside] &= job.result()
         np.copyto(out, np.float32(0.0), where=~valid)
-        return (
-            read_padded(out, y0 - ys, x0 - xs, height, width),
-            read_padded(valid, y0 - ys, x0 - xs, height, width, fill=False),
-        )
+        return out, valid
 
     def close(self) -> None:
         self._stack.close()
 
 
-def iter_chip_groups(
+def iter_chips(
     reader: BandReader, grid: ChipGrid, group: int
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Row-major groups of at most ``group`` chips: (chips, valid, origins), one read each."""
+) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
+    """Row-major chips as (float32 input, valid, origin): views into one read of at most
+    ``group`` chips side by side, valid until the next read."""
     c, step = grid.chip_size, grid.step
     for row in range(grid.n_rows):
         for first in range(0, grid.n_cols, group):
             cols = range(first, min(first + group, grid.n_cols))
             y0, x0 = grid.origin(row, first)
-            width = (len(cols) - 1) * step + c
-            data, valid = reader.read(y0, x0, c, width)
-            data = data.astype(np.float16)
-            offsets = [(col - first) * step for col in cols]
-            chips = np.stack([data[:, :, o : o + c] for o in offsets])
-            masks = np.stack([valid[:, o : o + c] for o in offsets])
-            origins = np.array([grid.origin(row, col) for col in cols], dtype=np.int32)
-            yield chips, masks, origins
+            data, valid = reader.read(y0, x0, c, (len(cols) - 1) * step + c)
+            for col in cols:
+                o = (col - first) * step
+                yield data[:, :, o : o + c], valid[:, o : o + c], grid.origin(row, col)
 
 
 def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     """Write the product's shards; return one message per shard (``shard = i``).
 
-    Shards are compressed and stored by a background thread while the next chips are read
-    (zlib releases the GIL), at most one shard behind.
+    Shards are stored by a background thread while the next chips are read, at most one
+    shard behind.
     """
     release_free_memory()
     spec = load_spec(rt, msg.model, msg.version)
@@ -205,7 +208,8 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
     try:
         grid = ChipGrid.for_spec(spec, reader.grid.height, reader.grid.width)
         n_shards = 0
-        shard: list[np.ndarray] = []  # chips, valid, origins of the shard being filled
+        shape = (len(spec.bands), spec.chip_size, spec.chip_size)
+        shard: dict[str, np.ndarray] = {}  # chips, valid, origins of the shard being filled
         filled = 0
 
         def store(index: int, arrays: dict[str, np.ndarray]) -> None:
@@ -214,27 +218,26 @@ def handle(msg: ProductMessage, rt: Runtime) -> list[ProductMessage]:
 
         def flush() -> None:
             nonlocal n_shards, pending, shard, filled
-            arrays = dict(
-                zip(("chips", "valid", "origins"), (a[:filled] for a in shard), strict=True)
-            )
+            arrays = {name: a[:filled] for name, a in shard.items()}
             if pending is not None:
                 pending.result()
             pending = writer.submit(store, n_shards, arrays)
             n_shards += 1
-            shard, filled = [], 0
+            shard, filled = {}, 0
 
-        for group in iter_chip_groups(reader, grid, min(capacity, 64)):
-            used = 0
-            while used < len(group[0]):
-                if not shard:
-                    shard = [np.empty((capacity, *a.shape[1:]), dtype=a.dtype) for a in group]
-                take = min(capacity - filled, len(group[0]) - used)
-                for target, part in zip(shard, group, strict=True):
-                    target[filled : filled + take] = part[used : used + take]
-                filled += take
-                used += take
-                if filled == capacity:
-                    flush()
+        for chip, valid, origin in iter_chips(reader, grid, min(capacity, 64)):
+            if not shard:
+                shard = {
+                    "chips": np.empty((capacity, *shape), dtype=np.float16),
+                    "valid": np.empty((capacity, *shape[1:]), dtype=bool),
+                    "origins": np.empty((capacity, 2), dtype=np.int32),
+                }
+            shard["chips"][filled] = chip  # float32 -> float16 on the copy
+            shard["valid"][filled] = valid
+            shard["origins"][filled] = origin
+            filled += 1
+            if filled == capacity:
+                flush()
         if filled:
             flush()
         if pending is not None:
