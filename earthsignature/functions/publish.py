@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,20 @@ def publish_product(
         if parallel is None:
             parallel = pixels >= CHILD_PROCESS_PIXELS
         pool = stack.enter_context(_child_pool()) if parallel else None
+        fgb = folder / "polygons.fgb"
+        polygons = partial(
+            write_polygons,
+            segmentation_path,
+            fgb,
+            msg,
+            mmu_m2=rt.settings.min_mapping_unit_m2,
+            tolerance_m=rt.settings.simplify_tolerance_m,
+            strip_rows=strip_rows,
+            confidence=confidence,
+            workers=POLYGON_WORKERS if pixels >= CHILD_PROCESS_PIXELS else 1,
+        )
+        # the polygons take longest: first in the pool, the class areas counted meanwhile
+        fgb_job = None if pool is None else pool.submit(polygons)
         with timed("areas"):
             areas = class_areas(segmentation_path)
         if not areas:
@@ -147,20 +162,8 @@ def publish_product(
                 if confidence is None
                 else _submit(pool, write_confidence_cog, confidence, conf_cog)
             )
-        fgb = folder / "polygons.fgb"
         with timed("fgb"):
-            count = _submit(
-                pool,
-                write_polygons,
-                segmentation_path,
-                fgb,
-                msg,
-                mmu_m2=rt.settings.min_mapping_unit_m2,
-                tolerance_m=rt.settings.simplify_tolerance_m,
-                strip_rows=strip_rows,
-                confidence=confidence,
-                workers=POLYGON_WORKERS if pixels >= CHILD_PROCESS_PIXELS else 1,
-            ).result()
+            count = (fgb_job or _submit(None, polygons)).result()
         encoded = folder / "polygons.gbx"
         encoded_job = _submit(pool, write_encoded, fgb, encoded)
         pmtiles = folder / "tiles.pmtiles"
