@@ -16,7 +16,7 @@ split its time into stitch, COG, FlatGeobuf, PMTiles and catalog (``--no-parts``
 ``--replay-publish STORE`` runs no pipeline: it publishes the product committed in STORE
 again (its segmentation COG, and confidence COG when it has one, copied first: publish labels
 its input's band) into a fresh store under ``DIR/replay-store``, as the vectorize stage's
-publish runs it (two child processes), and reports each part's seconds, the peak RSS of
+publish runs it (two child processes, GDAL's cache bounded as in a worker), and reports each part's seconds, the peak RSS of
 every child process and the load average. The commit deletes the ``work/`` predictions, so
 stitching is not replayed; this is the way to split the publish part of a run that is over.
 """
@@ -194,10 +194,12 @@ def replay_publish(keep: Path, source: Path) -> dict[str, Any]:
     """Publish the product committed in source again into keep/replay-store (see the doc)."""
     from earthsignature.functions.messages import ProductMessage
     from earthsignature.functions.publish import publish_product
+    from earthsignature.memory import bound_gdal_cache
     from earthsignature.runtime import Runtime
     from earthsignature.settings import load_settings
     from earthsignature.storage import LocalStore
 
+    bound_gdal_cache()  # as a worker does; its publish children inherit it
     items = sorted((source / "catalog").glob("**/*.json"))
     if not items:
         raise SystemExit(f"no committed product under {source}/catalog")
@@ -220,12 +222,10 @@ def replay_publish(keep: Path, source: Path) -> dict[str, Any]:
     )
     parts: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="earthsig-replay-", dir=keep) as tmp:
-        segmentation = Path(tmp) / "segmentation.tif"
-        shutil.copyfile(source / keys["segmentation"], segmentation)
+        segmentation = _plain_copy(source / keys["segmentation"], Path(tmp) / "segmentation.tif")
         confidence = None
         if "confidence" in keys:
-            confidence = Path(tmp) / "confidence.tif"
-            shutil.copyfile(source / keys["confidence"], confidence)
+            confidence = _plain_copy(source / keys["confidence"], Path(tmp) / "confidence.tif")
         load_before = os.getloadavg()
         start = time.perf_counter()
         with PeakSampler() as sampler:
@@ -254,6 +254,18 @@ def replay_publish(keep: Path, source: Path) -> dict[str, Any]:
     }
     print("replay", json.dumps(result), flush=True)
     return result
+
+
+def _plain_copy(cog: Path, dst: Path) -> Path:
+    """A tiled GeoTIFF copy of a published COG, as stitch writes it (GDAL refuses to update
+    a COG in place, which publish does to label the band)."""
+    import rasterio.shutil
+
+    rasterio.shutil.copy(
+        cog, dst, driver="GTiff", tiled=True, blockxsize=512, blockysize=512,
+        compress="DEFLATE", zlevel=1, predictor=2,
+    )  # fmt: skip
+    return dst
 
 
 def run(keep: Path, size: int, workers: int, parts: bool) -> dict[str, Any]:

@@ -133,7 +133,8 @@ def publish_product(
             check_confidence(confidence, segmentation_path)
         if parallel is None:
             parallel = pixels >= CHILD_PROCESS_PIXELS
-        pool = stack.enter_context(_child_pool()) if parallel else None
+        big = pixels >= CHILD_PROCESS_PIXELS
+        pool = stack.enter_context(_child_pool(fresh=big)) if parallel else None
         fgb = folder / "polygons.fgb"
         polygons = partial(
             write_polygons,
@@ -144,7 +145,7 @@ def publish_product(
             tolerance_m=rt.settings.simplify_tolerance_m,
             strip_rows=strip_rows,
             confidence=confidence,
-            workers=POLYGON_WORKERS if pixels >= CHILD_PROCESS_PIXELS else 1,
+            workers=POLYGON_WORKERS if big else 1,
         )
         # the polygons take longest: first in the pool, the class areas counted meanwhile
         fgb_job = None if pool is None else pool.submit(polygons)
@@ -261,12 +262,13 @@ def write_confidence_cog(confidence: Path, cog: Path) -> None:
 
 
 @contextmanager
-def _child_pool() -> Iterator[Executor]:
-    """Two spawned child processes (no fork: the worker has threads and GDAL state), a fresh
-    one for every task: a child's freed heap stays mapped (glibc), so the pre-encoded side
-    file read after the polygons in the same child peaked at their sum (1.6-1.8 GiB)."""
+def _child_pool(fresh: bool) -> Iterator[Executor]:
+    """Two spawned child processes (no fork: the worker has threads and GDAL state); with
+    ``fresh`` (full tiles), a new one for every task: a child's freed heap stays mapped
+    (glibc), so the pre-encoded side file read after the polygons in the same child peaked
+    near their sum (1.4-1.8 GiB). Small rasters reuse the two (a start costs seconds)."""
     pool = ProcessPoolExecutor(
-        2, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
+        2, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1 if fresh else None
     )
     try:
         yield pool
