@@ -16,9 +16,10 @@ split its time into stitch, COG, FlatGeobuf, PMTiles and catalog (``--no-parts``
 ``--replay-publish STORE`` runs no pipeline: it publishes the product committed in STORE
 again (its segmentation COG, and confidence COG when it has one, copied first: publish labels
 its input's band) into a fresh store under ``DIR/replay-store``, as the vectorize stage's
-publish runs it (two child processes, GDAL's cache bounded as in a worker), and reports each part's seconds, the peak RSS of
-every child process and the load average. The commit deletes the ``work/`` predictions, so
-stitching is not replayed; this is the way to split the publish part of a run that is over.
+publish runs it (child processes, GDAL's cache bounded as in a worker), and reports each
+part's seconds, the peak RSS of every child process and the load average. The commit deletes
+the ``work/`` predictions, so stitching is not replayed; this is the way to split the publish
+part of a run that is over.
 """
 
 from __future__ import annotations
