@@ -221,7 +221,7 @@ def replay_publish(keep: Path, source: Path) -> dict[str, Any]:
         cloud_mask=keys["cloud_mask"],
         created=props["created"],
     )
-    store.put_file(msg.cloud_mask, source / keys["cloud_mask"])  # the record refers to it
+    store.put_file(keys["cloud_mask"], source / keys["cloud_mask"])  # the record needs it
     parts: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="earthsig-replay-", dir=keep) as tmp:
         segmentation = _plain_copy(source / keys["segmentation"], Path(tmp) / "segmentation.tif")
