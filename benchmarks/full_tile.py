@@ -1,6 +1,7 @@
 """A full 10980 x 10980 product end to end on the embedded defaults: time per stage, peak RSS.
 
     python -m benchmarks full_tile [--keep DIR] [--workers 2] [--no-parts]
+    python -m benchmarks full_tile --keep DIR --replay-publish STORE
 
 The product is generated once into ``DIR/scenes`` (not timed; reruns reuse it) and served by
 a loopback STAC API; the day then runs exactly as ``earthsig run`` runs it: embedded Redis,
@@ -11,6 +12,14 @@ every process (workers, their children, Redis, this one) is its ``VmHWM``, sampl
 ``/proc`` while it runs, and each job's worker RSS is the largest ``VmRSS`` sampled while
 the job ran. Afterwards the vectorize job is replayed in this process (same inputs, same code) to
 split its time into stitch, COG, FlatGeobuf, PMTiles and catalog (``--no-parts`` skips it).
+
+``--replay-publish STORE`` runs no pipeline: it publishes the product committed in STORE
+again (its segmentation COG, and confidence COG when it has one, copied first: publish labels
+its input's band) into a fresh store under ``DIR/replay-store``, as the vectorize stage's
+publish runs it (child processes, GDAL's cache bounded as in a worker), and reports each
+part's seconds, the peak RSS of every child process and the load average. The commit deletes
+the ``work/`` predictions, so stitching is not replayed; this is the way to split the publish
+part of a run that is over.
 """
 
 from __future__ import annotations
@@ -182,6 +191,85 @@ def replay_vectorize(store_root: Path, payload: dict[str, Any], threads: int) ->
     return {k: round(v, 2) for k, v in parts.items()}
 
 
+def replay_publish(keep: Path, source: Path) -> dict[str, Any]:
+    """Publish the product committed in source again into keep/replay-store (see the doc)."""
+    from earthsignature.functions.messages import ProductMessage
+    from earthsignature.functions.publish import publish_product
+    from earthsignature.memory import bound_gdal_cache
+    from earthsignature.runtime import Runtime
+    from earthsignature.settings import load_settings
+    from earthsignature.storage import LocalStore
+
+    bound_gdal_cache()  # as a worker does; its publish children inherit it
+    items = sorted((source / "catalog").glob("**/*.json"))
+    if not items:
+        raise SystemExit(f"no committed product under {source}/catalog")
+    item = json.loads(items[0].read_text())
+    keys = {name: asset["earthsig:key"] for name, asset in item["assets"].items()}
+    props = item["properties"]
+    target = keep / "replay-store"
+    shutil.rmtree(target, ignore_errors=True)
+    store = LocalStore(target)
+    rt = Runtime(load_settings(store=str(target)), store)
+    msg = ProductMessage(
+        product_id=item["id"],
+        date=props["datetime"][:10],
+        tile=props["s2:mgrs_tile"],
+        model=props["earthsig:model"],
+        version=props["earthsig:version"],
+        run="replay",
+        cloud_mask=keys["cloud_mask"],
+        created=props["created"],
+    )
+    store.put_file(keys["cloud_mask"], source / keys["cloud_mask"])  # the record needs it
+    parts: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="earthsig-replay-", dir=keep) as tmp:
+        segmentation = _plain_copy(source / keys["segmentation"], Path(tmp) / "segmentation.tif")
+        confidence = None
+        if "confidence" in keys:
+            confidence = _plain_copy(source / keys["confidence"], Path(tmp) / "confidence.tif")
+        load_before = os.getloadavg()
+        start = time.perf_counter()
+        with PeakSampler() as sampler:
+            publish_product(
+                rt, msg, segmentation, parallel=True, timings=parts, confidence=confidence
+            )
+        wall = time.perf_counter() - start
+    outputs = {
+        name: (target / key).stat().st_size for name, key in keys.items() if (target / key).exists()
+    }
+    result = {
+        "product": msg.product_id,
+        "model": msg.model,
+        "publish_wall_s": round(wall, 2),
+        "parts_s": {k: round(v, 2) for k, v in parts.items()},
+        "peak_rss_mib": {
+            f"{sampler.names.get(pid, '?')} {pid}": round(mib, 1)
+            for pid, mib in sorted(sampler.peaks.items(), key=lambda kv: -kv[1])
+        },
+        "this_process_peak_mib": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        ),
+        "output_bytes": outputs,
+        "load_avg_before": load_before,
+        "load_avg_after": os.getloadavg(),
+    }
+    print("replay", json.dumps(result), flush=True)
+    return result
+
+
+def _plain_copy(cog: Path, dst: Path) -> Path:
+    """A tiled GeoTIFF copy of a published COG, as stitch writes it (GDAL refuses to update
+    a COG in place, which publish does to label the band)."""
+    import rasterio.shutil
+
+    rasterio.shutil.copy(
+        cog, dst, driver="GTiff", tiled=True, blockxsize=512, blockysize=512,
+        compress="DEFLATE", zlevel=1, predictor=2,
+    )  # fmt: skip
+    return dst
+
+
 def run(keep: Path, size: int, workers: int, parts: bool) -> dict[str, Any]:
     from earthsignature.queue.redis_conn import redis_connection
     from earthsignature.queue.run import run_window
@@ -276,8 +364,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=10980, help="10 m pixels per side")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-parts", action="store_true", help="skip the vectorize replay")
+    parser.add_argument(
+        "--replay-publish",
+        type=Path,
+        metavar="STORE",
+        help="run no pipeline: publish the product committed in STORE again, timed",
+    )
     args = parser.parse_args(argv)
     args.keep.mkdir(parents=True, exist_ok=True)
+    if args.replay_publish is not None:
+        replay_publish(args.keep.resolve(), args.replay_publish.resolve())
+        return
     result = run(args.keep.resolve(), args.size, args.workers, not args.no_parts)
     print("all", json.dumps(result))
 

@@ -11,10 +11,12 @@ Methods:
 - ``gdal_polygonize``: GDAL's own tool (``gdal_polygonize.py -f FlatGeobuf``, from Debian's
   gdal-bin), whole raster at once, output in the raster's CRS, no sieve, no simplification,
   no spatial index.
-- ``earthsig-polygonize``: our strips (512 rows) + border merge + FlatGeobuf with spatial
-  index in EPSG:4326, sieve and simplification off: the like-for-like comparison.
-- ``earthsig-full``: what publish runs: sieve to 0.5 ha, coverage simplification (10 m),
-  EPSG:4326, FlatGeobuf with spatial index.
+- ``earthsig-polygonize``: our strips (1024 rows) + border merge + FlatGeobuf with spatial
+  index in EPSG:4326, sieve and simplification off, strips in one thread beside the merge:
+  the like-for-like comparison.
+- ``earthsig-full``: what publish runs for a full tile: sieve to 0.5 ha, coverage
+  simplification (10 m), EPSG:4326, FlatGeobuf with spatial index, strips in two processes
+  (``publish.POLYGON_WORKERS``).
 - ``earthsig-publish`` (with ``--publish``): the whole publish step into a local store:
   segmentation COG, class areas, footprint, polygons, PMTiles, catalog record.
 """
@@ -76,14 +78,14 @@ def make_raster(path: Path, size: int, seed: int = 0) -> None:
             dst.write(codes, 1, window=Window(0, row, size, rows))
 
 
-def run_ours(src: Path, dst: Path, mmu_m2: float, tolerance_m: float) -> None:
+def run_ours(src: Path, dst: Path, mmu_m2: float, tolerance_m: float, workers: int) -> None:
     from earthsignature.functions.messages import ProductMessage
     from earthsignature.functions.publish import write_polygons
 
     msg = ProductMessage(
         product_id="BENCH", date="2020-02-19", tile="29RKH", model="bench", version=1, run="b"
     )
-    write_polygons(src, dst, msg, mmu_m2=mmu_m2, tolerance_m=tolerance_m)
+    write_polygons(src, dst, msg, mmu_m2=mmu_m2, tolerance_m=tolerance_m, workers=workers)
 
 
 def run_publish(src: Path, folder: Path) -> None:
@@ -151,8 +153,12 @@ def main() -> None:
         methods["gdal_polygonize"] = [
             polygonize, "-q", "-f", "FlatGeobuf", str(raster), str(folder / "gdal.fgb"),
         ]  # fmt: skip
-    methods["earthsig-polygonize"] = [*me, "_ours", str(raster), str(folder / "ours.fgb"), "0", "0"]
-    methods["earthsig-full"] = [*me, "_ours", str(raster), str(folder / "full.fgb"), "5000", "10"]
+    methods["earthsig-polygonize"] = [
+        *me, "_ours", str(raster), str(folder / "ours.fgb"), "0", "0", "1",
+    ]  # fmt: skip
+    methods["earthsig-full"] = [
+        *me, "_ours", str(raster), str(folder / "full.fgb"), "5000", "10", "2",
+    ]  # fmt: skip
     outputs = {
         "gdal_polygonize": folder / "gdal.fgb",
         "earthsig-polygonize": folder / "ours.fgb",
@@ -186,6 +192,12 @@ if __name__ == "__main__":
     elif len(sys.argv) > 1 and sys.argv[1] == "_publish":
         run_publish(Path(sys.argv[2]), Path(sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "_ours":
-        run_ours(Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]))
+        run_ours(
+            Path(sys.argv[2]),
+            Path(sys.argv[3]),
+            float(sys.argv[4]),
+            float(sys.argv[5]),
+            int(sys.argv[6]),
+        )
     else:
         main()

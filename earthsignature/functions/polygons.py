@@ -11,15 +11,18 @@ polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
 2. Polygonize the strip's own rows with GDAL in pixel coordinates (integers, so edges on
    both sides of a strip border are bit-identical; :mod:`strip_polygonize`, WKB arrays from
    pyogrio's GDAL), then put a vertex at every pixel corner (numpy) so the polygons form an
-   exact coverage. The next strip is sieved and polygonized in a thread meanwhile.
-3. Merge: polygons touching the border with the previous strip are unioned with the
+   exact coverage.
+3. Simplify the strip's polygons together with ``shapely.coverage_simplify``
+   (Visvalingam-Whyatt on shared edges, topology kept). The strip's outline is kept as it
+   is (``simplify_boundary=False``): an edge crossing a strip border keeps its vertex on the
+   border, and the border itself keeps a vertex at every pixel corner, so the pieces of a
+   polygon cut by the border still match exactly. Steps 1-3 need nothing but the strip, so
+   the next strips run ahead in a thread, or in processes (``workers``).
+4. Merge: polygons touching the border with the previous strip are unioned with the
    same-code pending polygons they share an edge with (4-connectivity; groups are the
    connected components of the shared-edge graph, scipy). A merged polygon
    that still touches the next border stays pending; every other polygon is complete, so
    only border-touching polygons are ever kept between strips.
-4. Simplify each batch of complete polygons together with ``shapely.coverage_simplify``
-   (Visvalingam-Whyatt on shared edges, topology kept). Edges shared with polygons of other
-   batches are kept as they are (``simplify_boundary=False``) so batches still fit exactly.
 5. Map pixel coordinates to the raster CRS (area in m² is measured there) and reproject to
    EPSG:4326. No-data (code 0) regions take part in steps 2-4, so edges along clouds are
    simplified too, and are dropped before output.
@@ -27,18 +30,24 @@ polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
 With a confidence raster (uint8 percent on the same grid), each polygon also gets the mean
 confidence of its pixels (after sieving, before simplification): step 2 burns the strip's
 polygon indices back onto the strip (``rasterio.features.rasterize``; pixel-aligned polygons
-cover exactly their pixels) and sums confidence per polygon; step 3 adds the sums and pixel
+cover exactly their pixels) and sums confidence per polygon; step 4 adds the sums and pixel
 counts of the polygons it merges; step 5 divides.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
+from typing import Any, TypeVar
 
 import numpy as np
+import rasterio
 import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
@@ -57,6 +66,7 @@ from earthsignature.functions.strip_polygonize import check_gdal, pixel_corners,
 DEFAULT_STRIP_ROWS = 1024
 CONNECTIVITY = 4
 WGS84 = CRS.from_epsg(4326)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -87,9 +97,16 @@ def iter_polygon_batches(
     tolerance_px: float,
     strip_rows: int = DEFAULT_STRIP_ROWS,
     confidence: DatasetReader | None = None,
+    workers: int = 1,
 ) -> Iterator[PolygonBatch]:
     """Polygons of band 1 of src (nonzero codes), strip by strip, merged across strip borders;
-    with ``confidence`` (band 1, same grid), each polygon's mean confidence too."""
+    with ``confidence`` (band 1, same grid), each polygon's mean confidence too.
+
+    Strips are sieved, polygonized and simplified (:func:`strip_polygons`) ahead of the merge:
+    in one thread, or with ``workers`` > 1 in that many spawned processes (a full tile on two
+    cores). At most ``workers + 1`` strips are in flight, so memory stays bounded by a few
+    strips plus the polygons pending across a border.
+    """
     if strip_rows < 1:
         raise ValueError("strip_rows must be positive")
     check_gdal()
@@ -101,16 +118,12 @@ def iter_polygon_batches(
     # per polygon: confidence sum and pixel count (zeros without a confidence raster)
     pending_stats = np.zeros((0, 2), dtype=np.float64)
     rows = [(row0, min(height, row0 + strip_rows)) for row0 in range(0, height, strip_rows)]
-    # The next strip is sieved and polygonized, and the last batch simplified (GDAL and
-    # GEOS, mostly without the GIL), while this strip is merged.
-    with ThreadPoolExecutor(1) as polygonizer, ThreadPoolExecutor(1) as simplifier:
-        finishing: Future[PolygonBatch] | None = None
-        upcoming = polygonizer.submit(_strip_polygons, src, *rows[0], mmu_px)
-        for index, (row0, row1) in enumerate(rows):
-            geoms, codes = upcoming.result()
-            if index + 1 < len(rows):
-                upcoming = polygonizer.submit(_strip_polygons, src, *rows[index + 1], mmu_px)
-            stats = _confidence_sums(confidence, geoms, row0, row1)
+    conf_name = None if confidence is None else str(confidence.name)
+    jobs = [(str(src.name), conf_name, row0, row1, mmu_px, tolerance_px) for row0, row1 in rows]
+    with _strip_executor(workers) as pool:
+        for (row0, row1), (geoms, codes, stats) in zip(
+            rows, _in_order(pool, strip_polygons, jobs, ahead=max(1, workers) + 1), strict=True
+        ):
             bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
             touches_top = (bounds[:, 1] == row0) & (row0 > 0)
             touches_bottom = (bounds[:, 3] == row1) & (row1 < height)
@@ -126,21 +139,76 @@ def iter_polygon_batches(
             done = ~merged_bottom
             pending_geoms, pending_codes = merged[merged_bottom], merged_codes[merged_bottom]
             pending_stats = merged_stats[merged_bottom]
-            if finishing is not None and len(batch := finishing.result()):
-                yield batch
-            finishing = simplifier.submit(
-                _finish,
+            batch = _finish(
                 merged[done],
                 merged_codes[done],
-                tolerance_px,
                 to_crs,
                 to_wgs84,
                 merged_stats[done] if confidence is not None else None,
             )
-        if finishing is not None and len(batch := finishing.result()):
-            yield batch
+            if len(batch):
+                yield batch
     # The last strip has no next border, so nothing can still be pending here.
     assert not len(pending_geoms)
+
+
+def strip_polygons(
+    path: str,
+    confidence: str | None,
+    row0: int,
+    row1: int,
+    mmu_px: int,
+    tolerance_px: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One strip's polygons (pixel coordinates, simplified with the strip's outline kept),
+    codes, and per polygon (confidence sum, pixel count): steps 1, 2 and 4 of the module doc.
+
+    Takes paths, not datasets, so that it runs in another process or thread (a GDAL dataset
+    is not shared between threads).
+    """
+    with rasterio.open(path) as src:
+        sieved = _sieved_strip(src, row0, row1, mmu_px)
+    geoms, codes = polygonize_strip(sieved, row0)
+    del sieved
+    geoms = pixel_corners(geoms)
+    if confidence is None:
+        stats = np.zeros((len(geoms), 2), dtype=np.float64)
+    else:
+        with rasterio.open(confidence) as conf:
+            stats = _confidence_sums(conf, geoms, row0, row1)
+    if len(geoms) and tolerance_px > 0:
+        # the strip's outline (its borders with the next strips and the raster's edges) is
+        # kept vertex for vertex, so polygons cut by a border still match across it
+        geoms = shapely.coverage_simplify(geoms, tolerance_px, simplify_boundary=False)
+    return geoms, codes, stats
+
+
+@contextmanager
+def _strip_executor(workers: int) -> Iterator[Executor]:
+    """Spawned processes for ``workers`` > 1, else one thread (strips ahead of the merge)."""
+    pool: Executor
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    else:
+        pool = ThreadPoolExecutor(1)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_order(
+    pool: Executor, func: Callable[..., _T], jobs: list[tuple[Any, ...]], ahead: int
+) -> Iterator[_T]:
+    """func over jobs in pool, results in job order, at most ``ahead`` submitted unread."""
+    todo = iter(jobs)
+    queued: deque[Future[_T]] = deque(pool.submit(func, *args) for args in islice(todo, ahead))
+    while queued:
+        result = queued.popleft().result()
+        upcoming = next(todo, None)
+        if upcoming is not None:
+            queued.append(pool.submit(func, *upcoming))
+        yield result
 
 
 def sieve_thresholds(mmu_px: int) -> list[int]:
@@ -167,14 +235,6 @@ def sieve_to_mmu(data: np.ndarray, mmu_px: int) -> np.ndarray:
     for size in sieve_thresholds(mmu_px):
         data = sieve(data, size=size, mask=data != NODATA, connectivity=CONNECTIVITY)
     return data
-
-
-def _strip_polygons(
-    src: DatasetReader, row0: int, row1: int, mmu_px: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Polygons (pixel corners, see :func:`pixel_corners`) and codes of one sieved strip."""
-    geoms, codes = polygonize_strip(_sieved_strip(src, row0, row1, mmu_px), row0)
-    return pixel_corners(geoms), codes
 
 
 def _sieved_strip(src: DatasetReader, row0: int, row1: int, mmu_px: int) -> np.ndarray:
@@ -267,15 +327,12 @@ def _merge_across_border(
 def _finish(
     geoms: np.ndarray,
     codes: np.ndarray,
-    tolerance_px: float,
     to_crs: Affine,
     to_wgs84: Transformer,
     stats: np.ndarray | None = None,
 ) -> PolygonBatch:
-    """Simplify a batch of complete polygons, drop no-data, measure in the CRS, go to 4326;
-    ``stats`` (confidence sum, pixel count per polygon) become mean confidences."""
-    if len(geoms) and tolerance_px > 0:
-        geoms = shapely.coverage_simplify(geoms, tolerance_px, simplify_boundary=False)
+    """Drop no-data from a batch of complete (simplified) polygons, measure them in the CRS,
+    go to 4326; ``stats`` (confidence sum, pixel count per polygon) become mean confidences."""
     keep = codes != NODATA
     geoms, codes = geoms[keep], codes[keep]
     mean = None

@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,9 @@ POLYGON_FIELDS = (
 #: seconds (polygonize, sieve, the FlatGeobuf and PMTiles writers) never starve its
 #: heartbeat thread (a job silent past the heartbeat grace is run a second time).
 CHILD_PROCESS_PIXELS = 16_000_000
+#: Processes the polygons child vectorizes strips in (sieve, polygonize, simplify), beside
+#: the COG child: the strips are most of the polygons' time.
+POLYGON_WORKERS = 2
 
 
 def publish_product(
@@ -129,7 +133,22 @@ def publish_product(
             check_confidence(confidence, segmentation_path)
         if parallel is None:
             parallel = pixels >= CHILD_PROCESS_PIXELS
-        pool = stack.enter_context(_child_pool()) if parallel else None
+        big = pixels >= CHILD_PROCESS_PIXELS
+        pool = stack.enter_context(_child_pool(fresh=big)) if parallel else None
+        fgb = folder / "polygons.fgb"
+        polygons = partial(
+            write_polygons,
+            segmentation_path,
+            fgb,
+            msg,
+            mmu_m2=rt.settings.min_mapping_unit_m2,
+            tolerance_m=rt.settings.simplify_tolerance_m,
+            strip_rows=strip_rows,
+            confidence=confidence,
+            workers=POLYGON_WORKERS if big else 1,
+        )
+        # the polygons take longest: first in the pool, the class areas counted meanwhile
+        fgb_job = None if pool is None else pool.submit(polygons)
         with timed("areas"):
             areas = class_areas(segmentation_path)
         if not areas:
@@ -144,19 +163,8 @@ def publish_product(
                 if confidence is None
                 else _submit(pool, write_confidence_cog, confidence, conf_cog)
             )
-        fgb = folder / "polygons.fgb"
         with timed("fgb"):
-            count = _submit(
-                pool,
-                write_polygons,
-                segmentation_path,
-                fgb,
-                msg,
-                mmu_m2=rt.settings.min_mapping_unit_m2,
-                tolerance_m=rt.settings.simplify_tolerance_m,
-                strip_rows=strip_rows,
-                confidence=confidence,
-            ).result()
+            count = (fgb_job or _submit(None, polygons)).result()
         encoded = folder / "polygons.gbx"
         encoded_job = _submit(pool, write_encoded, fgb, encoded)
         pmtiles = folder / "tiles.pmtiles"
@@ -254,9 +262,14 @@ def write_confidence_cog(confidence: Path, cog: Path) -> None:
 
 
 @contextmanager
-def _child_pool() -> Iterator[Executor]:
-    """Two spawned child processes (no fork: the worker has threads and GDAL state)."""
-    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+def _child_pool(fresh: bool) -> Iterator[Executor]:
+    """Two spawned child processes (no fork: the worker has threads and GDAL state); with
+    ``fresh`` (full tiles), a new one for every task: a child's freed heap stays mapped
+    (glibc), so the pre-encoded side file read after the polygons in the same child peaked
+    near their sum (1.4-1.8 GiB). Small rasters reuse the two (a start costs seconds)."""
+    pool = ProcessPoolExecutor(
+        2, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1 if fresh else None
+    )
     try:
         yield pool
     finally:
@@ -371,53 +384,69 @@ def write_polygons(
     tolerance_m: float,
     strip_rows: int = DEFAULT_STRIP_ROWS,
     confidence: Path | None = None,
+    workers: int = 1,
 ) -> int:
     """Vectorize the raster strip by strip into a FlatGeobuf with a spatial index.
 
-    Each batch of complete polygons is appended as it comes, so only one strip and the
-    polygons pending across its border are in memory. With ``confidence``, each polygon's
-    ``confidence`` is the mean of its pixels (percent), else null. Returns the number of
-    polygons.
+    Geometries are kept only as the strips being worked on and the polygons pending across a
+    border; each batch of complete polygons is kept as WKB and attributes (about the
+    FlatGeobuf's own size) and all are written in one call at the end: GDAL's FlatGeobuf
+    driver appends by rewriting the whole file, so appending batch by batch cost time
+    quadratic in the number of batches. ``workers`` > 1 vectorizes strips in that many
+    processes. With ``confidence``, each polygon's ``confidence`` is the mean of its pixels
+    (percent), else null. Returns the number of polygons.
     """
-    written = 0
+    wkb: list[np.ndarray] = []
+    codes_parts: list[np.ndarray] = []
+    areas_parts: list[np.ndarray] = []
+    mean_parts: list[np.ndarray] = []
     with ExitStack() as stack:
         src = stack.enter_context(rasterio.open(segmentation))
         conf = None if confidence is None else stack.enter_context(rasterio.open(confidence))
         mmu_px = mmu_pixels(mmu_m2, src.transform)
         tolerance_px = tolerance_m / math.sqrt(abs(src.transform.determinant))
         for batch in iter_polygon_batches(
-            src, mmu_px=mmu_px, tolerance_px=tolerance_px, strip_rows=strip_rows, confidence=conf
+            src,
+            mmu_px=mmu_px,
+            tolerance_px=tolerance_px,
+            strip_rows=strip_rows,
+            confidence=conf,
+            workers=workers,
         ):
-            n = len(batch)
-            mean = np.full(n, np.nan) if batch.confidence is None else batch.confidence
-            labels = np.array([corine.clc_class(c).label for c in batch.codes], dtype=object)
-            field_data = [
-                batch.codes.astype(np.int32),
-                labels,
-                np.full(n, msg.product_id, dtype=object),
-                np.full(n, msg.date, dtype=object),
-                np.full(n, msg.model, dtype=object),
-                np.full(n, msg.version, dtype=np.int32),
-                np.round(batch.areas_m2, 2),
-                np.round(mean, 2),
-            ]
-            pyogrio.raw.write(
-                dst,
-                np.asarray(shapely.to_wkb(shapely.force_2d(batch.geometries)), dtype=object),
-                field_data,
-                fields=list(POLYGON_FIELDS),
-                field_mask=[None] * (len(POLYGON_FIELDS) - 1) + [np.isnan(mean)],
-                geometry_type="Polygon",
-                crs="EPSG:4326",
-                driver="FlatGeobuf",
-                layer=msg.product_id,
-                append=written > 0,
-                layer_options={"SPATIAL_INDEX": "YES"},
-            )
-            written += n
-    if not written:
+            wkb.append(shapely.to_wkb(shapely.force_2d(batch.geometries)))
+            codes_parts.append(batch.codes.astype(np.int32))
+            areas_parts.append(np.round(batch.areas_m2, 2))
+            mean = np.full(len(batch), np.nan) if batch.confidence is None else batch.confidence
+            mean_parts.append(np.round(mean, 2))
+    if not wkb:
         raise BadInput("no polygon left after sieving", product_id=msg.product_id)
-    return written
+    codes = np.concatenate(codes_parts)
+    n = len(codes)
+    labels = {code: corine.clc_class(int(code)).label for code in np.unique(codes)}
+    mean = np.concatenate(mean_parts)
+    field_data = [
+        codes,
+        np.array([labels[c] for c in codes], dtype=object),
+        np.full(n, msg.product_id, dtype=object),
+        np.full(n, msg.date, dtype=object),
+        np.full(n, msg.model, dtype=object),
+        np.full(n, msg.version, dtype=np.int32),
+        np.concatenate(areas_parts),
+        mean,
+    ]
+    pyogrio.raw.write(
+        dst,
+        np.asarray(np.concatenate(wkb), dtype=object),
+        field_data,
+        fields=list(POLYGON_FIELDS),
+        field_mask=[None] * (len(POLYGON_FIELDS) - 1) + [np.isnan(mean)],
+        geometry_type="Polygon",
+        crs="EPSG:4326",
+        driver="FlatGeobuf",
+        layer=msg.product_id,
+        layer_options={"SPATIAL_INDEX": "YES"},
+    )
+    return n
 
 
 def build_item(
