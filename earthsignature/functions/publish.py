@@ -496,7 +496,7 @@ def build_item(
         "encoded": (
             "application/octet-stream",
             ["metadata"],
-            "The polygons pre-encoded as geobuf Features for the API (grpc_api/encoded.py)",
+            "The polygons pre-encoded as geobuf Features for the API (polygons/encoded.py)",
         ),
         "confidence": (
             COG_MEDIA_TYPE,

@@ -29,14 +29,16 @@ This module is the format, below both its writer (publish) and its reader (the V
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyogrio
 import pyogrio.raw
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -72,15 +74,59 @@ def _blob(parts: list[bytes]) -> tuple[np.ndarray, bytes]:
     return offsets, b"".join(parts)
 
 
+#: Features read from the FlatGeobuf at a time (a multiple of :data:`BLOCK`, so blocks never
+#: straddle two chunks): the writer's
+#: memory is one chunk's geometries and bodies, whatever the product's size (a whole
+#: full-tile FlatGeobuf read at once peaked at 1.27 GB).
+CHUNK = BLOCK * 64
+
+
 def write_encoded(fgb: Path, dst: Path) -> bool:
     """Write the pre-encoded polygons of a published FlatGeobuf; False (nothing written) when
-    it lacks the ``code`` or ``area_m2`` field."""
-    meta, _fids, wkb, columns = pyogrio.raw.read(fgb)
-    names = tuple(str(n) for n in meta["fields"])
-    if CODE not in names or AREA not in names or wkb is None:
+    it lacks the ``code`` or ``area_m2`` field.
+
+    Streams the FlatGeobuf :data:`CHUNK` features at a time (in its stored order) into a
+    scratch file of blocks beside ``dst``, then writes the header, the block table and the
+    blocks; the scratch file is removed either way."""
+    info = pyogrio.read_info(fgb)
+    names = tuple(str(n) for n in info["fields"])
+    if CODE not in names or AREA not in names or info["geometry_type"] is None:
         return False
+    count = int(info["features"])
+    scratch = dst.with_name(dst.name + ".blocks")
+    block_boxes: list[np.ndarray] = []
+    sizes: list[int] = []
+    try:
+        with scratch.open("wb") as out:
+            step = max(CHUNK // BLOCK, 1) * BLOCK
+            for skip in range(0, count, step):
+                _meta, _fids, wkb, columns = pyogrio.raw.read(
+                    fgb, skip_features=skip, max_features=step
+                )
+                for box, block in _encode_blocks(names, wkb, list(columns)):
+                    block_boxes.append(box)
+                    sizes.append(len(block))
+                    out.write(block)
+        header = json.dumps(
+            {"precision": PRECISION, "names": names, "count": count, "blocks": len(sizes)}
+        ).encode()
+        offsets = np.zeros(len(sizes) + 1, dtype="<u8")
+        np.cumsum(sizes, out=offsets[1:])
+        with dst.open("wb") as out, scratch.open("rb") as blocks:
+            out.write(MAGIC + struct.pack("<Q", len(header)) + header)
+            out.write(np.array(block_boxes, dtype="<f8").reshape(-1, 4).tobytes())
+            out.write(offsets.tobytes())
+            shutil.copyfileobj(blocks, out, 1 << 20)
+    finally:
+        scratch.unlink(missing_ok=True)
+    return True
+
+
+def _encode_blocks(
+    names: tuple[str, ...], wkb: np.ndarray, columns: list[np.ndarray]
+) -> Iterator[tuple[np.ndarray, bytes]]:
+    """Each block of :data:`BLOCK` features of one chunk: its bounding box and its bytes."""
     geometries = shapely.from_wkb(wkb)
-    columns = list(columns)
     columns[names.index(AREA)] = np.round(equal_area_m2(geometries), 1)
     bodies = feature_bodies(PolygonTable(geometries, names, tuple(columns)), PRECISION)
     heads = [len(g) for g in geometry_fields(geometries, PRECISION)]
@@ -89,19 +135,18 @@ def write_encoded(fgb: Path, dst: Path) -> bool:
     for column in columns[: names.index(AREA)]:
         for i, v in enumerate(column.tolist()):
             before[i] += len(value_field(v))
-    area_at = np.array(heads) + np.array(before, dtype=np.int64)
+    area_at = np.array(heads, dtype=np.int64) + np.array(before, dtype=np.int64)
     area_len = np.array([len(value_field(v)) for v in columns[names.index(AREA)].tolist()])
     splits = np.column_stack([area_at, area_at + area_len]).astype("<u4")
     bounds = shapely.bounds(geometries).astype("<f8")
     codes = np.asarray(columns[names.index(CODE)]).astype("<i4")
-    blocks, block_boxes = [], []
     for start in range(0, len(bodies), BLOCK):
         stop = min(start + BLOCK, len(bodies))
         wkb_offsets, wkb_blob = _blob(list(wkb[start:stop]))
         body_offsets, body_blob = _blob(bodies[start:stop])
         box = bounds[start:stop]
-        block_boxes.append([box[:, 0].min(), box[:, 1].min(), box[:, 2].max(), box[:, 3].max()])
-        blocks.append(
+        yield (
+            np.array([box[:, 0].min(), box[:, 1].min(), box[:, 2].max(), box[:, 3].max()]),
             b"".join(
                 (
                     struct.pack("<I", stop - start),
@@ -113,20 +158,8 @@ def write_encoded(fgb: Path, dst: Path) -> bool:
                     wkb_blob,
                     body_blob,
                 )
-            )
+            ),
         )
-    header = json.dumps(
-        {"precision": PRECISION, "names": names, "count": len(bodies), "blocks": len(blocks)}
-    ).encode()
-    offsets = np.zeros(len(blocks) + 1, dtype="<u8")
-    np.cumsum([len(b) for b in blocks], out=offsets[1:])
-    with dst.open("wb") as out:
-        out.write(MAGIC + struct.pack("<Q", len(header)) + header)
-        out.write(np.array(block_boxes, dtype="<f8").reshape(-1, 4).tobytes())
-        out.write(offsets.tobytes())
-        for block in blocks:
-            out.write(block)
-    return True
 
 
 @dataclass(frozen=True)

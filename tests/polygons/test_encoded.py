@@ -99,3 +99,18 @@ def test_box_triage_agrees_with_geos(store: LocalStore, monkeypatch: pytest.Monk
     expected = read_encoded(store, "a.gbx", AOI)
     monkeypatch.setattr(encoded, "MAX_COMPARISONS", 0)  # large areas: GEOS tests the boxes
     assert read_encoded(store, "a.gbx", AOI) == expected
+
+
+def test_writing_in_chunks_gives_the_same_bytes(
+    store: LocalStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer streams the FlatGeobuf chunk by chunk; chunk edges leave no trace."""
+    fgb = Path(store.root) / "a.fgb"
+    monkeypatch.setattr(encoded, "BLOCK", 4)  # 9 blocks of the 36 squares
+    whole, chunked = tmp_path / "whole.gbx", tmp_path / "chunked.gbx"
+    assert encoded.write_encoded(fgb, whole)  # one chunk
+    monkeypatch.setattr(encoded, "CHUNK", 8)  # five chunks, the last one short
+    assert encoded.write_encoded(fgb, chunked)
+    assert chunked.read_bytes() == whole.read_bytes()
+    assert read_encoded(LocalStore(str(tmp_path)), "chunked.gbx", AOI).bodies
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunked.gbx", "whole.gbx"]
