@@ -2,6 +2,7 @@
 
     python -m benchmarks composites [--size 10980] [--dates 6] [--vectors none|rolling|all]
         [--mmu 5000]
+    python -m benchmarks composites --store DIR --model M [--version 1] [--job stage|rebuild]
 
 Truth: the generator's land-cover map (``generator.landcover``) on a size x size grid. Each
 date distorts it as single Sentinel-2 dates do (arable fields bare outside the growing
@@ -20,7 +21,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -68,6 +72,10 @@ def date_view(truth: np.ndarray, day: dt.date, i: int, row0: int, size: int, rng
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, help="measure on this store's products instead")
+    parser.add_argument("--model", default="dynamicworld-clc", help="with --store")
+    parser.add_argument("--version", type=int, default=1, help="with --store")
+    parser.add_argument("--job", choices=("stage", "rebuild"), default="stage", help="with --store")
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--dates", type=int, default=6)
     parser.add_argument(
@@ -80,6 +88,9 @@ def main() -> None:
         "--mmu", type=float, default=0.0, help="min_mapping_unit_m2 of the polygons (m²)"
     )
     args = parser.parse_args()
+    if args.store is not None:
+        print(json.dumps(on_store(args.store, args.model, args.version, args.job)))
+        return
     size, n = args.size, args.dates
     days = [dt.date(2024, MONTHS[i % len(MONTHS)], 5 + i // len(MONTHS)) for i in range(n)]
     transform = Affine(10, 0, 300000, 0, -10, 4800000)
@@ -182,6 +193,59 @@ def main() -> None:
             }
         )
     )
+
+
+def on_store(root: Path, model: str, version: int, job: str) -> dict[str, object]:
+    """The composite job's cost on the committed products of ``root`` (see the module doc)."""
+    from benchmarks.full_tile import PeakSampler
+
+    store = LocalStore(root)
+    store.delete_prefix(layout.composites_prefix(model, version))
+    env = os.environ | {"EARTHSIG_STORE": str(root)}
+    if job == "stage":
+        code = f"from benchmarks.composites import _stage_job; _stage_job({model!r}, {version})"
+        command = [sys.executable, "-c", code]
+    else:
+        command = ["earthsig", "composites", "rebuild", "--model", model]
+        command += ["--version", str(version)]
+    load_before = os.getloadavg()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with PeakSampler(interval=0.5) as sampler:
+        subprocess.run(command, env=env, check=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    sizes: dict[str, dict[str, float]] = {}
+    for info in store.list_keys(layout.composites_prefix(model, version)):
+        period = info.key.split("period=")[1].split("/")[0]
+        name = info.key.rsplit("/", 1)[1]
+        sizes.setdefault(period, {})[name] = round(info.size / 1e6, 3)
+    return {
+        "job": job,
+        "wall_s": round(wall, 1),
+        "cpu_s (children included)": round(cpu, 1),
+        "peak_vmhwm_mib_by_process": {
+            f"{sampler.names.get(pid, '?')} {pid}": round(mib, 1)
+            for pid, mib in sorted(sampler.peaks.items(), key=lambda kv: -kv[1])
+        },
+        "stored_MB_per_tile_period": {p: round(sum(v.values()), 1) for p, v in sizes.items()},
+        "stored_MB_by_file": sizes,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _stage_job(model: str, version: int) -> None:
+    """Fold every committed product of the store as the composite stage's job does."""
+    from earthsignature.memory import bound_gdal_cache
+    from earthsignature.settings import load_settings
+
+    bound_gdal_cache()  # as a worker does
+    rt = Runtime.from_settings(load_settings())
+    for entry in sorted(catalog.iter_entries(rt.store, model, version), key=lambda e: e.datetime):
+        for report in stage.update_composites(rt, entry):
+            print(report.period, round(report.seconds, 1), flush=True)
 
 
 def _cpu_seconds() -> float:

@@ -502,8 +502,9 @@ def fold_committed(
     vectors: bool | None = None,
 ) -> list[FoldReport]:
     """Fold every committed product of ``start..end`` not yet in its composites, in date
-    order (the others cost a ``state.json`` read each): the catch-up after a run whose local
-    workers stopped before their queued composite jobs ran."""
+    order: the catch-up after a run whose local workers stopped before their queued
+    composite jobs ran. Which products the composites hold is read once per tile-period
+    (:class:`HeldProducts`), not once per product."""
     entries = sorted(
         (
             e
@@ -512,4 +513,60 @@ def fold_committed(
         ),
         key=lambda e: (e.datetime, e.product_id),
     )
-    return [r for e in entries for r in update_composites(rt, e, vectors=vectors)]
+    held = HeldProducts(rt, model, version)
+    reports: list[FoldReport] = []
+    for entry in entries:
+        tile = entry.properties[catalog.PROP_TILE]
+        periods = held.periods_holding(entry, tile)
+        if periods is not None:
+            reports.extend(FoldReport(p, "", False, n, 0.0) for p, n in periods)
+            continue
+        reports.extend(update_composites(rt, entry, vectors=vectors))
+        held.forget(tile)
+    return reports
+
+
+class HeldProducts:
+    """The products each tile-period composite holds (a state's ``products``, a rolling
+    item's ``earthsig:products``), read once each and kept until :meth:`forget`."""
+
+    def __init__(self, rt: Runtime, model: str, version: int) -> None:
+        self._rt, self._model, self._version = rt, model, version
+        self._held: dict[tuple[str, str], list[str] | None] = {}
+
+    def products(self, tile: str, period: str) -> list[str] | None:
+        """None: no composite (no state, or no item for a rolling period)."""
+        key = (tile, period)
+        if key not in self._held:
+            prefix = layout.composite_prefix(self._model, self._version, period, tile)
+            found: list[str] | None = None
+            if is_rolling(period):
+                with contextlib.suppress(ObjectNotFound):
+                    item = json.loads(self._rt.store.get_bytes(prefix + "item.json"))
+                    found = list(item["properties"].get("earthsig:products", []))
+            else:
+                state = fold.read_state(self._rt.store, prefix)
+                found = None if state is None else state.products
+            self._held[key] = found
+        return self._held[key]
+
+    def periods_holding(self, entry: CatalogEntry, tile: str) -> list[tuple[str, int]] | None:
+        """``(period, products)`` of every composite a commit of ``entry`` updates (as
+        :func:`update_composites` would: month, season, :func:`rolling_to_update`) when all
+        of them already hold it; None when one does not."""
+        month, season = folded_periods(entry.date)
+        periods = [month, season]
+        for k, period in enumerate(rolling_containing(month)):
+            if k == 0 or self.products(tile, months_of(period)[-1]) is not None:
+                periods.append(period)
+        out = []
+        for period in periods:
+            products = self.products(tile, period)
+            if products is None or entry.product_id not in products:
+                return None
+            out.append((period, len(products)))
+        return out
+
+    def forget(self, tile: str) -> None:
+        """Drop what is known of ``tile`` (after folding a product into its composites)."""
+        self._held = {k: v for k, v in self._held.items() if k[0] != tile}
