@@ -2,9 +2,10 @@
 
 The state of a composite is, per pixel, how many clear and confident observations gave each
 class: a multi-band uint8 GeoTIFF (band k counts ``codes[k]``, saturating at 255) on the
-tile's grid, ``state-<generation>.tif``, and ``state.json`` naming it, the codes, the grid and
-the product ids folded in. Folding a product reads the previous state and the product one
-window at a time (never every class of a whole tile at once), adds the product's clear pixels
+tile's grid, ``state-<generation>.tif``, and ``state.json`` naming it, the codes, the grid,
+the product ids folded in and their footprints' union. Folding a product reads the previous
+state and the product one window at a time (never every class of a whole tile at once; a
+product folded into its month and season is read once for both), adds the product's clear pixels
 (not cloud, not no data, confidence at least :data:`MIN_CONFIDENCE` % when the model has a
 confidence output), and writes the new state and the composite (rules in
 :mod:`earthsignature.composites.rules`) beside it.

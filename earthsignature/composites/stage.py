@@ -1,11 +1,20 @@
 """The composite stage: after a product is committed, fold it into its tile's composites.
 
 Runs after vectorize (see :mod:`earthsignature.queue.stages`), on the vectorize queue (no new
-worker pool to deploy). For each period of the acquisition date (month, season, year; see
-:mod:`~earthsignature.composites.periods`) it folds the product into
-``composites/model=/version=/period=/tile=/`` (:mod:`~earthsignature.composites.fold`), then
-writes the composite's polygons, vector tiles and STAC item (``item.json``, id
-``COMPOSITE_<tile>_<period>``) like a product's.
+worker pool to deploy). It folds the product into the month and season composites of its
+acquisition date (one read of the product for both; see
+:mod:`~earthsignature.composites.periods` and :mod:`~earthsignature.composites.fold`) under
+``composites/model=/version=/period=/tile=/``, re-sums the rolling 12 months holding that
+month (:mod:`~earthsignature.composites.rolling`), and writes each composite's STAC item
+(``item.json``, id ``COMPOSITE_<tile>_<period>``) like a product's, with polygons and vector
+tiles for the rolling period.
+
+Memory: the rasters are folded and summed window by window in the worker (a few hundred MB on
+a full tile, most of it GDAL's block cache); the rolling period's polygons and vector tiles,
+the one step that needs more (publish's strip polygonizer), run in a spawned child process
+for a full tile, as publish's do. They are written on every commit rather than only when a
+period closes: the rolling period is the map users read, and a daily commit per tile is the
+bound on how often it changes.
 
 One writer per tile and period: a fold reads the previous state and replaces it, so two
 concurrent folds would lose one product. Any worker of the queue may run the stage, so the
