@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -287,7 +288,19 @@ def fold_rasters(
     """Add ``entry``'s clear pixels to each target's state (a month and a season: the
     product is read once for both, window by window, when they share a grid); write each
     new state raster and composite rasters under its folder. Stores nothing. Returns the
-    new state and outputs of each target, in order."""
+    new state and outputs of each target, in order.
+
+    Targets whose states hold the same products (a season's first month: both empty, or
+    both the month's earlier products) have the same counts: they are folded once and the
+    files copied."""
+    first_of: dict[str, int] = {}
+    same_as: dict[int, int] = {}
+    for i, t in enumerate(targets):
+        key = _content_key(t.state)
+        if key in first_of:
+            same_as[i] = first_of[key]
+        else:
+            first_of[key] = i
     with ExitStack() as stack:
         stack.enter_context(store.gdal_env())
         seg_src = stack.enter_context(rasterio.open(store.gdal_path(entry.assets["segmentation"])))
@@ -297,9 +310,9 @@ def fold_rasters(
             conf_src = stack.enter_context(
                 rasterio.open(store.gdal_path(entry.assets["confidence"]))
             )
-        folds = [_Fold(stack, store, t, entry) for t in targets]
+        folds = {i: _Fold(stack, store, targets[i], entry) for i in first_of.values()}
         by_grid: dict[str, list[int]] = {}
-        for i, f in enumerate(folds):
+        for i, f in folds.items():
             grid = f.grid if f.grid is not None else grid_of(seg_src)
             f.open(stack, grid)
             by_grid.setdefault(json.dumps(grid, sort_keys=True), []).append(i)
@@ -318,7 +331,28 @@ def fold_rasters(
                         clear &= (confidence >= min_confidence) & (confidence != CONFIDENCE_NODATA)
                     for i in members:
                         folds[i].add(window, labels, clear)
-        return [f.finish(entry) for f in folds]
+        results = {i: f.finish(entry) for i, f in folds.items()}
+    for i, j in same_as.items():
+        results[i] = _copied(results[j], targets[i])
+    return [results[i] for i in range(len(targets))]
+
+
+def _content_key(state: State | None) -> str:
+    """Equal for states with the same counts (same products folded on the same grid)."""
+    if state is None:
+        return ""
+    return json.dumps([state.products, state.codes, state.grid], sort_keys=True)
+
+
+def _copied(result: tuple[State, FoldOutputs], target: Target) -> tuple[State, FoldOutputs]:
+    """Another target's fold result as ``target``'s: its files copied, its own generation."""
+    state, out = result
+    names = ("state", "composite", "confidence", "observations")
+    paths = {name: target.folder / getattr(out, name).name for name in names}
+    for name, path in paths.items():
+        shutil.copyfile(getattr(out, name), path)
+    generation = target.state.generation + 1 if target.state is not None else 1
+    return replace(state, generation=generation), replace(out, **paths)
 
 
 def store_composite(
