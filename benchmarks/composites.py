@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,12 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="measure on this store's products instead")
     parser.add_argument("--model", default="dynamicworld-clc", help="with --store")
     parser.add_argument("--version", type=int, default=1, help="with --store")
-    parser.add_argument("--job", choices=("stage", "rebuild"), default="stage", help="with --store")
+    parser.add_argument(
+        "--job",
+        choices=("stage", "rebuild", "window"),
+        default="stage",
+        help="with --store (window: CPU seconds of each fold step on one 1024² window)",
+    )
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--dates", type=int, default=6)
     parser.add_argument(
@@ -88,6 +94,9 @@ def main() -> None:
         "--mmu", type=float, default=0.0, help="min_mapping_unit_m2 of the polygons (m²)"
     )
     args = parser.parse_args()
+    if args.store is not None and args.job == "window":
+        print(json.dumps(one_window(args.store, args.model, args.version)))
+        return
     if args.store is not None:
         print(json.dumps(on_store(args.store, args.model, args.version, args.job)))
         return
@@ -234,6 +243,60 @@ def on_store(root: Path, model: str, version: int, job: str) -> dict[str, object
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def one_window(root: Path, model: str, version: int, repeat: int = 5) -> dict[str, object]:
+    """CPU seconds (``process_time``, so less sensitive to a shared machine's load) of each
+    step of a fold on the middle 1024² window of the store's first product."""
+    from earthsignature.composites.fold import profile_of
+    from earthsignature.composites.rules import CONFIDENCE_NODATA, add_observations, compose
+
+    store = LocalStore(root)
+    entry = next(iter(catalog.iter_entries(store, model, version)))
+    codes = sorted(entry.categories)
+    out: dict[str, object] = {"classes": len(codes)}
+
+    def cpu(name: str, step: Callable[[], object]) -> object:
+        start = time.process_time()
+        for _ in range(repeat):
+            result = step()
+        out[f"{name}_cpu_s"] = round((time.process_time() - start) / repeat, 4)
+        return result
+
+    with rasterio.open(store.gdal_path(entry.assets["segmentation"])) as seg:
+        w = Window(seg.width // 2, seg.height // 2, WINDOW, WINDOW)
+        grid = {"crs": seg.crs.to_string(), "transform": list(seg.transform)[:6]}
+        labels = seg.read(1, window=w)
+    with rasterio.open(store.gdal_path(entry.assets["cloud_mask"])) as cloud:
+        clear = (labels != 0) & (cloud.read(1, window=w) == 0)
+    if "confidence" in entry.assets:
+        with rasterio.open(store.gdal_path(entry.assets["confidence"])) as conf:
+            c = conf.read(1, window=w)
+            clear &= (c >= 50) & (c != CONFIDENCE_NODATA)
+    out["clear_share"] = round(float(clear.mean()), 3)
+    counts = np.zeros((len(codes), WINDOW, WINDOW), dtype=np.uint8)
+    cpu("add_observations", lambda: add_observations(counts, codes, labels, clear))
+    result = cpu("compose", lambda: compose(counts, codes))
+    assert result is not None
+    profile = profile_of(grid | {"width": WINDOW, "height": WINDOW})
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def write(name: str, data: np.ndarray) -> None:
+            with rasterio.open(
+                Path(tmp) / name, "w", count=len(data), dtype=data.dtype, **profile
+            ) as ds:
+                ds.write(data)
+
+        cpu("write_state", lambda: write("state.tif", counts))
+        composite = compose(counts, codes)
+        rasters = (composite.code, composite.confidence, composite.observations)
+
+        def write_three() -> None:
+            for k, data in enumerate(rasters):
+                write(f"{k}.tif", data[None])
+
+        cpu("write_three_rasters", write_three)
+    return out
 
 
 def _stage_job(model: str, version: int) -> None:
