@@ -2,6 +2,7 @@
 
     python -m benchmarks composites [--size 10980] [--dates 6] [--vectors none|rolling|all]
         [--mmu 5000]
+    python -m benchmarks composites --store DIR --model M [--version 1] [--job stage|rebuild]
 
 Truth: the generator's land-cover map (``generator.landcover``) on a size x size grid. Each
 date distorts it as single Sentinel-2 dates do (arable fields bare outside the growing
@@ -20,9 +21,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +73,15 @@ def date_view(truth: np.ndarray, day: dt.date, i: int, row0: int, size: int, rng
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, help="measure on this store's products instead")
+    parser.add_argument("--model", default="dynamicworld-clc", help="with --store")
+    parser.add_argument("--version", type=int, default=1, help="with --store")
+    parser.add_argument(
+        "--job",
+        choices=("stage", "rebuild", "window"),
+        default="stage",
+        help="with --store (window: CPU seconds of each fold step on one 1024² window)",
+    )
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--dates", type=int, default=6)
     parser.add_argument(
@@ -80,6 +94,12 @@ def main() -> None:
         "--mmu", type=float, default=0.0, help="min_mapping_unit_m2 of the polygons (m²)"
     )
     args = parser.parse_args()
+    if args.store is not None and args.job == "window":
+        print(json.dumps(one_window(args.store, args.model, args.version)))
+        return
+    if args.store is not None:
+        print(json.dumps(on_store(args.store, args.model, args.version, args.job)))
+        return
     size, n = args.size, args.dates
     days = [dt.date(2024, MONTHS[i % len(MONTHS)], 5 + i // len(MONTHS)) for i in range(n)]
     transform = Affine(10, 0, 300000, 0, -10, 4800000)
@@ -182,6 +202,113 @@ def main() -> None:
             }
         )
     )
+
+
+def on_store(root: Path, model: str, version: int, job: str) -> dict[str, object]:
+    """The composite job's cost on the committed products of ``root`` (see the module doc)."""
+    from benchmarks.full_tile import PeakSampler
+
+    store = LocalStore(root)
+    store.delete_prefix(layout.composites_prefix(model, version))
+    env = os.environ | {"EARTHSIG_STORE": str(root)}
+    if job == "stage":
+        code = f"from benchmarks.composites import _stage_job; _stage_job({model!r}, {version})"
+        command = [sys.executable, "-c", code]
+    else:
+        command = ["earthsig", "composites", "rebuild", "--model", model]
+        command += ["--version", str(version)]
+    load_before = os.getloadavg()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with PeakSampler(interval=0.5) as sampler:
+        subprocess.run(command, env=env, check=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    sizes: dict[str, dict[str, float]] = {}
+    for info in store.list_keys(layout.composites_prefix(model, version)):
+        period = info.key.split("period=")[1].split("/")[0]
+        name = info.key.rsplit("/", 1)[1]
+        sizes.setdefault(period, {})[name] = round(info.size / 1e6, 3)
+    return {
+        "job": job,
+        "wall_s": round(wall, 1),
+        "cpu_s (children included)": round(cpu, 1),
+        "peak_vmhwm_mib_by_process": {
+            f"{sampler.names.get(pid, '?')} {pid}": round(mib, 1)
+            for pid, mib in sorted(sampler.peaks.items(), key=lambda kv: -kv[1])
+        },
+        "stored_MB_per_tile_period": {p: round(sum(v.values()), 1) for p, v in sizes.items()},
+        "stored_MB_by_file": sizes,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def one_window(root: Path, model: str, version: int, repeat: int = 5) -> dict[str, object]:
+    """CPU seconds (``process_time``, so less sensitive to a shared machine's load) of each
+    step of a fold on the middle 1024² window of the store's first product."""
+    from earthsignature.composites.fold import profile_of
+    from earthsignature.composites.rules import CONFIDENCE_NODATA, add_observations, compose
+
+    store = LocalStore(root)
+    entry = next(iter(catalog.iter_entries(store, model, version)))
+    codes = sorted(entry.categories)
+    out: dict[str, object] = {"classes": len(codes)}
+
+    def cpu(name: str, step: Callable[[], object]) -> object:
+        start = time.process_time()
+        for _ in range(repeat):
+            result = step()
+        out[f"{name}_cpu_s"] = round((time.process_time() - start) / repeat, 4)
+        return result
+
+    with rasterio.open(store.gdal_path(entry.assets["segmentation"])) as seg:
+        w = Window(seg.width // 2, seg.height // 2, WINDOW, WINDOW)
+        grid = {"crs": seg.crs.to_string(), "transform": list(seg.transform)[:6]}
+        labels = seg.read(1, window=w)
+    with rasterio.open(store.gdal_path(entry.assets["cloud_mask"])) as cloud:
+        clear = (labels != 0) & (cloud.read(1, window=w) == 0)
+    if "confidence" in entry.assets:
+        with rasterio.open(store.gdal_path(entry.assets["confidence"])) as conf:
+            c = conf.read(1, window=w)
+            clear &= (c >= 50) & (c != CONFIDENCE_NODATA)
+    out["clear_share"] = round(float(clear.mean()), 3)
+    counts = np.zeros((len(codes), WINDOW, WINDOW), dtype=np.uint8)
+    cpu("add_observations", lambda: add_observations(counts, codes, labels, clear))
+    result = cpu("compose", lambda: compose(counts, codes))
+    assert result is not None
+    profile = profile_of(grid | {"width": WINDOW, "height": WINDOW})
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def write(name: str, data: np.ndarray) -> None:
+            with rasterio.open(
+                Path(tmp) / name, "w", count=len(data), dtype=data.dtype, **profile
+            ) as ds:
+                ds.write(data)
+
+        cpu("write_state", lambda: write("state.tif", counts))
+        composite = compose(counts, codes)
+        rasters = (composite.code, composite.confidence, composite.observations)
+
+        def write_three() -> None:
+            for k, data in enumerate(rasters):
+                write(f"{k}.tif", data[None])
+
+        cpu("write_three_rasters", write_three)
+    return out
+
+
+def _stage_job(model: str, version: int) -> None:
+    """Fold every committed product of the store as the composite stage's job does."""
+    from earthsignature.memory import bound_gdal_cache
+    from earthsignature.settings import load_settings
+
+    bound_gdal_cache()  # as a worker does
+    rt = Runtime.from_settings(load_settings())
+    for entry in sorted(catalog.iter_entries(rt.store, model, version), key=lambda e: e.datetime):
+        for report in stage.update_composites(rt, entry):
+            print(report.period, round(report.seconds, 1), flush=True)
 
 
 def _cpu_seconds() -> float:

@@ -2,9 +2,10 @@
 
 The state of a composite is, per pixel, how many clear and confident observations gave each
 class: a multi-band uint8 GeoTIFF (band k counts ``codes[k]``, saturating at 255) on the
-tile's grid, ``state-<generation>.tif``, and ``state.json`` naming it, the codes, the grid and
-the product ids folded in. Folding a product reads the previous state and the product one
-window at a time (never every class of a whole tile at once), adds the product's clear pixels
+tile's grid, ``state-<generation>.tif``, and ``state.json`` naming it, the codes, the grid,
+the product ids folded in and their footprints' union. Folding a product reads the previous
+state and the product one window at a time (never every class of a whole tile at once; a
+product folded into its month and season is read once for both), adds the product's clear pixels
 (not cloud, not no data, confidence at least :data:`MIN_CONFIDENCE` % when the model has a
 confidence output), and writes the new state and the composite (rules in
 :mod:`earthsignature.composites.rules`) beside it.
@@ -20,20 +21,23 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+import shapely
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
+from shapely.geometry import MultiPolygon, Polygon, shape
 
 from earthsignature import corine
 from earthsignature.composites.rules import CONFIDENCE_NODATA, add_observations, compose
@@ -61,6 +65,9 @@ class State:
     grid: dict[str, Any]
     """``crs``, ``transform`` (six affine coefficients), ``width``, ``height``."""
     dates: list[str] = field(default_factory=list)
+    footprint: dict[str, Any] | None = None
+    """GeoJSON (EPSG:4326): the union of the folded products' footprints (None in states
+    written before it was kept: then traced from the composite, see :func:`item_footprint`)."""
 
     @property
     def raster_key(self) -> str:
@@ -76,6 +83,25 @@ def read_state(store: ObjectStore, prefix: str) -> State | None:
         return State(**json.loads(store.get_bytes(state_key(prefix))))
     except ObjectNotFound:
         return None
+
+
+def union_footprints(footprints: list[dict[str, Any]]) -> dict[str, Any]:
+    """The union of GeoJSON footprints (EPSG:4326), as GeoJSON: a composite covers the area
+    its products cover. (Traced from the composite instead, every cloud gap of every date
+    would be a hole: a 2.7 MB footprint on a full tile.)"""
+    union = shapely.union_all([shape(f) for f in footprints])
+    return json.loads(shapely.to_geojson(shapely.make_valid(union)))  # type: ignore[no-any-return]
+
+
+def item_footprint(state: State, traced: dict[str, Any]) -> dict[str, Any]:
+    """The footprint of a composite's item: the state's (its products' union), or, for a state
+    without one, ``traced`` (the composite's valid pixels) with its holes filled."""
+    if state.footprint is not None:
+        return state.footprint
+    geom = shape(traced)
+    parts = geom.geoms if isinstance(geom, MultiPolygon) else [geom]
+    filled = shapely.union_all([Polygon(p.exterior) for p in parts if isinstance(p, Polygon)])
+    return json.loads(shapely.to_geojson(filled))  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -188,70 +214,145 @@ class CompositeWriter:
         return self.out
 
 
+@dataclass(frozen=True)
+class Target:
+    """One composite a product is folded into: its key prefix, its current state (None: the
+    first product) and the local folder its new rasters are written to."""
+
+    prefix: str
+    state: State | None
+    folder: Path
+
+
+class _Fold:
+    """The new state raster and the composite writer of one :class:`Target`, open for a
+    window-by-window pass."""
+
+    def __init__(self, stack: ExitStack, store: ObjectStore, target: Target, entry: CatalogEntry):
+        state = target.state
+        self.old_codes = state.codes if state is not None else []
+        self.codes = sorted(set(self.old_codes) | set(entry.categories))
+        self.old_index = [self.codes.index(c) for c in self.old_codes]
+        self.old: DatasetReader | None = None
+        if state is not None:
+            previous = target.folder / "previous.tif"
+            store.download(target.prefix + state.raster_key, previous)
+            self.old = stack.enter_context(rasterio.open(previous))
+        self.grid = state.grid if state is not None else None
+        self.target = target
+        self.writer: CompositeWriter | None = None
+        self.state_out: Any = None
+
+    def open(self, stack: ExitStack, grid: dict[str, Any]) -> None:
+        self.grid = grid
+        self.writer = CompositeWriter(stack, self.target.folder, grid)
+        self.state_out = stack.enter_context(
+            rasterio.open(
+                self.writer.out.state, "w", count=len(self.codes), dtype="uint8", **profile_of(grid)
+            )
+        )
+
+    def add(self, window: Window, labels: np.ndarray, clear: np.ndarray) -> None:
+        assert self.writer is not None
+        counts = np.zeros((len(self.codes), window.height, window.width), dtype=np.uint8)
+        if self.old is not None:
+            counts[self.old_index] = self.old.read(window=window)
+        add_observations(counts, self.codes, labels, clear)
+        self.state_out.write(counts, window=window)
+        self.writer.write(counts, self.codes, window)
+
+    def finish(self, entry: CatalogEntry) -> tuple[State, FoldOutputs]:
+        assert self.writer is not None and self.grid is not None
+        self.state_out.update_tags(codes=",".join(str(c) for c in self.codes))
+        state = self.target.state
+        prior = state.footprint if state is not None else entry.geometry
+        footprint = union_footprints([entry.geometry, prior]) if entry.geometry and prior else None
+        folded = State(
+            codes=self.codes,
+            products=sorted({*(state.products if state else []), entry.product_id}),
+            generation=(state.generation + 1) if state else 1,
+            grid=self.grid,
+            dates=sorted({*(state.dates if state else []), entry.date.isoformat()}),
+            footprint=footprint,
+        )
+        return folded, self.writer.finish()
+
+
 def fold_rasters(
     store: ObjectStore,
-    prefix: str,
     entry: CatalogEntry,
-    state: State | None,
-    folder: Path,
+    targets: list[Target],
     *,
     min_confidence: int = MIN_CONFIDENCE,
-) -> tuple[State, FoldOutputs]:
-    """Add ``entry``'s clear pixels to ``state`` (None: a first product); write the new state
-    raster and the composite rasters under ``folder``. Stores nothing."""
-    previous = None
-    if state is not None:
-        previous = folder / "previous.tif"
-        store.download(prefix + state.raster_key, previous)
+) -> list[tuple[State, FoldOutputs]]:
+    """Add ``entry``'s clear pixels to each target's state (a month and a season: the
+    product is read once for both, window by window, when they share a grid); write each
+    new state raster and composite rasters under its folder. Stores nothing. Returns the
+    new state and outputs of each target, in order.
+
+    Targets whose states hold the same products (a season's first month: both empty, or
+    both the month's earlier products) have the same counts: they are folded once and the
+    files copied."""
+    first_of: dict[str, int] = {}
+    same_as: dict[int, int] = {}
+    for i, t in enumerate(targets):
+        key = _content_key(t.state)
+        if key in first_of:
+            same_as[i] = first_of[key]
+        else:
+            first_of[key] = i
     with ExitStack() as stack:
         stack.enter_context(store.gdal_env())
         seg_src = stack.enter_context(rasterio.open(store.gdal_path(entry.assets["segmentation"])))
-        grid = state.grid if state is not None else grid_of(seg_src)
-        seg = on_grid(stack, seg_src, grid)
-        cloud = on_grid(
-            stack,
-            stack.enter_context(rasterio.open(store.gdal_path(entry.assets["cloud_mask"]))),
-            grid,
-        )
-        conf = None
+        cloud_src = stack.enter_context(rasterio.open(store.gdal_path(entry.assets["cloud_mask"])))
+        conf_src = None
         if "confidence" in entry.assets:
-            conf = on_grid(
-                stack,
-                stack.enter_context(rasterio.open(store.gdal_path(entry.assets["confidence"]))),
-                grid,
+            conf_src = stack.enter_context(
+                rasterio.open(store.gdal_path(entry.assets["confidence"]))
             )
-        old_codes = state.codes if state is not None else []
-        codes = sorted(set(old_codes) | set(entry.categories))
-        old_index = [codes.index(c) for c in old_codes]
-        old = stack.enter_context(rasterio.open(previous)) if previous is not None else None
-        writer = CompositeWriter(stack, folder, grid)
-        new_state = stack.enter_context(
-            rasterio.open(
-                writer.out.state, "w", count=len(codes), dtype="uint8", **profile_of(grid)
-            )
-        )
-        for window in windows(grid["width"], grid["height"]):
-            counts = np.zeros((len(codes), window.height, window.width), dtype=np.uint8)
-            if old is not None:
-                counts[old_index] = old.read(window=window)
-            labels = seg.read(1, window=window)
-            clear = (labels != corine.NODATA) & (cloud.read(1, window=window) == 0)
-            if conf is not None:
-                confidence = conf.read(1, window=window)
-                clear &= (confidence >= min_confidence) & (confidence != CONFIDENCE_NODATA)
-            add_observations(counts, codes, labels, clear)
-            new_state.write(counts, window=window)
-            writer.write(counts, codes, window)
-        new_state.update_tags(codes=",".join(str(c) for c in codes))
-        out = writer.finish()
-    folded = State(
-        codes=codes,
-        products=sorted({*(state.products if state else []), entry.product_id}),
-        generation=(state.generation + 1) if state else 1,
-        grid=grid,
-        dates=sorted({*(state.dates if state else []), entry.date.isoformat()}),
-    )
-    return folded, out
+        folds = {i: _Fold(stack, store, targets[i], entry) for i in first_of.values()}
+        by_grid: dict[str, list[int]] = {}
+        for i, f in folds.items():
+            grid = f.grid if f.grid is not None else grid_of(seg_src)
+            f.open(stack, grid)
+            by_grid.setdefault(json.dumps(grid, sort_keys=True), []).append(i)
+        for members in by_grid.values():
+            shared = folds[members[0]].grid
+            assert shared is not None
+            with ExitStack() as views:
+                seg = on_grid(views, seg_src, shared)
+                cloud = on_grid(views, cloud_src, shared)
+                conf = None if conf_src is None else on_grid(views, conf_src, shared)
+                for window in windows(shared["width"], shared["height"]):
+                    labels = seg.read(1, window=window)
+                    clear = (labels != corine.NODATA) & (cloud.read(1, window=window) == 0)
+                    if conf is not None:
+                        confidence = conf.read(1, window=window)
+                        clear &= (confidence >= min_confidence) & (confidence != CONFIDENCE_NODATA)
+                    for i in members:
+                        folds[i].add(window, labels, clear)
+        results = {i: f.finish(entry) for i, f in folds.items()}
+    for i, j in same_as.items():
+        results[i] = _copied(results[j], targets[i])
+    return [results[i] for i in range(len(targets))]
+
+
+def _content_key(state: State | None) -> str:
+    """Equal for states with the same counts (same products folded on the same grid)."""
+    if state is None:
+        return ""
+    return json.dumps([state.products, state.codes, state.grid], sort_keys=True)
+
+
+def _copied(result: tuple[State, FoldOutputs], target: Target) -> tuple[State, FoldOutputs]:
+    """Another target's fold result as ``target``'s: its files copied, its own generation."""
+    state, out = result
+    names = ("state", "composite", "confidence", "observations")
+    paths = {name: target.folder / getattr(out, name).name for name in names}
+    for name, path in paths.items():
+        shutil.copyfile(getattr(out, name), path)
+    generation = target.state.generation + 1 if target.state is not None else 1
+    return replace(state, generation=generation), replace(out, **paths)
 
 
 def store_composite(
@@ -277,8 +378,11 @@ def commit_fold(
     store: ObjectStore, prefix: str, old: State | None, new: State, out: FoldOutputs, folder: Path
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Store the composite COGs, the new state raster, then switch ``state.json`` to it and
-    delete the old generation. Returns the stored keys by asset name and the footprint."""
-    keys, footprint = store_composite(store, prefix, out, folder)
+    delete the old generation. Returns the stored keys by asset name and the item's
+    footprint (:func:`item_footprint`; kept in ``new`` from now on)."""
+    keys, traced = store_composite(store, prefix, out, folder)
+    footprint = item_footprint(new, traced)
+    new.footprint = footprint
     store.put_file(prefix + new.raster_key, out.state)
     store.put_bytes(state_key(prefix), json.dumps(asdict(new), sort_keys=True).encode())
     if old is not None:

@@ -57,11 +57,13 @@ def sum_rasters(
                 total[index] += ds.read(window=window)
             writer.write(np.minimum(total, 255).astype(np.uint8), codes, window)
         out = writer.finish()
+    footprints = [state.footprint for _, state in months if state.footprint is not None]
     summed = fold.State(
         codes=codes,
         products=sorted({p for _, state in months for p in state.products}),
         generation=0,
         grid=grid,
         dates=sorted({d for _, state in months for d in state.dates}),
+        footprint=fold.union_footprints(footprints) if len(footprints) == len(months) else None,
     )
     return summed, out

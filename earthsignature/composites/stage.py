@@ -1,11 +1,20 @@
 """The composite stage: after a product is committed, fold it into its tile's composites.
 
 Runs after vectorize (see :mod:`earthsignature.queue.stages`), on the vectorize queue (no new
-worker pool to deploy). For each period of the acquisition date (month, season, year; see
-:mod:`~earthsignature.composites.periods`) it folds the product into
-``composites/model=/version=/period=/tile=/`` (:mod:`~earthsignature.composites.fold`), then
-writes the composite's polygons, vector tiles and STAC item (``item.json``, id
-``COMPOSITE_<tile>_<period>``) like a product's.
+worker pool to deploy). It folds the product into the month and season composites of its
+acquisition date (one read of the product for both; see
+:mod:`~earthsignature.composites.periods` and :mod:`~earthsignature.composites.fold`) under
+``composites/model=/version=/period=/tile=/``, re-sums the rolling 12 months holding that
+month (:mod:`~earthsignature.composites.rolling`), and writes each composite's STAC item
+(``item.json``, id ``COMPOSITE_<tile>_<period>``) like a product's, with polygons and vector
+tiles for the rolling period.
+
+Memory: the rasters are folded and summed window by window in the worker (a few hundred MB on
+a full tile, most of it GDAL's block cache); the rolling period's polygons and vector tiles,
+the one step that needs more (publish's strip polygonizer), run in a spawned child process
+for a full tile, as publish's do. They are written on every commit rather than only when a
+period closes: the rolling period is the map users read, and a daily commit per tile is the
+bound on how often it changes.
 
 One writer per tile and period: a fold reads the previous state and replaces it, so two
 concurrent folds would lose one product. Any worker of the queue may run the stage, so the
@@ -20,14 +29,17 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import multiprocessing
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import Any, TypeVar
 
 import pystac
+import rasterio
 import shapely
 from shapely.geometry import shape
 
@@ -44,6 +56,7 @@ from earthsignature.composites.periods import (
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.publish import (
+    CHILD_PROCESS_PIXELS,
     COG_MEDIA_TYPE,
     FGB_MEDIA_TYPE,
     PMTILES_MEDIA_TYPE,
@@ -56,6 +69,7 @@ from earthsignature.storage.catalog import CatalogEntry
 from earthsignature.storage.errors import ObjectNotFound
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Seconds a fold waits for another writer of the same tile-period before failing (retried).
 LOCK_WAIT_S = 600
@@ -105,11 +119,12 @@ def update_composites(
     tile = entry.properties.get(catalog.PROP_TILE)
     if not tile:
         raise BadInput("catalog record names no MGRS tile", product_id=entry.product_id)
-    reports = []
     month, season = folded_periods(entry.date)
-    for period in (month, season):
-        with writer_lock(entry.model, entry.version, tile, period):
-            reports.append(fold_into(rt, entry, tile, period, vectors=_vectors(vectors, period)))
+    with (
+        writer_lock(entry.model, entry.version, tile, month),
+        writer_lock(entry.model, entry.version, tile, season),
+    ):  # always month then season: two writers never wait on each other crosswise
+        reports = fold_into(rt, entry, tile, [month, season], vectors=vectors)
     for period in rolling_to_update(rt, entry.model, entry.version, tile, month):
         with writer_lock(entry.model, entry.version, tile, period):
             reports.append(
@@ -169,24 +184,60 @@ def writer_lock(model: str, version: int, tile: str, period: str) -> Iterator[No
 
 
 def fold_into(
-    rt: Runtime, entry: CatalogEntry, tile: str, period: str, *, vectors: bool = True
-) -> FoldReport:
-    """Fold one product into one tile-period composite and republish it (idempotent)."""
+    rt: Runtime,
+    entry: CatalogEntry,
+    tile: str,
+    periods: list[str],
+    *,
+    vectors: bool | None = True,
+) -> list[FoldReport]:
+    """Fold one product into tile-period composites (its month and season: one read of the
+    product for both) and republish them (idempotent: a composite that already holds the
+    product is left as it is). ``vectors`` as in :func:`update_composites`."""
     start = time.perf_counter()
     store = rt.store
-    prefix = layout.composite_prefix(entry.model, entry.version, period, tile)
-    state = fold.read_state(store, prefix)
-    if state is not None and entry.product_id in state.products:
-        return FoldReport(period, prefix, False, len(state.products), 0.0)
-    with TemporaryDirectory(prefix="earthsig-composite-") as tmp:
-        folder = Path(tmp)
-        new, out = fold.fold_rasters(store, prefix, entry, state, folder)
-        keys, footprint = fold.commit_fold(store, prefix, state, new, out, folder)
-        _publish(
-            rt, entry.model, entry.version, tile, period, new, out, folder, keys, footprint, vectors
-        )
-    log.info("folded %s into %s (%d products)", entry.product_id, prefix, len(new.products))
-    return FoldReport(period, prefix, True, len(new.products), time.perf_counter() - start)
+    reports: dict[str, FoldReport] = {}
+    targets: dict[str, tuple[str, fold.State | None]] = {}
+    for period in periods:
+        prefix = layout.composite_prefix(entry.model, entry.version, period, tile)
+        state = fold.read_state(store, prefix)
+        if state is not None and entry.product_id in state.products:
+            reports[period] = FoldReport(period, prefix, False, len(state.products), 0.0)
+        else:
+            targets[period] = (prefix, state)
+    if targets:
+        with TemporaryDirectory(prefix="earthsig-composite-") as tmp:
+            folders = {period: Path(tmp) / str(i) for i, period in enumerate(targets)}
+            for folder in folders.values():
+                folder.mkdir()
+            folded = fold.fold_rasters(
+                store,
+                entry,
+                [fold.Target(prefix, state, folders[p]) for p, (prefix, state) in targets.items()],
+            )
+            for (period, (prefix, state)), (new, out) in zip(targets.items(), folded, strict=True):
+                folder = folders[period]
+                keys, footprint = fold.commit_fold(store, prefix, state, new, out, folder)
+                _publish(
+                    rt,
+                    entry.model,
+                    entry.version,
+                    tile,
+                    period,
+                    new,
+                    out,
+                    folder,
+                    keys,
+                    footprint,
+                    _vectors(vectors, period),
+                )
+                log.info(
+                    "folded %s into %s (%d products)", entry.product_id, prefix, len(new.products)
+                )
+                reports[period] = FoldReport(
+                    period, prefix, True, len(new.products), time.perf_counter() - start
+                )
+    return [reports[p] for p in periods]
 
 
 def roll(
@@ -216,7 +267,8 @@ def roll(
     with TemporaryDirectory(prefix="earthsig-composite-") as tmp:
         folder = Path(tmp)
         summed, out = rolling.sum_rasters(rt.store, months, folder)
-        keys, footprint = fold.store_composite(rt.store, prefix, out, folder)
+        keys, traced = fold.store_composite(rt.store, prefix, out, folder)
+        footprint = fold.item_footprint(summed, traced)
         _publish(rt, model, version, tile, period, summed, out, folder, keys, footprint, vectors)
     log.info("summed %d months into %s (%d products)", len(months), prefix, len(summed.products))
     return FoldReport(period, prefix, True, len(summed.products), time.perf_counter() - start)
@@ -249,7 +301,8 @@ def _publish(
 def publish_vectors(
     rt: Runtime, model: str, version: int, tile: str, period: str, raster: Path, folder: Path
 ) -> dict[str, str]:
-    """The composite's FlatGeobuf and PMTiles, by publish's own writers."""
+    """The composite's FlatGeobuf and PMTiles, by publish's own writers; in a child process
+    for a large raster (:func:`write_vectors`)."""
     first, _ = period_range(period)
     as_product = ProductMessage(
         product_id=composite_id(tile, period),
@@ -262,20 +315,55 @@ def publish_vectors(
     prefix = layout.composite_prefix(model, version, period, tile)
     fgb, pmtiles = folder / "polygons.fgb", folder / "tiles.pmtiles"
     keys = {"polygons": prefix + "polygons.fgb", "tiles": prefix + "tiles.pmtiles"}
-    try:
-        write_polygons(
-            raster,
-            fgb,
-            as_product,
-            mmu_m2=rt.settings.min_mapping_unit_m2,
-            tolerance_m=rt.settings.simplify_tolerance_m,
-        )
-    except BadInput:  # nothing left after sieving: the composite has rasters only for now
+    with rasterio.open(raster) as ds:
+        child = ds.width * ds.height >= CHILD_PROCESS_PIXELS
+    written = _in_child(
+        child,
+        write_vectors,
+        raster,
+        fgb,
+        pmtiles,
+        as_product,
+        mmu_m2=rt.settings.min_mapping_unit_m2,
+        tolerance_m=rt.settings.simplify_tolerance_m,
+    )
+    if not written:  # nothing left after sieving: the composite has rasters only for now
         return {}
-    write_pmtiles(fgb, pmtiles, name=as_product.product_id)
     rt.store.put_file(keys["polygons"], fgb)
     rt.store.put_file(keys["tiles"], pmtiles)
     return keys
+
+
+def write_vectors(
+    raster: Path,
+    fgb: Path,
+    pmtiles: Path,
+    as_product: ProductMessage,
+    *,
+    mmu_m2: float,
+    tolerance_m: float,
+) -> bool:
+    """Polygons and vector tiles of a composite raster (False: no polygon after sieving).
+
+    A full tile's polygonization is the largest allocation of the stage (about 2 GB, in
+    publish's strip polygonizer), so for a raster of at least ``CHILD_PROCESS_PIXELS`` it
+    runs in a spawned child, as publish's does: the worker's own peak stays that of its
+    windows, and the memory is the system's again when the child exits."""
+    try:
+        write_polygons(raster, fgb, as_product, mmu_m2=mmu_m2, tolerance_m=tolerance_m)
+    except BadInput:
+        return False
+    write_pmtiles(fgb, pmtiles, name=as_product.product_id)
+    return True
+
+
+def _in_child(child: bool, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``func(*args, **kwargs)`` in one spawned child process (no fork: a worker has threads
+    and GDAL state) when ``child``, else here."""
+    if not child:
+        return func(*args, **kwargs)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(func, *args, **kwargs).result()
 
 
 def composite_item(
@@ -357,7 +445,7 @@ def rebuild(
     with writer_lock(model, version, tile, period):
         rt.store.delete_prefix(layout.composite_prefix(model, version, period, tile))
         for i, entry in enumerate(entries):  # vectors once, for the last state
-            fold_into(rt, entry, tile, period, vectors=vectors and i == len(entries) - 1)
+            fold_into(rt, entry, tile, [period], vectors=vectors and i == len(entries) - 1)
     return len(entries)
 
 
@@ -423,8 +511,9 @@ def fold_committed(
     vectors: bool | None = None,
 ) -> list[FoldReport]:
     """Fold every committed product of ``start..end`` not yet in its composites, in date
-    order (the others cost a ``state.json`` read each): the catch-up after a run whose local
-    workers stopped before their queued composite jobs ran."""
+    order: the catch-up after a run whose local workers stopped before their queued
+    composite jobs ran. Which products the composites hold is read once per tile-period
+    (:class:`HeldProducts`), not once per product."""
     entries = sorted(
         (
             e
@@ -433,4 +522,60 @@ def fold_committed(
         ),
         key=lambda e: (e.datetime, e.product_id),
     )
-    return [r for e in entries for r in update_composites(rt, e, vectors=vectors)]
+    held = HeldProducts(rt, model, version)
+    reports: list[FoldReport] = []
+    for entry in entries:
+        tile = entry.properties[catalog.PROP_TILE]
+        periods = held.periods_holding(entry, tile)
+        if periods is not None:
+            reports.extend(FoldReport(p, "", False, n, 0.0) for p, n in periods)
+            continue
+        reports.extend(update_composites(rt, entry, vectors=vectors))
+        held.forget(tile)
+    return reports
+
+
+class HeldProducts:
+    """The products each tile-period composite holds (a state's ``products``, a rolling
+    item's ``earthsig:products``), read once each and kept until :meth:`forget`."""
+
+    def __init__(self, rt: Runtime, model: str, version: int) -> None:
+        self._rt, self._model, self._version = rt, model, version
+        self._held: dict[tuple[str, str], list[str] | None] = {}
+
+    def products(self, tile: str, period: str) -> list[str] | None:
+        """None: no composite (no state, or no item for a rolling period)."""
+        key = (tile, period)
+        if key not in self._held:
+            prefix = layout.composite_prefix(self._model, self._version, period, tile)
+            found: list[str] | None = None
+            if is_rolling(period):
+                with contextlib.suppress(ObjectNotFound):
+                    item = json.loads(self._rt.store.get_bytes(prefix + "item.json"))
+                    found = list(item["properties"].get("earthsig:products", []))
+            else:
+                state = fold.read_state(self._rt.store, prefix)
+                found = None if state is None else state.products
+            self._held[key] = found
+        return self._held[key]
+
+    def periods_holding(self, entry: CatalogEntry, tile: str) -> list[tuple[str, int]] | None:
+        """``(period, products)`` of every composite a commit of ``entry`` updates (as
+        :func:`update_composites` would: month, season, :func:`rolling_to_update`) when all
+        of them already hold it; None when one does not."""
+        month, season = folded_periods(entry.date)
+        periods = [month, season]
+        for k, period in enumerate(rolling_containing(month)):
+            if k == 0 or self.products(tile, months_of(period)[-1]) is not None:
+                periods.append(period)
+        out = []
+        for period in periods:
+            products = self.products(tile, period)
+            if products is None or entry.product_id not in products:
+                return None
+            out.append((period, len(products)))
+        return out
+
+    def forget(self, tile: str) -> None:
+        """Drop what is known of ``tile`` (after folding a product into its composites)."""
+        self._held = {k: v for k, v in self._held.items() if k[0] != tile}

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import shapely
+from shapely.geometry import shape
 
 from earthsignature.composites import stage
 from earthsignature.composites.periods import period_range, periods_of
@@ -183,7 +185,10 @@ def test_periods_hold_only_their_dates(folded: tuple) -> None:
     assert _read(rt, summer + "observations.tif").max() == 2
 
 
-def test_rebuild_equals_incremental(folded: tuple) -> None:
+def test_rebuild_equals_incremental(folded: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also: the rolling period's vectors come from a spawned child here, as on a full tile
+    (every raster counts as large)."""
+    monkeypatch.setattr(stage, "CHILD_PROCESS_PIXELS", 1)
     rt, _, _ = folded
     prefixes = {p: layout.composite_prefix(MODEL, VERSION, p, TILE) for p in ("2024-SON", LAST_R12)}
     incremental = {p: _read(rt, k + "composite.tif") for p, k in prefixes.items()}
@@ -234,3 +239,60 @@ def test_api_index_lists_composites_as_products(folded: tuple) -> None:
     month = frozenset({f"COMPOSITE_{TILE}_2024-06"})
     assert not index.search(MODEL, VERSION, product_ids=month)
     assert len(index) == len(entries) + 2  # the dates, LAST_R12 and 2024-JJA
+
+
+def test_item_footprint_is_the_products_union_without_cloud_holes(folded: tuple) -> None:
+    """Clouded pixels of every date leave gaps in the composite; the item's footprint is the
+    area its products cover (their footprints' union), not a trace of those gaps."""
+    rt, _, entries = folded
+    prefix = layout.composite_prefix(MODEL, VERSION, LAST_R12, TILE)
+    item = json.loads(rt.store.get_bytes(prefix + "item.json"))
+    footprint = shape(item["geometry"])
+    products = shapely.union_all([shape(e.geometry) for e in entries])
+    assert footprint.symmetric_difference(products).area < 1e-9 * products.area
+    parts = getattr(footprint, "geoms", [footprint])
+    assert all(not p.interiors for p in parts)
+    state = json.loads(
+        rt.store.get_bytes(layout.composite_prefix(MODEL, VERSION, "2024-06", TILE) + "state.json")
+    )
+    june = shapely.union_all([shape(e.geometry) for e in entries if e.date.month == 6])
+    assert shape(state["footprint"]).symmetric_difference(june).area < 1e-9 * june.area
+
+
+class _CountingStore(LocalStore):
+    """A local store that records the keys looked up (read whole or tested for existence)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.looked_up: list[str] = []
+
+    def get_bytes(self, key: str) -> bytes:
+        self.looked_up.append(key)
+        return super().get_bytes(key)
+
+    def exists(self, key: str) -> bool:
+        self.looked_up.append(key)
+        return super().exists(key)
+
+
+def test_catch_up_reads_each_composite_once(folded: tuple) -> None:
+    """``fold_committed`` (reprocess's catch-up) on composites that hold every product looks
+    each tile-period's record up once, not once per product (before: a month and a season
+    state, 11 later months and the rolling items, per product), and folds nothing; with one
+    rolling item missing, it republishes that period."""
+    rt, _, _ = folded
+    counting = _CountingStore(Path(rt.settings.store))
+    catch_up = Runtime(settings=rt.settings, store=counting)
+    reports = stage.fold_committed(catch_up, MODEL, VERSION)
+    assert reports and not any(r.folded for r in reports)
+    composites = [k for k in counting.looked_up if k.startswith(layout.COMPOSITES + "/")]
+    assert composites and len(composites) == len(set(composites))
+    last = layout.composite_prefix(MODEL, VERSION, LAST_R12, TILE)
+    item = rt.store.get_bytes(last + "item.json")
+    rt.store.delete(last + "item.json")
+    redone = stage.fold_committed(catch_up, MODEL, VERSION, vectors=False)
+    assert [r.period for r in redone if r.folded] == [LAST_R12]
+    assert (
+        json.loads(rt.store.get_bytes(last + "item.json"))["properties"]["earthsig:products"]
+        == json.loads(item)["properties"]["earthsig:products"]
+    )
