@@ -28,6 +28,7 @@ def to_cog(
     nodata: float | None = None,
     description: str | None = None,
     band_tags: dict[str, str] | None = None,
+    zlevel: int = 6,
 ) -> None:
     """Write ``src`` as a DEFLATE-compressed COG at ``dst`` (predictor 2 for integers).
 
@@ -35,6 +36,8 @@ def to_cog(
     the no-data value when ``src`` does not declare it (overviews then ignore it).
     ``description`` and ``band_tags`` label band 1 (what GIS tools show as the band's name and
     metadata); they are set on ``src`` (a stage's own temporary file) and carried over.
+    ``zlevel`` is DEFLATE's level: 6 for what is kept and served, 1 for working copies that
+    live a few minutes (fetch's ``raw/``: 20 % less CPU for 3 % more bytes).
     """
     if description is not None or band_tags:
         with rasterio.open(src, "r+") as ds:
@@ -51,7 +54,7 @@ def to_cog(
         "blockxsize": blocksize,
         "blockysize": blocksize,
         "compress": "DEFLATE",
-        "zlevel": 6,
+        "zlevel": zlevel,
     }
     if integer and nbits is None:
         profile["predictor"] = 2

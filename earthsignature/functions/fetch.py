@@ -53,6 +53,9 @@ BACKOFF_S = 0.5
 _TRANSIENT = ("HTTP response code: 5", "HTTP response code: 429", "timed out", "Connection")
 #: GDAL block cache while copying a band (MB): its default, 5 % of RAM, held ~1 GB a worker.
 COPY_CACHE_MB = 128
+#: DEFLATE level of the raw/ copies: they live until the commit, so speed beats size (level 1:
+#: ~20 % less CPU than level 6 for ~3 % more bytes, measured on a full-tile band).
+RAW_ZLEVEL = 1
 #: Source reads (HTTP archives) retry like the store's own GDAL reads do.
 _HTTP_ENV = GDAL_HTTP_RETRY
 #: Physically possible L2A surface reflectance: the 04.00 offset floor to bright cloud/snow.
@@ -184,7 +187,8 @@ def _copy(rt: Runtime, src: str, key: str) -> None:
                 rasterio.Env(**_HTTP_ENV, GDAL_CACHEMAX=COPY_CACHE_MB),
                 rt.store.staged_file(key) as tmp,
             ):
-                to_cog(cast(Path, src), tmp)  # to_cog opens any GDAL path string
+                # to_cog opens any GDAL path string; raw/ is a working copy, deleted at commit
+                to_cog(cast(Path, src), tmp, zlevel=RAW_ZLEVEL)
             return
         except RasterioError as exc:
             if attempt < RETRIES and _is_transient(exc, src):
