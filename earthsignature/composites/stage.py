@@ -29,14 +29,12 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import multiprocessing
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any, TypeVar
+from typing import Any
 
 import pystac
 import rasterio
@@ -60,6 +58,8 @@ from earthsignature.functions.publish import (
     COG_MEDIA_TYPE,
     FGB_MEDIA_TYPE,
     PMTILES_MEDIA_TYPE,
+    child_pool,
+    submit,
     write_polygons,
 )
 from earthsignature.functions.tiles import write_pmtiles
@@ -69,7 +69,6 @@ from earthsignature.storage.catalog import CatalogEntry
 from earthsignature.storage.errors import ObjectNotFound
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: Seconds a fold waits for another writer of the same tile-period before failing (retried).
 LOCK_WAIT_S = 600
@@ -317,16 +316,17 @@ def publish_vectors(
     keys = {"polygons": prefix + "polygons.fgb", "tiles": prefix + "tiles.pmtiles"}
     with rasterio.open(raster) as ds:
         child = ds.width * ds.height >= CHILD_PROCESS_PIXELS
-    written = _in_child(
-        child,
-        write_vectors,
-        raster,
-        fgb,
-        pmtiles,
-        as_product,
-        mmu_m2=rt.settings.min_mapping_unit_m2,
-        tolerance_m=rt.settings.simplify_tolerance_m,
-    )
+    with child_pool(fresh=True, processes=1) if child else contextlib.nullcontext() as pool:
+        written = submit(
+            pool,
+            write_vectors,
+            raster,
+            fgb,
+            pmtiles,
+            as_product,
+            mmu_m2=rt.settings.min_mapping_unit_m2,
+            tolerance_m=rt.settings.simplify_tolerance_m,
+        ).result()
     if not written:  # nothing left after sieving: the composite has rasters only for now
         return {}
     rt.store.put_file(keys["polygons"], fgb)
@@ -345,25 +345,17 @@ def write_vectors(
 ) -> bool:
     """Polygons and vector tiles of a composite raster (False: no polygon after sieving).
 
-    A full tile's polygonization is the largest allocation of the stage (about 2 GB, in
-    publish's strip polygonizer), so for a raster of at least ``CHILD_PROCESS_PIXELS`` it
-    runs in a spawned child, as publish's does: the worker's own peak stays that of its
-    windows, and the memory is the system's again when the child exits."""
+    A full tile's polygonization is the largest allocation of the stage (903 MiB on the
+    learned model's full tile, in publish's strip polygonizer), so for a raster of at least
+    ``CHILD_PROCESS_PIXELS`` it runs in a spawned child, as publish's does: the worker's own
+    peak stays that of its windows, and the memory is the system's again when the child
+    exits."""
     try:
         write_polygons(raster, fgb, as_product, mmu_m2=mmu_m2, tolerance_m=tolerance_m)
     except BadInput:
         return False
     write_pmtiles(fgb, pmtiles, name=as_product.product_id)
     return True
-
-
-def _in_child(child: bool, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``func(*args, **kwargs)`` in one spawned child process (no fork: a worker has threads
-    and GDAL state) when ``child``, else here."""
-    if not child:
-        return func(*args, **kwargs)
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(func, *args, **kwargs).result()
 
 
 def composite_item(

@@ -134,7 +134,7 @@ def publish_product(
         if parallel is None:
             parallel = pixels >= CHILD_PROCESS_PIXELS
         big = pixels >= CHILD_PROCESS_PIXELS
-        pool = stack.enter_context(_child_pool(fresh=big)) if parallel else None
+        pool = stack.enter_context(child_pool(fresh=big)) if parallel else None
         fgb = folder / "polygons.fgb"
         polygons = partial(
             write_polygons,
@@ -155,18 +155,18 @@ def publish_product(
             raise BadInput("segmentation has no valid pixel", product_id=msg.product_id)
         cog = folder / "segmentation.tif"
         with timed("cog"):
-            cog_job = _submit(pool, write_cog, segmentation_path, cog)
+            cog_job = submit(pool, write_cog, segmentation_path, cog)
         conf_cog = folder / "confidence.tif"
         with timed("confidence_cog"):
             conf_job = (
                 None
                 if confidence is None
-                else _submit(pool, write_confidence_cog, confidence, conf_cog)
+                else submit(pool, write_confidence_cog, confidence, conf_cog)
             )
         with timed("fgb"):
-            count = (fgb_job or _submit(None, polygons)).result()
+            count = (fgb_job or submit(None, polygons)).result()
         encoded = folder / "polygons.gbx"
-        encoded_job = _submit(pool, write_encoded, fgb, encoded)
+        encoded_job = submit(pool, write_encoded, fgb, encoded)
         pmtiles = folder / "tiles.pmtiles"
         with timed("pmtiles"):
             write_pmtiles(fgb, pmtiles, name=msg.product_id, executor=pool)
@@ -262,13 +262,15 @@ def write_confidence_cog(confidence: Path, cog: Path) -> None:
 
 
 @contextmanager
-def _child_pool(fresh: bool) -> Iterator[Executor]:
-    """Two spawned child processes (no fork: the worker has threads and GDAL state); with
+def child_pool(fresh: bool, processes: int = 2) -> Iterator[Executor]:
+    """Spawned child processes (no fork: the worker has threads and GDAL state); with
     ``fresh`` (full tiles), a new one for every task: a child's freed heap stays mapped
     (glibc), so the pre-encoded side file read after the polygons in the same child peaked
-    near their sum (1.4-1.8 GiB). Small rasters reuse the two (a start costs seconds)."""
+    near their sum (1.4-1.8 GiB). Small rasters reuse them (a start costs seconds)."""
     pool = ProcessPoolExecutor(
-        2, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1 if fresh else None
+        processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        max_tasks_per_child=1 if fresh else None,
     )
     try:
         yield pool
@@ -276,7 +278,7 @@ def _child_pool(fresh: bool) -> Iterator[Executor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _submit(pool: Executor | None, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+def submit(pool: Executor | None, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
     """Run func in pool, or here and now when there is none (small rasters, tests)."""
     if pool is not None:
         return pool.submit(func, *args, **kwargs)
