@@ -53,6 +53,7 @@ from earthsignature.composites.periods import (
 )
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.polygon_file import write_polygons
 from earthsignature.functions.publish import (
     CHILD_PROCESS_PIXELS,
     COG_MEDIA_TYPE,
@@ -60,7 +61,6 @@ from earthsignature.functions.publish import (
     PMTILES_MEDIA_TYPE,
     child_pool,
     submit,
-    write_polygons,
 )
 from earthsignature.functions.tiles import write_pmtiles
 from earthsignature.runtime import Runtime

@@ -4,27 +4,28 @@ A full Sentinel-2 tile (10980 x 10980 px) is never held as one array or as one s
 polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
 
 1. Sieve: each strip is read with a halo of rows above and below and sieved with GDAL in
-   passes of doubling size up to ``mmu_px`` (4-connectivity, no-data never filled; see
+   passes of growing size up to ``mmu_px`` (4-connectivity, no-data never filled; see
    :func:`sieve_thresholds`). A region smaller than a pass's size spans fewer rows than it,
    so whether a region is removed is decided as on the whole raster; only which neighbour
    absorbs it may differ when that neighbour is cut by the halo.
 2. Polygonize the strip's own rows with GDAL in pixel coordinates (integers, so edges on
    both sides of a strip border are bit-identical; :mod:`strip_polygonize`, WKB arrays from
-   pyogrio's GDAL), then put a vertex at every pixel corner (numpy) so the polygons form an
-   exact coverage.
+   pyogrio's GDAL), then insert the vertices missing at T-junctions and every pixel corner
+   along the strip's borders (numpy) so the polygons form an exact coverage.
 3. Simplify the strip's polygons together with ``shapely.coverage_simplify``
    (Visvalingam-Whyatt on shared edges, topology kept). The strip's outline is kept as it
    is (``simplify_boundary=False``): an edge crossing a strip border keeps its vertex on the
-   border, and the border itself keeps a vertex at every pixel corner, so the pieces of a
+   border, and the border itself keeps its vertex at every pixel corner, so the pieces of a
    polygon cut by the border still match exactly. Steps 1-3 need nothing but the strip, so
-   the next strips run ahead in a thread, or in processes (``workers``).
+   the next strips run ahead in threads (``workers``), which also take step 5 for the
+   strip's polygons that touch neither border.
 4. Merge: polygons touching the border with the previous strip are unioned with the
    same-code pending polygons they share an edge with (4-connectivity; groups are the
    connected components of the shared-edge graph, scipy). A merged polygon
    that still touches the next border stays pending; every other polygon is complete, so
    only border-touching polygons are ever kept between strips.
-5. Map pixel coordinates to the raster CRS (area in m² is measured there) and reproject to
-   EPSG:4326. No-data (code 0) regions take part in steps 2-4, so edges along clouds are
+5. Measure areas (pixels times a pixel's area in the raster CRS, in m²) and map pixel
+   coordinates through the raster CRS to EPSG:4326. No-data (code 0) regions take part in steps 2-4, so edges along clouds are
    simplified too, and are dropped before output.
 
 With a confidence raster (uint8 percent on the same grid), each polygon also gets the mean
@@ -37,10 +38,10 @@ counts of the polygons it merges; step 5 divides.
 from __future__ import annotations
 
 import math
-import multiprocessing
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -58,8 +59,17 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from earthsignature.corine import NODATA
-from earthsignature.functions.strip_polygonize import check_gdal, pixel_corners, polygonize_strip
+from earthsignature.functions.strip_polygonize import (
+    check_gdal,
+    coverage_vertices,
+    polygonize_strip,
+)
 
+#: Held around rasterio's work on arrays (sieve, rasterize) in strip threads: rasterio wraps
+#: its in-memory datasets in ``warnings.catch_warnings``, which is not thread-safe, so two
+#: strips sieving at once leak its NotGeoreferencedWarning (an error under pytest's filter).
+#: The strips' polygonize and simplification, most of their time, still run side by side.
+_RASTERIO_ARRAYS = threading.Lock()
 #: Rows polygonized at a time: bounds memory to a strip of the tile (plus its halo). On a
 #: speckled 5490 px wide map (benchmarks/vectorize.py) the whole publish-path vectorization
 #: peaked at 0.5 / 0.6 / 0.8 GiB RSS with 256 / 512 / 1024 rows, taking 47 / 37 / 33 s.
@@ -103,8 +113,8 @@ def iter_polygon_batches(
     with ``confidence`` (band 1, same grid), each polygon's mean confidence too.
 
     Strips are sieved, polygonized and simplified (:func:`strip_polygons`) ahead of the merge:
-    in one thread, or with ``workers`` > 1 in that many spawned processes (a full tile on two
-    cores). At most ``workers + 1`` strips are in flight, so memory stays bounded by a few
+    in one thread, or with ``workers`` > 1 in that many threads (a full tile on two cores).
+    At most ``workers + 1`` strips are in flight, so memory stays bounded by a few
     strips plus the polygons pending across a border.
     """
     if strip_rows < 1:
@@ -121,9 +131,11 @@ def iter_polygon_batches(
     conf_name = None if confidence is None else str(confidence.name)
     jobs = [(str(src.name), conf_name, row0, row1, mmu_px, tolerance_px) for row0, row1 in rows]
     with _strip_executor(workers) as pool:
-        for (row0, row1), (geoms, codes, stats) in zip(
+        for (row0, row1), (inner, geoms, codes, stats) in zip(
             rows, _in_order(pool, strip_polygons, jobs, ahead=max(1, workers) + 1), strict=True
         ):
+            if len(inner):
+                yield inner
             bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
             touches_top = (bounds[:, 1] == row0) & (row0 > 0)
             touches_bottom = (bounds[:, 3] == row1) & (row1 < height)
@@ -135,6 +147,7 @@ def iter_polygon_batches(
                 touches_top,
                 touches_bottom,
                 np.concatenate([pending_stats, stats]),
+                row0,
             )
             done = ~merged_bottom
             pending_geoms, pending_codes = merged[merged_bottom], merged_codes[merged_bottom]
@@ -159,18 +172,24 @@ def strip_polygons(
     row1: int,
     mmu_px: int,
     tolerance_px: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One strip's polygons (pixel coordinates, simplified with the strip's outline kept),
-    codes, and per polygon (confidence sum, pixel count): steps 1, 2 and 4 of the module doc.
+) -> tuple[PolygonBatch, np.ndarray, np.ndarray, np.ndarray]:
+    """One strip's polygons: steps 1, 2, 3 of the module doc, and step 5 for those touching
+    neither border with the other strips (complete already: a batch ready to write).
 
-    Takes paths, not datasets, so that it runs in another process or thread (a GDAL dataset
-    is not shared between threads).
+    The others come back in pixel coordinates (simplified with the strip's outline kept),
+    with their codes and, per polygon, (confidence sum, pixel count), for the merge.
+    Takes paths, not datasets, so that it runs in another thread (a GDAL dataset is not
+    shared between threads).
     """
     with rasterio.open(path) as src:
         sieved = _sieved_strip(src, row0, row1, mmu_px)
+        height, to_crs, crs = src.height, src.transform, src.crs
     geoms, codes = polygonize_strip(sieved, row0)
     del sieved
-    geoms = pixel_corners(geoms)
+    # an exact coverage for GEOS (simplification, union), whose borders with the
+    # neighbouring strips have every pixel corner, for the merge
+    borders = [row for row in (row0, row1) if 0 < row < height]
+    geoms = coverage_vertices(geoms, dense_rows=borders)
     if confidence is None:
         stats = np.zeros((len(geoms), 2), dtype=np.float64)
     else:
@@ -180,17 +199,28 @@ def strip_polygons(
         # the strip's outline (its borders with the next strips and the raster's edges) is
         # kept vertex for vertex, so polygons cut by a border still match across it
         geoms = shapely.coverage_simplify(geoms, tolerance_px, simplify_boundary=False)
-    return geoms, codes, stats
+    bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+    border = np.isin(bounds[:, 1], borders) | np.isin(bounds[:, 3], borders)
+    inner = ~border
+    batch = _finish(
+        geoms[inner],
+        codes[inner],
+        to_crs,
+        Transformer.from_crs(crs, WGS84, always_xy=True),  # one per thread
+        stats[inner] if confidence is not None else None,
+    )
+    return batch, geoms[border], codes[border], stats[border]
 
 
 @contextmanager
 def _strip_executor(workers: int) -> Iterator[Executor]:
-    """Spawned processes for ``workers`` > 1, else one thread (strips ahead of the merge)."""
-    pool: Executor
-    if workers > 1:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    else:
-        pool = ThreadPoolExecutor(1)
+    """``workers`` threads (at least one) that run strips ahead of the merge.
+
+    Threads, not processes: GDAL's polygonize, GEOS and numpy release the GIL for the bulk of
+    a strip, and threads spare the spawn and the pickling of every strip's geometries (9 %
+    less CPU on the baseline full tile than two spawned processes, same output).
+    """
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="earthsig-strip")
     try:
         yield pool
     finally:
@@ -212,19 +242,22 @@ def _in_order(
 
 
 def sieve_thresholds(mmu_px: int) -> list[int]:
-    """Sieve passes: sizes growing fourfold from 2 up to the MMU (empty without an MMU).
+    """Sieve passes: sizes growing fourfold from 3 px, then the MMU (empty without an MMU).
 
     One GDAL sieve pass merges a small region only when its chain of largest neighbours
     reaches a region of at least the threshold, so speckle (small regions whose largest
     neighbours are small too) survives it: on a model's speckled map one pass at 50 px left
-    96 % of the regions below 50 px. Growing regions by steps leaves none (passes of
-    2, 8, 32, 50 px as well as 2, 4, 8, 16, 32, 50 px, at two thirds of the time).
+    55,711 regions below 50 px in a 1024-row strip. Growing regions by steps leaves none.
+    A step is taken only while it is at most half the MMU, so no pass is spent on a small
+    last step: at 50 px, passes of 3, 12, 50 px take a third less time than 2, 8, 32, 50
+    for as many pixels changed (833,345 against 833,383 in a strip of the baseline full
+    tile, 329,792 against 329,729 in the learned model's).
     """
     if mmu_px <= 1:
         return []
     sizes = []
-    size = 2
-    while size < mmu_px:
+    size = 3
+    while size <= mmu_px / 2:
         sizes.append(size)
         size *= 4
     return [*sizes, mmu_px]
@@ -247,7 +280,8 @@ def _sieved_strip(src: DatasetReader, row0: int, row1: int, mmu_px: int) -> np.n
     top = max(0, row0 - halo)
     bottom = min(src.height, row1 + halo)
     data = src.read(1, window=Window(0, top, src.width, bottom - top))
-    data = sieve_to_mmu(data, mmu_px)
+    with _RASTERIO_ARRAYS:
+        data = sieve_to_mmu(data, mmu_px)
     return np.ascontiguousarray(data[row0 - top : row1 - top])
 
 
@@ -259,13 +293,14 @@ def _confidence_sums(
     if confidence is None or not len(geoms):
         return stats
     values = confidence.read(1, window=Window(0, row0, confidence.width, row1 - row0))
-    index = rasterize(
-        zip(geoms, range(len(geoms)), strict=True),
-        out_shape=values.shape,
-        transform=Affine.translation(0, row0),
-        fill=-1,
-        dtype="int32",
-    )
+    with _RASTERIO_ARRAYS:
+        index = rasterize(
+            zip(geoms, range(len(geoms)), strict=True),
+            out_shape=values.shape,
+            transform=Affine.translation(0, row0),
+            fill=-1,
+            dtype="int32",
+        )
     inside = index >= 0
     owner = index[inside]
     stats[:, 0] = np.bincount(owner, weights=values[inside], minlength=len(geoms))
@@ -281,8 +316,10 @@ def _merge_across_border(
     touches_top: np.ndarray,
     touches_bottom: np.ndarray,
     stats: np.ndarray,
+    row: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Union same-code polygons sharing an edge on the border between pending and new.
+    """Union same-code polygons sharing an edge on the border (pixel row ``row``) between
+    pending and new.
 
     Returns every polygon of the strip plus the pending ones, merged, with their codes,
     whether each still touches the next border, and their summed ``stats`` rows (confidence
@@ -297,14 +334,17 @@ def _merge_across_border(
     top_idx = np.flatnonzero(touches_top) + n_pending
     pairs_a = pairs_b = np.empty(0, dtype=np.int64)
     if n_pending and len(top_idx):
-        tree = shapely.STRtree(items[:n_pending])
-        new_pos, old_pos = tree.query(items[top_idx])  # bounding boxes only: cheap
-        new_idx = top_idx[new_pos]
-        same = all_codes[new_idx] == all_codes[old_pos]
-        new_idx, old_pos = new_idx[same], old_pos[same]
-        # 4-connected across the border iff they share an edge, not just a corner
-        shared = shapely.length(shapely.intersection(items[new_idx], items[old_pos])) > 0
-        pairs_a, pairs_b = new_idx[shared], old_pos[shared]
+        # 4-connected across the border iff they share an edge, not just a corner: the
+        # pixel widths of the border each side covers, matched column by column
+        old_owner, old_cells = _border_cells(items[:n_pending], row)
+        new_owner, new_cells = _border_cells(items[top_idx], row)
+        above = np.full(max(old_cells.max(initial=0), new_cells.max(initial=0)) + 1, -1)
+        above[old_cells] = old_owner
+        old_pos = above[new_cells]
+        new_idx = top_idx[new_owner]
+        same = (old_pos >= 0) & (all_codes[new_idx] == all_codes[np.maximum(old_pos, 0)])
+        pairs = np.unique(np.column_stack([new_idx[same], old_pos[same]]), axis=0)
+        pairs_a, pairs_b = pairs[:, 0], pairs[:, 1]
     n = len(items)
     graph = coo_matrix((np.ones(len(pairs_a), dtype=np.int8), (pairs_a, pairs_b)), shape=(n, n))
     _, roots = connected_components(graph, directed=False)
@@ -324,6 +364,29 @@ def _merge_across_border(
     return out_geoms, out_codes, out_bottom, out_stats
 
 
+def _border_cells(geoms: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """(index in geoms, column) of every pixel-wide piece of the geoms' edges on row ``row``.
+
+    Pixel-aligned polygons of a coverage: a column along the row is edged by one polygon
+    above the row and one below, so matching columns finds the polygons sharing an edge
+    there (numpy over the coordinates, no GEOS overlay).
+    """
+    _, coords, (ring_offsets, polygon_offsets) = shapely.to_ragged_array(geoms)
+    ring_of = np.repeat(np.arange(len(ring_offsets) - 1), np.diff(ring_offsets))
+    owner_of_ring = np.repeat(np.arange(len(geoms)), np.diff(polygon_offsets))
+    start, end = coords[:-1], coords[1:]
+    on_row = (start[:, 1] == row) & (end[:, 1] == row) & (ring_of[:-1] == ring_of[1:])
+    first = np.minimum(start[on_row, 0], end[on_row, 0]).astype(np.int64)
+    width = np.abs(end[on_row, 0] - start[on_row, 0]).astype(np.int64)
+    owner = np.repeat(owner_of_ring[ring_of[:-1][on_row]], width)
+    column = (
+        np.repeat(first, width)
+        + np.arange(int(width.sum()))
+        - np.repeat(np.cumsum(width) - width, width)
+    )
+    return owner, column
+
+
 def _finish(
     geoms: np.ndarray,
     codes: np.ndarray,
@@ -332,25 +395,24 @@ def _finish(
     stats: np.ndarray | None = None,
 ) -> PolygonBatch:
     """Drop no-data from a batch of complete (simplified) polygons, measure them in the CRS,
-    go to 4326; ``stats`` (confidence sum, pixel count per polygon) become mean confidences."""
+    go to 4326; ``stats`` (confidence sum, pixel count per polygon) become mean confidences.
+
+    The area in the CRS is the area in pixels times a pixel's (the grid is affine), measured
+    on the small pixel coordinates; pixels go to 4326 in one pass over the coordinates.
+    """
     keep = codes != NODATA
     geoms, codes = geoms[keep], codes[keep]
     mean = None
     if stats is not None:
         sums, counts = stats[keep, 0], stats[keep, 1]
         mean = np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
-    projected = shapely.transform(geoms, lambda xy: _affine_xy(to_crs, xy))
-    areas = shapely.area(projected)
-    lonlat = shapely.transform(projected, lambda xy: _reproject_xy(to_wgs84, xy))
+    areas = shapely.area(geoms) * abs(to_crs.determinant)
+    lonlat = shapely.transform(geoms, lambda xy: _pixels_to_wgs84(to_crs, to_wgs84, xy))
     return PolygonBatch(geometries=lonlat, codes=codes, areas_m2=areas, confidence=mean)
 
 
-def _affine_xy(transform: Affine, xy: np.ndarray) -> np.ndarray:
-    a, b, c, d, e, f = transform[:6]
+def _pixels_to_wgs84(to_crs: Affine, to_wgs84: Transformer, xy: np.ndarray) -> np.ndarray:
+    a, b, c, d, e, f = to_crs[:6]
     x, y = xy[:, 0], xy[:, 1]
-    return np.column_stack([a * x + b * y + c, d * x + e * y + f])
-
-
-def _reproject_xy(transformer: Transformer, xy: np.ndarray) -> np.ndarray:
-    lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
+    lon, lat = to_wgs84.transform(a * x + b * y + c, d * x + e * y + f)
     return np.column_stack([lon, lat])

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyogrio.raw
 import pystac
 import rasterio
 import shapely
@@ -46,11 +45,10 @@ from earthsignature import corine
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.polygon_file import write_polygons
 from earthsignature.functions.polygons import (
     DEFAULT_STRIP_ROWS,
     WGS84,
-    iter_polygon_batches,
-    mmu_pixels,
 )
 from earthsignature.functions.tiles import write_pmtiles
 from earthsignature.polygons.encoded import write_encoded
@@ -68,23 +66,13 @@ EO_EXTENSION = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
 FOOTPRINT_PX = 1024
 #: Band description of the segmentation COG (GIS tools show it as the band's name).
 SEGMENTATION_BAND = "CORINE Land Cover level-3 code (0 = no data)"
-POLYGON_FIELDS = (
-    "code",
-    "label",
-    "product_id",
-    "date",
-    "model",
-    "version",
-    "area_m2",
-    "confidence",
-)
 #: Rasters of at least this many pixels are published by two child processes: the COG
 #: alongside the polygons, the tiles' low and high zoom levels side by side (two cores
 #: instead of one). The worker process only waits, so GDAL calls that hold the GIL for
 #: seconds (polygonize, sieve, the FlatGeobuf and PMTiles writers) never starve its
 #: heartbeat thread (a job silent past the heartbeat grace is run a second time).
 CHILD_PROCESS_PIXELS = 16_000_000
-#: Processes the polygons child vectorizes strips in (sieve, polygonize, simplify), beside
+#: Threads the polygons child vectorizes strips in (sieve, polygonize, simplify), beside
 #: the COG child: the strips are most of the polygons' time.
 POLYGON_WORKERS = 2
 
@@ -375,80 +363,6 @@ def valid_footprint(path: Path) -> dict[str, Any]:
         outline, lambda xy: np.column_stack(to_wgs84.transform(xy[:, 0], xy[:, 1]))
     )
     return json.loads(shapely.to_geojson(shapely.make_valid(lonlat)))
-
-
-def write_polygons(
-    segmentation: Path,
-    dst: Path,
-    msg: ProductMessage,
-    *,
-    mmu_m2: float,
-    tolerance_m: float,
-    strip_rows: int = DEFAULT_STRIP_ROWS,
-    confidence: Path | None = None,
-    workers: int = 1,
-) -> int:
-    """Vectorize the raster strip by strip into a FlatGeobuf with a spatial index.
-
-    Geometries are kept only as the strips being worked on and the polygons pending across a
-    border; each batch of complete polygons is kept as WKB and attributes (about the
-    FlatGeobuf's own size) and all are written in one call at the end: GDAL's FlatGeobuf
-    driver appends by rewriting the whole file, so appending batch by batch cost time
-    quadratic in the number of batches. ``workers`` > 1 vectorizes strips in that many
-    processes. With ``confidence``, each polygon's ``confidence`` is the mean of its pixels
-    (percent), else null. Returns the number of polygons.
-    """
-    wkb: list[np.ndarray] = []
-    codes_parts: list[np.ndarray] = []
-    areas_parts: list[np.ndarray] = []
-    mean_parts: list[np.ndarray] = []
-    with ExitStack() as stack:
-        src = stack.enter_context(rasterio.open(segmentation))
-        conf = None if confidence is None else stack.enter_context(rasterio.open(confidence))
-        mmu_px = mmu_pixels(mmu_m2, src.transform)
-        tolerance_px = tolerance_m / math.sqrt(abs(src.transform.determinant))
-        for batch in iter_polygon_batches(
-            src,
-            mmu_px=mmu_px,
-            tolerance_px=tolerance_px,
-            strip_rows=strip_rows,
-            confidence=conf,
-            workers=workers,
-        ):
-            wkb.append(shapely.to_wkb(shapely.force_2d(batch.geometries)))
-            codes_parts.append(batch.codes.astype(np.int32))
-            areas_parts.append(np.round(batch.areas_m2, 2))
-            mean = np.full(len(batch), np.nan) if batch.confidence is None else batch.confidence
-            mean_parts.append(np.round(mean, 2))
-    if not wkb:
-        raise BadInput("no polygon left after sieving", product_id=msg.product_id)
-    codes = np.concatenate(codes_parts)
-    n = len(codes)
-    labels = {code: corine.clc_class(int(code)).label for code in np.unique(codes)}
-    mean = np.concatenate(mean_parts)
-    field_data = [
-        codes,
-        np.array([labels[c] for c in codes], dtype=object),
-        np.full(n, msg.product_id, dtype=object),
-        np.full(n, msg.date, dtype=object),
-        np.full(n, msg.model, dtype=object),
-        np.full(n, msg.version, dtype=np.int32),
-        np.concatenate(areas_parts),
-        mean,
-    ]
-    pyogrio.raw.write(
-        dst,
-        np.asarray(np.concatenate(wkb), dtype=object),
-        field_data,
-        fields=list(POLYGON_FIELDS),
-        field_mask=[None] * (len(POLYGON_FIELDS) - 1) + [np.isnan(mean)],
-        geometry_type="Polygon",
-        crs="EPSG:4326",
-        driver="FlatGeobuf",
-        layer=msg.product_id,
-        layer_options={"SPATIAL_INDEX": "YES"},
-    )
-    return n
 
 
 def build_item(

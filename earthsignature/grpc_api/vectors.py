@@ -37,8 +37,9 @@ def read_table(
             meta, _fids, wkb, columns = pyogrio.raw.read(
                 store.gdal_path(key), bbox=aoi.bounds if aoi is not None else None, where=where
             )
-        # missing, truncated or not FlatGeobuf: the open or a feature fails
-        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        # missing, truncated or not FlatGeobuf: the open or a feature fails (pyogrio raises
+        # IndexError when a truncated file still opens but lists no layer)
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, IndexError) as exc:
             raise unreadable(store, key, exc) from None
     names = tuple(str(n) for n in meta["fields"])
     if wkb is None or len(wkb) == 0:

@@ -101,13 +101,13 @@ def test_one_feature_per_connected_region(
     assert utm_areas(out).sum() == pytest.approx((codes != 0).sum() * PIXEL_M2, rel=1e-4)
 
 
-def test_strips_in_processes_give_the_same_polygons(tmp_path: Path) -> None:
-    """Strips vectorized in two spawned processes (full tiles) come out as in one thread."""
+def test_strips_in_threads_give_the_same_polygons(tmp_path: Path) -> None:
+    """Strips vectorized in two threads (full tiles) come out as in one."""
     path = write_raster(tmp_path / "c.tif", random_codes(1))
-    threaded = vectorize(path, strip_rows=16)
-    spawned = vectorize(path, strip_rows=16, workers=2)
-    np.testing.assert_array_equal(spawned.codes, threaded.codes)
-    assert shapely.equals_exact(spawned.geometries, threaded.geometries, tolerance=0).all()
+    one = vectorize(path, strip_rows=16)
+    two = vectorize(path, strip_rows=16, workers=2)
+    np.testing.assert_array_equal(two.codes, one.codes)
+    assert shapely.equals_exact(two.geometries, one.geometries, tolerance=0).all()
 
 
 @pytest.mark.parametrize("strip_rows", [7, 45])

@@ -1,4 +1,4 @@
-"""A strip polygonized in pyogrio's GDAL, and the numpy pixel-corner densification."""
+"""A strip polygonized in pyogrio's GDAL, and the vertices that make it an exact coverage."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shapely
 from rasterio.features import shapes
 from shapely.geometry import shape
 
-from earthsignature.functions.strip_polygonize import pixel_corners, polygonize_strip
+from earthsignature.functions.strip_polygonize import coverage_vertices, polygonize_strip
 from tests.publish.conftest import random_codes, speckle_codes
 
 
@@ -38,27 +38,40 @@ def test_empty_strip_has_no_polygon() -> None:
     assert len(geoms) == len(codes) == 0
 
 
-def test_pixel_corners_puts_a_vertex_at_every_pixel_corner() -> None:
-    ring = shapely.Polygon(
-        [(0, 0), (5, 0), (5, 3), (0, 3)], holes=[[(1, 1), (1, 2), (3, 2), (3, 1)]]
-    )
-    l_shape = shapely.Polygon([(10, 0), (12, 0), (12, 1), (11, 1), (11, 4), (10, 4)])
-    geoms = np.array([ring, l_shape], dtype=object)
-    dense = pixel_corners(geoms)
-    assert shapely.equals(dense, geoms).all()
-    for geom in dense:
-        for r in [geom.exterior, *geom.interiors]:
-            xy = np.asarray(r.coords)
-            assert (xy == np.rint(xy)).all()
-            steps = np.abs(np.diff(xy, axis=0)).sum(axis=1)
-            assert (steps == 1).all()  # unit steps: one vertex per pixel corner, no repeat
-    # perimeter in pixels, plus the closing vertex of each ring
-    assert shapely.get_num_coordinates(dense).tolist() == [16 + 1 + 6 + 1, 12 + 1]
+def _vertices(geom: shapely.Polygon) -> set[tuple[float, float]]:
+    return {xy for ring in [geom.exterior, *geom.interiors] for xy in ring.coords}
 
 
-def test_pixel_corners_of_polygonized_regions_match_between_neighbours() -> None:
-    geoms, _ = polygonize_strip(random_codes(1)[:50], row0=0)
-    dense = pixel_corners(geoms)
-    # an exact coverage vertex for vertex: the union of all edges has each inner edge twice
+def test_coverage_vertices_fills_t_junctions_and_dense_rows() -> None:
+    # a long top polygon over two bottom ones meeting at x=4: the top lacks (4, 2)
+    top = shapely.Polygon([(0, 0), (10, 0), (10, 2), (0, 2)])
+    left = shapely.Polygon([(0, 2), (4, 2), (4, 5), (0, 5)])
+    right = shapely.Polygon([(4, 2), (10, 2), (10, 5), (4, 5)])
+    geoms = np.array([top, left, right], dtype=object)
+    assert not shapely.coverage_is_valid(geoms)  # GEOS needs the junction on both sides
+    fixed = coverage_vertices(geoms)
+    assert shapely.equals(fixed, geoms).all()
+    assert shapely.coverage_is_valid(fixed)
+    assert (4, 2) in _vertices(fixed[0])
+    assert shapely.get_num_coordinates(fixed).tolist() == [6, 5, 5]  # nothing else added
+    # a border row gets every pixel corner, on every polygon along it, nowhere else
+    dense = coverage_vertices(geoms, junctions=False, dense_rows=[5])
     assert shapely.equals(dense, geoms).all()
-    assert shapely.coverage_is_valid(dense)
+    assert {(x, 5) for x in range(0, 5)} <= _vertices(dense[1])
+    assert {(x, 5) for x in range(4, 11)} <= _vertices(dense[2])
+    assert (4, 2) not in _vertices(dense[0])  # junctions off: the T-junction is left alone
+
+
+@pytest.mark.parametrize("make", [random_codes, speckle_codes])
+def test_coverage_vertices_make_polygonized_regions_an_exact_coverage(make) -> None:
+    geoms, _ = polygonize_strip(make(1)[:50], row0=0)
+    fixed = coverage_vertices(geoms, dense_rows=[50])
+    assert shapely.equals(fixed, geoms).all()
+    assert shapely.coverage_is_valid(fixed)
+    # only vertices that lie on the other polygons' corners or on the border row are added
+    corners = {xy for g in geoms for xy in _vertices(g)}
+    added = {xy for g in fixed for xy in _vertices(g)} - corners
+    assert all(y == 50 for _, y in added)
+    simplified = shapely.coverage_simplify(fixed, 1.0, simplify_boundary=False)
+    assert shapely.coverage_is_valid(simplified)
+    assert shapely.area(simplified).sum() == pytest.approx(shapely.area(geoms).sum())

@@ -16,7 +16,7 @@ from pmtiles.tile import TileType
 from pyproj import Transformer
 
 from earthsignature.functions.messages import ProductMessage
-from earthsignature.functions.publish import write_polygons
+from earthsignature.functions.polygon_file import write_polygons
 from earthsignature.functions.tiles import (
     LAYER,
     MAX_ZOOM,
