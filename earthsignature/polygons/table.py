@@ -8,7 +8,7 @@ and one computed by a query agree to the byte.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -103,16 +103,22 @@ def _polygonal(geometry: BaseGeometry) -> BaseGeometry | None:
     return shapely.union_all(parts) if parts else None
 
 
-def clip(geometries: np.ndarray, aoi: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
+def clip(
+    geometries: np.ndarray,
+    aoi: BaseGeometry,
+    intersection: Callable[[np.ndarray, BaseGeometry], np.ndarray] = shapely.intersection,
+) -> tuple[np.ndarray, np.ndarray]:
     """Polygonal parts of ``geometries`` inside ``aoi`` and the positions they came from.
 
-    Polygons inside the area are kept untouched; only those crossing its edge are intersected.
+    Polygons inside the area are kept untouched; only those crossing its edge are intersected
+    (by ``intersection``: e.g. :meth:`~earthsignature.polygons.threads.GeosThreads.intersection`
+    to use several cores).
     """
     shapely.prepare(aoi)
     inside = shapely.contains_properly(aoi, geometries)
     out = geometries.copy()
     crossing = np.flatnonzero(~inside & shapely.intersects(aoi, geometries))
-    out[crossing] = shapely.intersection(geometries[crossing], aoi)
+    out[crossing] = intersection(geometries[crossing], aoi)
     keep = inside.copy()
     keep[crossing] = True
     types = shapely.get_type_id(out)
