@@ -145,10 +145,7 @@ class DatabaseProductService:
                 found = self._located(product, area, categories)
                 if found is not None:
                     located[i] = found
-        finished = {}
-        if located and area is not None:
-            answers = finish(list(located.values()), area, self.state.geos)
-            finished = dict(zip(located, answers, strict=True))
+        finished = dict(zip(located, finish(list(located.values())), strict=True))
         aoi = area.geometry if area is not None else None
         answers: list[tuple[IndexedProduct, Encoded | None]] = []
         for i, product in enumerate(batch):
@@ -170,7 +167,8 @@ class DatabaseProductService:
             return None  # published before pre-encoding, a composite: the FlatGeobuf path
         try:
             headers, token = self.state.encoded_headers, product.row.published
-            return locate(self.state.store, key, aoi, categories, headers, token)
+            threads = self.state.geos
+            return locate(self.state.store, key, aoi, categories, headers, token, threads)
         except (CorruptObject, ObjectNotFound) as exc:
             log.warning("%s: pre-encoded polygons unusable (%s)", product.product_id, exc)
             return None
@@ -187,8 +185,8 @@ class DatabaseProductService:
         """One product's polygon bodies: pre-encoded when published so (and an area is given),
         else from the FlatGeobuf; a broken pre-encoded object falls back to the FlatGeobuf."""
         found = self._located(product, aoi, categories) if aoi is not None else None
-        if found is not None and aoi is not None:
-            return finish([found], aoi)[0]
+        if found is not None:
+            return finish([found])[0]
         return self._flatgeobuf(product, aoi, categories)
 
     @handle_errors

@@ -18,7 +18,8 @@ polygons are stored together), cut into blocks of :data:`BLOCK` features:
 A query reads the header (kept parsed in a :class:`HeaderCache`: committed objects never
 change) and the blocks meeting the area's bounding box (range reads), copies the bodies of
 polygons whose box lies inside the area (:func:`locate`), and clips and re-encodes the others
-with :func:`~earthsignature.polygons.table.clip`, the edge polygons of several products at once
+as :func:`~earthsignature.polygons.table.clip` does (the intersections perhaps in another thread,
+:mod:`~earthsignature.polygons.threads`), the edge polygons of several products at once
 (:func:`finish`), exactly as the FlatGeobuf path
 (:func:`~earthsignature.grpc_api.vectors.read_table` + ``feature_bodies``) would: the same
 features in the same order, the same bytes.
@@ -33,8 +34,9 @@ import shutil
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +46,14 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from earthsignature.polygons.area import Area
-from earthsignature.polygons.geobuf_encode import feature_bodies, geometry_fields, value_field
-from earthsignature.polygons.table import PolygonTable, clip, equal_area_m2
+from earthsignature.polygons.geobuf_encode import (
+    area_fields,
+    feature_bodies,
+    geometry_fields,
+    value_field,
+)
+from earthsignature.polygons.table import PolygonTable, assemble, equal_area_m2
+from earthsignature.polygons.table import crossing as table_crossing
 from earthsignature.polygons.threads import GeosThreads
 from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.errors import CorruptObject
@@ -282,8 +290,7 @@ def read_encoded(
 
     ``headers`` keeps parsed headers between calls (``token`` tells versions of ``key`` apart).
     """
-    area = Area.of(aoi)
-    return finish([locate(store, key, area, categories, headers, token)], area)[0]
+    return finish([locate(store, key, aoi, categories, headers, token)])[0]
 
 
 @dataclass(frozen=True)
@@ -296,6 +303,9 @@ class Located:
     edge: np.ndarray  # positions in ``bodies`` of polygons whose box crosses the area's edge
     geometries: np.ndarray  # those polygons, whole
     area_spans: np.ndarray  # their ``area_m2`` value's start and end in their body
+    inside: np.ndarray  # which of them the area contains (kept as they are)
+    crossing: np.ndarray  # positions of those crossing the area's edge
+    intersections: Callable[[], np.ndarray]  # those polygons' intersections with the area
 
 
 def locate(
@@ -305,12 +315,15 @@ def locate(
     categories: frozenset[int] = frozenset(),
     headers: HeaderCache | None = None,
     token: Hashable = None,
+    threads: GeosThreads | None = None,
 ) -> Located:
     """Read the polygons of ``key`` meeting ``aoi``: bodies, and the edge ones' geometries.
 
     Every read and every check of the object happens here (CorruptObject, ObjectNotFound), so a
     caller can fall back per product before :func:`finish` clips several products at once.
     Give an :class:`Area` when reading several products for one area (built once, not each).
+    The edge polygons' intersections with the area start here, in ``threads``' pool when the
+    process is otherwise idle (the caller reads the next product meanwhile), else at once.
     """
     area = Area.of(aoi)
     header = headers.get(store, key, token) if headers is not None else _header(store, key)
@@ -320,7 +333,7 @@ def locate(
         _candidates(store, key, start, offsets, first, stop, bounds, categories)
         for first, stop in _runs(np.flatnonzero(_meets(header.boxes, bounds)))
     ]
-    nothing = Located(names, precision, [], _NO_ROWS, _NO_GEOMETRIES, _NO_SPANS)
+    nothing = Located(names, precision, [], *_NO_EDGE)
     if not picked:
         return nothing
     data = b"".join(run.data for run in picked) if len(picked) > 1 else picked[0].data
@@ -335,66 +348,82 @@ def locate(
     edge = np.flatnonzero(edge[inside | edge])
     bodies = [data[s0:s1] for s0, s1 in spans[:, 2:4].tolist()]
     if len(edge) == 0:
-        return Located(names, precision, bodies, _NO_ROWS, _NO_GEOMETRIES, _NO_SPANS)
+        return Located(names, precision, bodies, *_NO_EDGE)
     try:
         geometries = shapely.from_wkb([data[a:b] for a, b in spans[edge, :2].tolist()])
     except shapely.errors.GEOSException as exc:
         raise CorruptObject(key, f"bad polygon in pre-encoded blocks: {exc}") from None
-    return Located(names, precision, bodies, edge, geometries, spans[edge, 4:6])
+    inside_area, crossing = table_crossing(geometries, area.geometry)
+    cut = geometries[crossing]
+    if threads is not None:
+        intersections = threads.intersection(cut, area.geometry, lambda: area.wkb)
+    else:
+        intersections = _now(shapely.intersection(cut, area.geometry))
+    return Located(
+        names, precision, bodies, edge, geometries, spans[edge, 4:6], inside_area, crossing,
+        intersections,
+    )  # fmt: skip
+
+
+def _now(result: np.ndarray) -> Callable[[], np.ndarray]:
+    return lambda: result
 
 
 _NO_ROWS = np.empty(0, dtype=np.int64)
 _NO_GEOMETRIES = np.empty(0, dtype=object)
-_NO_SPANS = np.empty((0, 2), dtype=np.int64)
+_NO_EDGE = (
+    _NO_ROWS, _NO_GEOMETRIES, np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=bool), _NO_ROWS,
+    lambda: _NO_GEOMETRIES,
+)  # fmt: skip
 
 
-def finish(
-    located: list[Located], aoi: BaseGeometry | Area, threads: GeosThreads | None = None
-) -> list[Encoded]:
-    """Clip the edge polygons of several products to ``aoi`` at once and splice their bodies.
+def finish(located: list[Located]) -> list[Encoded]:
+    """Clip the edge polygons of several products (:func:`locate`) and splice their bodies.
 
-    One clip, one area computation and one geobuf encoding for all the products of an answer
-    instead of one each: their fixed costs are most of a small product's. ``threads`` spreads
-    the intersections over a server's idle cores.
+    One area computation and one geobuf encoding for all the products of an answer instead of
+    one each: their fixed costs are most of a small product's.
     """
     if not located:
         return []
-    geometries = np.concatenate([found.geometries for found in located])
-    owners = np.repeat(np.arange(len(located)), [len(found.edge) for found in located])
-    starts = np.cumsum([0] + [len(found.edge) for found in located])
-    bodies = [list(found.bodies) for found in located]
-    dropped: list[set[int]] = [set(found.edge.tolist()) for found in located]
-    if len(geometries):
-        shape = aoi.geometry if isinstance(aoi, Area) else aoi
-        intersection = threads.intersection if threads else shapely.intersection
-        clipped, rows = clip(geometries, shape, intersection)
-        # polygons the area contains though their box crosses it: clip kept them as they are
-        cut = np.array(
-            [c is not geometries[r] for c, r in zip(clipped, rows.tolist(), strict=True)],
-            dtype=bool,
+    clipped_parts, owners, rows_parts = [], [], []
+    for k, found in enumerate(located):
+        if len(found.edge) == 0:
+            continue
+        clipped, rows = assemble(
+            found.geometries, found.inside, found.crossing, found.intersections()
         )
-        for r in rows.tolist():
-            owner = int(owners[r])
-            dropped[owner].discard(int(located[owner].edge[r - starts[owner]]))
-        cut_rows, clipped = rows[cut], clipped[cut]
-        areas = np.round(equal_area_m2(clipped), 1).tolist()
-        heads = geometry_fields(clipped, PRECISION)
-        for r, head, area in zip(cut_rows.tolist(), heads, areas, strict=True):
-            owner = int(owners[r])
-            found, j = located[owner], r - int(starts[owner])
-            i = int(found.edge[j])
-            body = bodies[owner][i]
-            value_start, value_end = found.area_spans[j].tolist()
-            bodies[owner][i] = b"".join(
-                (head, body[_geometry_end(body) : value_start], value_field(area), body[value_end:])
-            )
+        # polygons the area contains though their box crosses it: kept as they are (stored)
+        cut = np.zeros(len(found.geometries), dtype=bool)
+        cut[found.crossing] = True
+        clipped_parts.append(clipped[cut[rows]])
+        rows_parts.append(rows)
+        owners.append(k)
+    bodies = [found.bodies for found in located]
+    if clipped_parts:
+        clipped = np.concatenate(clipped_parts)
+        areas = area_fields(np.round(equal_area_m2(clipped), 1))
+        heads = iter(geometry_fields(clipped, PRECISION))
+        fields = iter(areas)
+        for k, rows in zip(owners, rows_parts, strict=True):
+            found = located[k]
+            cut = np.zeros(len(found.geometries), dtype=bool)
+            cut[found.crossing] = True
+            kept = list(found.bodies)
+            for j in rows[cut[rows]].tolist():
+                i = int(found.edge[j])
+                body = kept[i]
+                value_start, value_end = found.area_spans[j].tolist()
+                kept[i] = b"".join(
+                    (next(heads), body[_geometry_end(body) : value_start], next(fields),
+                     body[value_end:])
+                )  # fmt: skip
+            keep = np.ones(len(kept), dtype=bool)
+            keep[found.edge] = False
+            keep[found.edge[rows]] = True
+            bodies[k] = kept if keep.all() else list(compress(kept, keep.tolist()))
     return [
-        Encoded(
-            found.names,
-            [b for i, b in enumerate(kept) if i not in gone] if gone else kept,
-            found.precision,
-        )
-        for found, kept, gone in zip(located, bodies, dropped, strict=True)
+        Encoded(found.names, kept, found.precision)
+        for found, kept in zip(located, bodies, strict=True)
     ]
 
 

@@ -184,6 +184,23 @@ def value_field(value: Any) -> bytes:
     return _field(0x6A, value_bytes(value))
 
 
+_DOUBLE = struct.Struct("<d")
+
+
+def area_fields(values: np.ndarray) -> list[bytes]:
+    """:func:`value_field` of each of many non-negative floats (the same bytes, faster)."""
+    out = []
+    for v in values.tolist():
+        if v.is_integer() and 0 <= v < 1 << 63:
+            value = b"\x18" + varint(int(v))
+            out.append(b"\x6a" + _size(len(value)) + value)
+        elif math.isnan(v) or v < 0 or math.isinf(v):
+            out.append(value_field(v))
+        else:
+            out.append(b"\x6a\x09\x11" + _DOUBLE.pack(v))
+    return out
+
+
 def feature_bodies(table: PolygonTable, precision: int = 7) -> list[bytes]:
     """Each row's Feature message body without its ``properties`` key indices (tag 14).
 

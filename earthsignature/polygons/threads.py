@@ -1,30 +1,30 @@
-"""GEOS work of one request spread over the idle cores of a server process.
+"""GEOS work of one request moved off its thread while the server process has nothing else to do.
 
-shapely releases the GIL inside GEOS, so the edge polygons of an answer can be intersected with
-the area on several cores at once. Two rules keep this safe and cheap:
+shapely releases the GIL inside GEOS, so the intersections of one product's edge polygons with
+the area can run on a second core while the request's thread reads and sorts the next product's
+polygons (Python, holding the GIL). Two rules keep this safe and cheap:
 
-- a geometry is never used by two threads at once: each worker task gets its own copy of the
-  area (from its WKB; a prepared geometry shared between threads crashed GEOS in an earlier
-  attempt), and each polygon belongs to one chunk;
-- a request only fans out while it is the process's only request (:meth:`GeosThreads.request`
-  counts them), into one pool shared by the process and bounded by its cores: under load the
-  cores are busy with other requests already, and splitting would only add hand-offs.
+- a geometry is never used by two threads at once: each task intersects with its own copy of
+  the area (from its WKB; a prepared geometry shared between threads crashed GEOS in an earlier
+  attempt), and the request's thread leaves a task's polygons alone until its result is taken;
+- work leaves the request's thread only while that request is the process's only one
+  (:meth:`GeosThreads.request` counts them) and the machine's 1-minute load average leaves a
+  core free, into one pool per process bounded by its cores: under load the cores are busy
+  already (with other requests, or other programs), and hand-offs would only add work (measured
+  on a 2-core machine whose cores other programs kept busy: no gain, ~5 ms more CPU a request).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
-
-#: Fewest polygons worth splitting (below this a hand-off costs more than it saves).
-MIN_SPLIT = 64
 
 
 def _cores() -> int:
@@ -35,25 +35,27 @@ def _cores() -> int:
 
 
 def _intersection(geometries: np.ndarray, area_wkb: bytes) -> np.ndarray:
-    """A worker's chunk, against its own copy of the area."""
+    """A task: the polygons against the task's own copy of the area."""
     return shapely.intersection(geometries, shapely.from_wkb(area_wkb))
 
 
 class GeosThreads:
-    """A process's pool for GEOS work of idle-time requests (``workers`` 0: never split)."""
+    """A process's pool for GEOS work of lone requests (``workers`` 0: never hand off)."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, lone_only: bool = True) -> None:
         self.workers = _cores() - 1 if workers is None else workers
+        #: False: hand work off whatever else runs (tests: every request's hand-offs at once)
+        self.lone_only = lone_only
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._active = 0
-        #: Intersections run split over threads / in the caller's thread alone (for reports).
-        self.split = 0
-        self.alone = 0
+        #: Intersection calls handed to the pool / run in the caller's thread (for reports).
+        self.handed_off = 0
+        self.in_place = 0
 
     @contextmanager
     def request(self) -> Iterator[None]:
-        """Around one request: while more than one runs, none of them splits its work."""
+        """Around a request's work: while more than one runs, none of them hands work off."""
         with self._lock:
             self._active += 1
         try:
@@ -64,27 +66,34 @@ class GeosThreads:
 
     def _executor(self) -> ThreadPoolExecutor | None:
         with self._lock:
-            if self.workers < 1 or self._active > 1:
+            if self.workers < 1:
+                return None
+            if self.lone_only and (self._active != 1 or not self._core_free()):
                 return None
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="earthsig-geos")
             return self._pool
 
-    def intersection(self, geometries: np.ndarray, area: BaseGeometry) -> np.ndarray:
-        """``shapely.intersection(geometries, area)``, split over the idle cores when worth it.
+    def _core_free(self) -> bool:
+        """The load average leaves a core idle (this request's own thread counts as one)."""
+        try:
+            return os.getloadavg()[0] < self.workers + 0.5
+        except OSError:  # not available: assume the cores are ours
+            return True
 
-        ``area`` itself (perhaps prepared) is only used by the calling thread.
-        """
-        pool = self._executor() if len(geometries) >= MIN_SPLIT else None
+    def intersection(
+        self, geometries: np.ndarray, area: BaseGeometry, area_wkb: Callable[[], bytes]
+    ) -> Callable[[], np.ndarray]:
+        """``shapely.intersection(geometries, area)``, later: call the returned function (from
+        the calling thread) for the result. Runs in the pool when the process is otherwise
+        idle (against a copy of ``area`` from ``area_wkb()``), else at once in this thread."""
+        pool = self._executor() if len(geometries) else None
         if pool is None:
-            self.alone += 1
-            return shapely.intersection(geometries, area)
-        self.split += 1
-        chunks = np.array_split(geometries, self.workers + 1)
-        wkb = shapely.to_wkb(area)
-        futures = [pool.submit(_intersection, chunk, wkb) for chunk in chunks[1:]]
-        first = shapely.intersection(chunks[0], area)
-        return np.concatenate([first, *(future.result() for future in futures)])
+            self.in_place += 1
+            result = shapely.intersection(geometries, area)
+            return lambda: result
+        self.handed_off += 1
+        return pool.submit(_intersection, geometries, area_wkb()).result
 
     def close(self) -> None:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from shapely.geometry import Polygon, box
 from earthsignature.polygons import encoded
 from earthsignature.polygons.area import Area
 from earthsignature.polygons.encoded import HeaderCache, finish, locate, read_encoded
+from earthsignature.polygons.threads import GeosThreads
 from earthsignature.storage import LocalStore
 
 #: A triangle (lon/lat) crossing a 6 x 6 grid of small squares.
@@ -81,9 +83,51 @@ def test_products_clipped_together_answer_as_each_alone(store: LocalStore) -> No
     for categories in (frozenset(), frozenset({311})):
         alone = [read_encoded(store, k, AOI, categories) for k in ("a.gbx", "b.gbx", "a.gbx")]
         located = [locate(store, k, AOI, categories) for k in ("a.gbx", "b.gbx", "a.gbx")]
-        assert finish(located, AOI) == alone
+        assert finish(located) == alone
         assert all(answer.bodies for answer in alone)
-    assert finish([], AOI) == []
+    assert finish([]) == []
+
+
+def _request(store: LocalStore, geos: GeosThreads) -> list[encoded.Encoded]:
+    """One V2-like request: its own area, three products located then finished."""
+    area = Area(shapely.from_wkb(AOI.wkb))
+    with geos.request():
+        return finish([locate(store, k, area, threads=geos) for k in ("a.gbx", "b.gbx", "a.gbx")])
+
+
+def test_a_lone_request_hands_its_intersections_off_and_answers_the_same(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = [read_encoded(store, k, AOI) for k in ("a.gbx", "b.gbx", "a.gbx")]
+    geos = GeosThreads(workers=1)
+    monkeypatch.setattr(geos, "_core_free", lambda: True)
+    try:
+        assert _request(store, geos) == expected
+        assert geos.handed_off == 3 and geos.in_place == 0
+        # two requests at once: neither hands work off
+        with geos.request():
+            assert _request(store, geos) == expected
+        assert geos.handed_off == 3 and geos.in_place == 3
+        # a busy machine (load average): none either
+        monkeypatch.setattr(geos, "_core_free", lambda: False)
+        assert _request(store, geos) == expected
+        assert geos.handed_off == 3 and geos.in_place == 6
+    finally:
+        geos.close()
+
+
+def test_concurrent_requests_handing_work_off_all_answer_the_same(store: LocalStore) -> None:
+    """Many requests' intersections in one pool at once (the case that crashed GEOS when a
+    prepared area was shared between threads): each task has its own copy of the area."""
+    expected = [read_encoded(store, k, AOI) for k in ("a.gbx", "b.gbx", "a.gbx")]
+    geos = GeosThreads(workers=3, lone_only=False)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: _request(store, geos), range(60)))
+    finally:
+        geos.close()
+    assert all(answer == expected for answer in answers)
+    assert geos.handed_off == 180
 
 
 @pytest.mark.parametrize(
