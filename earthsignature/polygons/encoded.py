@@ -346,7 +346,7 @@ def locate(
     inside, edge = area.classify(np.concatenate([run.boxes for run in picked]))
     spans = spans[inside | edge]
     edge = np.flatnonzero(edge[inside | edge])
-    bodies = [data[s0:s1] for s0, s1 in spans[:, 2:4].tolist()]
+    bodies = list(map(data.__getitem__, map(slice, spans[:, 2].tolist(), spans[:, 3].tolist())))
     if len(edge) == 0:
         return Located(names, precision, bodies, *_NO_EDGE)
     try:

@@ -157,6 +157,10 @@ def _coordinates(
 _SMALL = [varint(n) for n in range(1 << 14)]
 
 
+#: A Feature field's key (``features``, tag 1 of FeatureCollection) and length, by length.
+_FRAMES = [b"\n" + size for size in _SMALL]
+
+
 def _size(n: int) -> bytes:
     return _SMALL[n] if n < 16384 else varint(n)
 
@@ -238,8 +242,14 @@ def encode_bodies(
             pairs += [keys(name), j]
         properties = _packed(0x72, pairs) if pairs else b""
         extra = len(properties)
-        for body in bodies:
-            pieces += (b"\n", _size(len(body) + extra), body, properties)
+        # each feature: its field key and length, its body, the key indices (list slices: no
+        # Python loop around each body's three pieces)
+        pieces = [properties] * (3 * len(bodies))
+        pieces[0::3] = [
+            _FRAMES[n] if n < len(_FRAMES) else b"\n" + varint(n)
+            for n in [len(body) + extra for body in bodies]
+        ]
+        pieces[1::3] = bodies
     collection = b"".join(pieces) + b"".join(custom_values)
     if custom_pairs:
         collection += _packed(0x7A, custom_pairs)
