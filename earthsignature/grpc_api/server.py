@@ -182,6 +182,7 @@ class ApiServer:
             self._refresher.join(timeout=5)
         if self.metrics is not None:
             self.metrics.close()
+        self.state.geos.close()
 
     def wait(self) -> None:
         self.server.wait_for_termination()

@@ -17,6 +17,7 @@ from earthsignature.grpc_api.errors import BadRequest
 from earthsignature.grpc_api.index import IndexedProduct, ProductIndex
 from earthsignature.grpc_api.query import ModelVersion, Query, check_area, parse_model
 from earthsignature.polygons.encoded import HeaderCache
+from earthsignature.polygons.threads import GeosThreads
 from earthsignature.runtime import Runtime
 from earthsignature.settings import Settings
 from earthsignature.storage.base import ObjectStore
@@ -36,6 +37,8 @@ class ApiState:
     index: ProductIndex
     #: Parsed headers of pre-encoded polygon objects, shared by the V2 servicers.
     encoded_headers: HeaderCache = field(default_factory=HeaderCache)
+    #: Threads a lone V2 request spreads its polygon clipping over (one pool per process).
+    geos: GeosThreads = field(default_factory=GeosThreads)
 
     @property
     def default_model(self) -> ModelVersion:

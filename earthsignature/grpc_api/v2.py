@@ -36,6 +36,7 @@ from earthsignature.grpc_api.query import (
 )
 from earthsignature.grpc_api.state import ApiState
 from earthsignature.grpc_api.v1 import decode_base64, upload_from_feature
+from earthsignature.polygons.area import Area
 from earthsignature.polygons.encoded import PRECISION, Encoded, Located, finish, locate
 from earthsignature.polygons.geobuf_encode import encode_bodies, feature_bodies, varint
 from earthsignature.storage.errors import CorruptObject, ObjectNotFound
@@ -106,10 +107,13 @@ class DatabaseProductService:
         limit = resolve_limit(n_results, settings.api_default_results, settings.api_max_results)
         query = fields_query(request, self.state.model_for(context))
         corrupt, served, found, at = CorruptProducts(), 0, self.state.find(query), 0
+        area = Area(query.aoi) if query.aoi is not None and found else None
         while served < limit and at < len(found) and context.is_active():
             batch = found[at : at + min(PRODUCTS_PER_BATCH, limit - served)]
             at += len(batch)
-            for product, answer in self._answers(batch, query.aoi, query.categories, corrupt):
+            with self.state.geos.request():
+                answers = self._answers(batch, area, query.categories, corrupt)
+            for product, answer in answers:
                 if answer is None:
                     continue  # a skipped product leaves its place to the next one
                 if not context.is_active():
@@ -127,22 +131,22 @@ class DatabaseProductService:
     def _answers(
         self,
         batch: list[IndexedProduct],
-        aoi: BaseGeometry | None,
+        area: Area | None,
         categories: frozenset[int],
         corrupt: CorruptProducts,
     ) -> list[tuple[IndexedProduct, Encoded | None]]:
         """Each product's polygon bodies (None: skipped, its object corrupt): pre-encoded ones
         clipped together (:func:`~earthsignature.polygons.encoded.finish`), the others, and
-        those whose pre-encoded object is unusable, from the FlatGeobuf."""
+        those whose pre-encoded object is unusable, from the FlatGeobuf. The edge polygons'
+        intersections use the idle cores (``state.geos``) while this is the only request."""
         located = {}
-        if aoi is not None:
+        if area is not None:
             for i, product in enumerate(batch):
-                found = self._located(product, aoi, categories)
+                found = self._located(product, area, categories)
                 if found is not None:
                     located[i] = found
-        finished = {}
-        if located and aoi is not None:
-            finished = dict(zip(located, finish(list(located.values()), aoi), strict=True))
+        finished = dict(zip(located, finish(list(located.values())), strict=True))
+        aoi = area.geometry if area is not None else None
         answers: list[tuple[IndexedProduct, Encoded | None]] = []
         for i, product in enumerate(batch):
             answer = finished.get(i)
@@ -153,7 +157,7 @@ class DatabaseProductService:
         return answers
 
     def _located(
-        self, product: IndexedProduct, aoi: BaseGeometry, categories: frozenset[int]
+        self, product: IndexedProduct, aoi: BaseGeometry | Area, categories: frozenset[int]
     ) -> Located | None:
         """The product's pre-encoded polygons meeting ``aoi``; None when it has none or they
         are unusable (logged)."""
@@ -163,7 +167,8 @@ class DatabaseProductService:
             return None  # published before pre-encoding, a composite: the FlatGeobuf path
         try:
             headers, token = self.state.encoded_headers, product.row.published
-            return locate(self.state.store, key, aoi, categories, headers, token)
+            threads = self.state.geos
+            return locate(self.state.store, key, aoi, categories, headers, token, threads)
         except (CorruptObject, ObjectNotFound) as exc:
             log.warning("%s: pre-encoded polygons unusable (%s)", product.product_id, exc)
             return None
@@ -180,8 +185,8 @@ class DatabaseProductService:
         """One product's polygon bodies: pre-encoded when published so (and an area is given),
         else from the FlatGeobuf; a broken pre-encoded object falls back to the FlatGeobuf."""
         found = self._located(product, aoi, categories) if aoi is not None else None
-        if found is not None and aoi is not None:
-            return finish([found], aoi)[0]
+        if found is not None:
+            return finish([found])[0]
         return self._flatgeobuf(product, aoi, categories)
 
     @handle_errors

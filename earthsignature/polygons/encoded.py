@@ -18,7 +18,8 @@ polygons are stored together), cut into blocks of :data:`BLOCK` features:
 A query reads the header (kept parsed in a :class:`HeaderCache`: committed objects never
 change) and the blocks meeting the area's bounding box (range reads), copies the bodies of
 polygons whose box lies inside the area (:func:`locate`), and clips and re-encodes the others
-with :func:`~earthsignature.polygons.table.clip`, the edge polygons of several products at once
+as :func:`~earthsignature.polygons.table.clip` does (the intersections perhaps in another thread,
+:mod:`~earthsignature.polygons.threads`), the edge polygons of several products at once
 (:func:`finish`), exactly as the FlatGeobuf path
 (:func:`~earthsignature.grpc_api.vectors.read_table` + ``feature_bodies``) would: the same
 features in the same order, the same bytes.
@@ -33,8 +34,9 @@ import shutil
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +45,16 @@ import pyogrio.raw
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from earthsignature.polygons.geobuf_encode import feature_bodies, geometry_fields, value_field
-from earthsignature.polygons.table import PolygonTable, clip, equal_area_m2
+from earthsignature.polygons.area import Area
+from earthsignature.polygons.geobuf_encode import (
+    area_fields,
+    feature_bodies,
+    geometry_fields,
+    value_field,
+)
+from earthsignature.polygons.table import PolygonTable, assemble, equal_area_m2
+from earthsignature.polygons.table import crossing as table_crossing
+from earthsignature.polygons.threads import GeosThreads
 from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.errors import CorruptObject
 
@@ -270,7 +280,7 @@ def _runs(picked: np.ndarray) -> list[tuple[int, int]]:
 def read_encoded(
     store: ObjectStore,
     key: str,
-    aoi: BaseGeometry,
+    aoi: BaseGeometry | Area,
     categories: frozenset[int] = frozenset(),
     headers: HeaderCache | None = None,
     token: Hashable = None,
@@ -280,7 +290,7 @@ def read_encoded(
 
     ``headers`` keeps parsed headers between calls (``token`` tells versions of ``key`` apart).
     """
-    return finish([locate(store, key, aoi, categories, headers, token)], aoi)[0]
+    return finish([locate(store, key, aoi, categories, headers, token)])[0]
 
 
 @dataclass(frozen=True)
@@ -293,29 +303,37 @@ class Located:
     edge: np.ndarray  # positions in ``bodies`` of polygons whose box crosses the area's edge
     geometries: np.ndarray  # those polygons, whole
     area_spans: np.ndarray  # their ``area_m2`` value's start and end in their body
+    inside: np.ndarray  # which of them the area contains (kept as they are)
+    crossing: np.ndarray  # positions of those crossing the area's edge
+    intersections: Callable[[], np.ndarray]  # those polygons' intersections with the area
 
 
 def locate(
     store: ObjectStore,
     key: str,
-    aoi: BaseGeometry,
+    aoi: BaseGeometry | Area,
     categories: frozenset[int] = frozenset(),
     headers: HeaderCache | None = None,
     token: Hashable = None,
+    threads: GeosThreads | None = None,
 ) -> Located:
     """Read the polygons of ``key`` meeting ``aoi``: bodies, and the edge ones' geometries.
 
     Every read and every check of the object happens here (CorruptObject, ObjectNotFound), so a
     caller can fall back per product before :func:`finish` clips several products at once.
+    Give an :class:`Area` when reading several products for one area (built once, not each).
+    The edge polygons' intersections with the area start here, in ``threads``' pool when the
+    process is otherwise idle (the caller reads the next product meanwhile), else at once.
     """
+    area = Area.of(aoi)
     header = headers.get(store, key, token) if headers is not None else _header(store, key)
     names, precision, offsets, start = header.names, header.precision, header.offsets, header.start
-    bounds = aoi.bounds
+    bounds = area.bounds
     picked = [
         _candidates(store, key, start, offsets, first, stop, bounds, categories)
         for first, stop in _runs(np.flatnonzero(_meets(header.boxes, bounds)))
     ]
-    nothing = Located(names, precision, [], _NO_ROWS, _NO_GEOMETRIES, _NO_SPANS)
+    nothing = Located(names, precision, [], *_NO_EDGE)
     if not picked:
         return nothing
     data = b"".join(run.data for run in picked) if len(picked) > 1 else picked[0].data
@@ -325,106 +343,87 @@ def locate(
         spans[:, :4] += np.repeat(base, [len(run.spans) for run in picked])[:, None]
     if len(spans) == 0:
         return nothing
-    inside, edge = _classify(aoi, np.concatenate([run.boxes for run in picked]))
+    inside, edge = area.classify(np.concatenate([run.boxes for run in picked]))
     spans = spans[inside | edge]
     edge = np.flatnonzero(edge[inside | edge])
-    bodies = [data[s0:s1] for s0, s1 in spans[:, 2:4].tolist()]
+    bodies = list(map(data.__getitem__, map(slice, spans[:, 2].tolist(), spans[:, 3].tolist())))
     if len(edge) == 0:
-        return Located(names, precision, bodies, _NO_ROWS, _NO_GEOMETRIES, _NO_SPANS)
+        return Located(names, precision, bodies, *_NO_EDGE)
     try:
         geometries = shapely.from_wkb([data[a:b] for a, b in spans[edge, :2].tolist()])
     except shapely.errors.GEOSException as exc:
         raise CorruptObject(key, f"bad polygon in pre-encoded blocks: {exc}") from None
-    return Located(names, precision, bodies, edge, geometries, spans[edge, 4:6])
+    inside_area, crossing = table_crossing(geometries, area.geometry)
+    cut = geometries[crossing]
+    if threads is not None:
+        intersections = threads.intersection(cut, area.geometry, lambda: area.wkb)
+    else:
+        intersections = _now(shapely.intersection(cut, area.geometry))
+    return Located(
+        names, precision, bodies, edge, geometries, spans[edge, 4:6], inside_area, crossing,
+        intersections,
+    )  # fmt: skip
 
 
-#: Most box-segment comparisons made at once by :func:`_classify` (else GEOS tests the boxes).
-MAX_COMPARISONS = 2_000_000
-#: Degrees added around each boundary piece's extent (about 0.1 mm): the pieces of a
-#: segmentized edge follow it to rounding, this keeps the test on the safe side.
-_PAD = 1e-9
-
-
-def _classify(aoi: BaseGeometry, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which boxes lie inside the area without touching its edge, and which may cross it.
-
-    A box whose extent meets no extent of the area's boundary pieces is wholly inside or
-    wholly outside: its centre tells. The others may cross the edge, and :func:`finish` clips
-    their polygons (which keeps those the area contains as they are). Whole arrays, no box
-    geometries: cheaper than GEOS ``contains_properly`` on each box.
-    """
-    shapely.prepare(aoi)
-    xmin, ymin, xmax, ymax = aoi.bounds
-    # pieces of at most 1/64 of the area's extent: a long slanted edge's extent would cover
-    # much of the area's
-    step = max(xmax - xmin, ymax - ymin) / 64 or 1.0
-    rings = shapely.segmentize(shapely.get_rings(shapely.get_parts(aoi)), step)
-    coords, ring = shapely.get_coordinates(rings, return_index=True)
-    same = ring[1:] == ring[:-1]
-    a, b = coords[:-1][same], coords[1:][same]
-    if len(boxes) * len(a) > MAX_COMPARISONS:
-        inside = shapely.contains_properly(aoi, shapely.box(*boxes.T))
-        return inside, ~inside
-    lo, hi = np.minimum(a, b) - _PAD, np.maximum(a, b) + _PAD
-    edge = (
-        (boxes[:, None, 0] <= hi[None, :, 0])
-        & (boxes[:, None, 2] >= lo[None, :, 0])
-        & (boxes[:, None, 1] <= hi[None, :, 1])
-        & (boxes[:, None, 3] >= lo[None, :, 1])
-    ).any(axis=1)
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    inside = ~edge & shapely.contains_xy(aoi, centres[:, 0], centres[:, 1])
-    return inside, edge
+def _now(result: np.ndarray) -> Callable[[], np.ndarray]:
+    return lambda: result
 
 
 _NO_ROWS = np.empty(0, dtype=np.int64)
 _NO_GEOMETRIES = np.empty(0, dtype=object)
-_NO_SPANS = np.empty((0, 2), dtype=np.int64)
+_NO_EDGE = (
+    _NO_ROWS, _NO_GEOMETRIES, np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=bool), _NO_ROWS,
+    lambda: _NO_GEOMETRIES,
+)  # fmt: skip
 
 
-def finish(located: list[Located], aoi: BaseGeometry) -> list[Encoded]:
-    """Clip the edge polygons of several products to ``aoi`` at once and splice their bodies.
+def finish(located: list[Located]) -> list[Encoded]:
+    """Clip the edge polygons of several products (:func:`locate`) and splice their bodies.
 
-    One clip, one area computation and one geobuf encoding for all the products of an answer
-    instead of one each: their fixed costs are most of a small product's.
+    One area computation and one geobuf encoding for all the products of an answer instead of
+    one each: their fixed costs are most of a small product's.
     """
     if not located:
         return []
-    geometries = np.concatenate([found.geometries for found in located])
-    owners = np.repeat(np.arange(len(located)), [len(found.edge) for found in located])
-    starts = np.cumsum([0] + [len(found.edge) for found in located])
-    bodies = [list(found.bodies) for found in located]
-    dropped: list[set[int]] = [set(found.edge.tolist()) for found in located]
-    if len(geometries):
-        shapely.prepare(aoi)
-        clipped, rows = clip(geometries, aoi)
-        # polygons the area contains though their box crosses it: clip kept them as they are
-        cut = np.array(
-            [c is not geometries[r] for c, r in zip(clipped, rows.tolist(), strict=True)],
-            dtype=bool,
+    clipped_parts, owners, rows_parts = [], [], []
+    for k, found in enumerate(located):
+        if len(found.edge) == 0:
+            continue
+        clipped, rows = assemble(
+            found.geometries, found.inside, found.crossing, found.intersections()
         )
-        for r in rows.tolist():
-            owner = int(owners[r])
-            dropped[owner].discard(int(located[owner].edge[r - starts[owner]]))
-        cut_rows, clipped = rows[cut], clipped[cut]
-        areas = np.round(equal_area_m2(clipped), 1).tolist()
-        heads = geometry_fields(clipped, PRECISION)
-        for r, head, area in zip(cut_rows.tolist(), heads, areas, strict=True):
-            owner = int(owners[r])
-            found, j = located[owner], r - int(starts[owner])
-            i = int(found.edge[j])
-            body = bodies[owner][i]
-            value_start, value_end = found.area_spans[j].tolist()
-            bodies[owner][i] = b"".join(
-                (head, body[_geometry_end(body) : value_start], value_field(area), body[value_end:])
-            )
+        # polygons the area contains though their box crosses it: kept as they are (stored)
+        cut = np.zeros(len(found.geometries), dtype=bool)
+        cut[found.crossing] = True
+        clipped_parts.append(clipped[cut[rows]])
+        rows_parts.append(rows)
+        owners.append(k)
+    bodies = [found.bodies for found in located]
+    if clipped_parts:
+        clipped = np.concatenate(clipped_parts)
+        areas = area_fields(np.round(equal_area_m2(clipped), 1))
+        heads = iter(geometry_fields(clipped, PRECISION))
+        fields = iter(areas)
+        for k, rows in zip(owners, rows_parts, strict=True):
+            found = located[k]
+            cut = np.zeros(len(found.geometries), dtype=bool)
+            cut[found.crossing] = True
+            kept = list(found.bodies)
+            for j in rows[cut[rows]].tolist():
+                i = int(found.edge[j])
+                body = kept[i]
+                value_start, value_end = found.area_spans[j].tolist()
+                kept[i] = b"".join(
+                    (next(heads), body[_geometry_end(body) : value_start], next(fields),
+                     body[value_end:])
+                )  # fmt: skip
+            keep = np.ones(len(kept), dtype=bool)
+            keep[found.edge] = False
+            keep[found.edge[rows]] = True
+            bodies[k] = kept if keep.all() else list(compress(kept, keep.tolist()))
     return [
-        Encoded(
-            found.names,
-            [b for i, b in enumerate(kept) if i not in gone] if gone else kept,
-            found.precision,
-        )
-        for found, kept, gone in zip(located, bodies, dropped, strict=True)
+        Encoded(found.names, kept, found.precision)
+        for found, kept in zip(located, bodies, strict=True)
     ]
 
 
@@ -452,31 +451,46 @@ def _candidates(
     data = store.get_range(key, start + int(offsets[first]), length)
     if len(data) != length:
         raise CorruptObject(key, "truncated pre-encoded blocks")
-    codes_wanted = np.fromiter(categories, dtype=np.int32) if categories else None
-    spans, boxes = [], []
+    # each block's tables, as views; then every feature of the run at once
+    counts, box_parts, code_parts, split_parts, wkb_parts, body_parts, wkb_at = (
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
     for b in range(first, stop):
         at = int(offsets[b] - offsets[first])
         (n,) = struct.unpack_from("<I", data, at)
         at += 4
-        box = np.frombuffer(data, "<f8", n * 4, at).reshape(n, 4)
-        codes_at, splits_at = at + n * _BBOX, at + n * (_BBOX + 4)
-        offsets_at = splits_at + n * 8
-        wanted = _meets(box, bounds)
-        if codes_wanted is not None:
-            wanted &= np.isin(np.frombuffer(data, "<i4", n, codes_at), codes_wanted)
-        i = np.flatnonzero(wanted)
-        # the WKB offsets then the body offsets (n + 1 each), made offsets into ``data``
-        ends = np.frombuffer(data, "<u4", 2 * n + 2, offsets_at).astype(np.int64)
-        wkb_at = offsets_at + (2 * n + 2) * 4
-        ends[: n + 1] += wkb_at
-        ends[n + 1 :] += int(ends[n])
-        span = np.empty((len(i), 6), dtype=np.int64)
-        span[:, 0], span[:, 1] = ends[i], ends[i + 1]
-        span[:, 2], span[:, 3] = ends[n + 1 + i], ends[n + 2 + i]
-        span[:, 4:] = np.frombuffer(data, "<u4", n * 2, splits_at).reshape(n, 2)[i]
-        spans.append(span)
-        boxes.append(box[i])
-    return _Run(data, np.concatenate(spans), np.concatenate(boxes))
+        counts.append(n)
+        box_parts.append(np.frombuffer(data, "<f8", n * 4, at))
+        code_parts.append(np.frombuffer(data, "<i4", n, at + n * _BBOX))
+        split_parts.append(np.frombuffer(data, "<u4", n * 2, at + n * (_BBOX + 4)))
+        offsets_at = at + n * (_BBOX + 12)
+        wkb_parts.append(np.frombuffer(data, "<u4", n + 1, offsets_at))
+        body_parts.append(np.frombuffer(data, "<u4", n + 1, offsets_at + (n + 1) * 4))
+        wkb_at.append(offsets_at + (2 * n + 2) * 4)  # the WKB blob, then the bodies blob
+    box = np.concatenate(box_parts).reshape(-1, 4)
+    wanted = _meets(box, bounds)
+    if categories:
+        wanted &= np.isin(np.concatenate(code_parts), np.fromiter(categories, dtype=np.int32))
+    i = np.flatnonzero(wanted)
+    sizes = np.array(counts, dtype=np.int64)
+    block = np.repeat(np.arange(len(counts)), sizes)[i]  # each wanted feature's block
+    # a feature's offsets: its block's n + 1 offsets start at (its block's number + its index)
+    at = (i + block).astype(np.int64)
+    wkb_ends = np.concatenate(wkb_parts).astype(np.int64)
+    body_ends = np.concatenate(body_parts).astype(np.int64)
+    wkb_base = np.array(wkb_at, dtype=np.int64)[block]
+    body_base = wkb_base + wkb_ends[np.cumsum(sizes + 1)[block] - 1]  # + the WKB blob's size
+    span = np.empty((len(i), 6), dtype=np.int64)
+    span[:, 0], span[:, 1] = wkb_base + wkb_ends[at], wkb_base + wkb_ends[at + 1]
+    span[:, 2], span[:, 3] = body_base + body_ends[at], body_base + body_ends[at + 1]
+    span[:, 4:] = np.concatenate(split_parts).reshape(-1, 2)[i]
+    return _Run(data, span, box[i])
 
 
 def _geometry_end(body: bytes) -> int:

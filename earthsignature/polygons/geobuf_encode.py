@@ -157,6 +157,10 @@ def _coordinates(
 _SMALL = [varint(n) for n in range(1 << 14)]
 
 
+#: A Feature field's key (``features``, tag 1 of FeatureCollection) and length, by length.
+_FRAMES = [b"\n" + size for size in _SMALL]
+
+
 def _size(n: int) -> bytes:
     return _SMALL[n] if n < 16384 else varint(n)
 
@@ -182,6 +186,23 @@ def geometry_fields(geometries: np.ndarray, precision: int = 7) -> list[bytes]:
 def value_field(value: Any) -> bytes:
     """One Feature ``values`` entry (tag 13) as the encoder writes it."""
     return _field(0x6A, value_bytes(value))
+
+
+_DOUBLE = struct.Struct("<d")
+
+
+def area_fields(values: np.ndarray) -> list[bytes]:
+    """:func:`value_field` of each of many non-negative floats (the same bytes, faster)."""
+    out = []
+    for v in values.tolist():
+        if v.is_integer() and 0 <= v < 1 << 63:
+            value = b"\x18" + varint(int(v))
+            out.append(b"\x6a" + _size(len(value)) + value)
+        elif math.isnan(v) or v < 0 or math.isinf(v):
+            out.append(value_field(v))
+        else:
+            out.append(b"\x6a\x09\x11" + _DOUBLE.pack(v))
+    return out
 
 
 def feature_bodies(table: PolygonTable, precision: int = 7) -> list[bytes]:
@@ -221,8 +242,14 @@ def encode_bodies(
             pairs += [keys(name), j]
         properties = _packed(0x72, pairs) if pairs else b""
         extra = len(properties)
-        for body in bodies:
-            pieces += (b"\n", _size(len(body) + extra), body, properties)
+        # each feature: its field key and length, its body, the key indices (list slices: no
+        # Python loop around each body's three pieces)
+        pieces = [properties] * (3 * len(bodies))
+        pieces[0::3] = [
+            _FRAMES[n] if n < len(_FRAMES) else b"\n" + varint(n)
+            for n in [len(body) + extra for body in bodies]
+        ]
+        pieces[1::3] = bodies
     collection = b"".join(pieces) + b"".join(custom_values)
     if custom_pairs:
         collection += _packed(0x7A, custom_pairs)

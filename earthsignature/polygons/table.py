@@ -103,16 +103,20 @@ def _polygonal(geometry: BaseGeometry) -> BaseGeometry | None:
     return shapely.union_all(parts) if parts else None
 
 
-def clip(geometries: np.ndarray, aoi: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
-    """Polygonal parts of ``geometries`` inside ``aoi`` and the positions they came from.
-
-    Polygons inside the area are kept untouched; only those crossing its edge are intersected.
-    """
+def crossing(geometries: np.ndarray, aoi: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Which polygons ``aoi`` contains (kept untouched), and the positions of those crossing its
+    edge (to intersect with it). Prepares ``aoi``: call it from the thread that owns ``aoi``."""
     shapely.prepare(aoi)
     inside = shapely.contains_properly(aoi, geometries)
+    return inside, np.flatnonzero(~inside & shapely.intersects(aoi, geometries))
+
+
+def assemble(
+    geometries: np.ndarray, inside: np.ndarray, crossing: np.ndarray, intersections: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`clip`'s answer from :func:`crossing` and the crossing polygons' intersections."""
     out = geometries.copy()
-    crossing = np.flatnonzero(~inside & shapely.intersects(aoi, geometries))
-    out[crossing] = shapely.intersection(geometries[crossing], aoi)
+    out[crossing] = intersections
     keep = inside.copy()
     keep[crossing] = True
     types = shapely.get_type_id(out)
@@ -121,3 +125,14 @@ def clip(geometries: np.ndarray, aoi: BaseGeometry) -> tuple[np.ndarray, np.ndar
     keep &= ~shapely.is_empty(out) & np.isin(shapely.get_type_id(out), (_POLYGON, _MULTIPOLYGON))
     rows = np.flatnonzero(keep)
     return out[rows], rows
+
+
+def clip(geometries: np.ndarray, aoi: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Polygonal parts of ``geometries`` inside ``aoi`` and the positions they came from.
+
+    Polygons inside the area are kept untouched; only those crossing its edge are intersected.
+    (:mod:`~earthsignature.polygons.encoded` runs the two steps apart, the intersections
+    perhaps in another thread.)
+    """
+    inside, cross = crossing(geometries, aoi)
+    return assemble(geometries, inside, cross, shapely.intersection(geometries[cross], aoi))

@@ -21,6 +21,7 @@ from earthsignature.polygons import encoded
 from earthsignature.polygons.encoded import read_encoded, write_encoded
 from earthsignature.polygons.geobuf_encode import encode_bodies, feature_bodies
 from earthsignature.polygons.table import geodesic_area_m2
+from earthsignature.polygons.threads import GeosThreads
 from earthsignature.storage import LocalStore
 from earthsignature.storage.base import ObjectStore
 from earthsignature.storage.catalog import ASSET_KEY
@@ -128,7 +129,7 @@ def test_a_broken_pre_encoded_object_is_refused_and_v2_falls_back(
         "assets": {"polygons": {ASSET_KEY: "p.fgb"}, "encoded": {ASSET_KEY: "cut.gbx"}},
     }
     product = IndexedProduct(_parse_row(item, entry.key, lambda v: v))  # type: ignore[arg-type]
-    state = SimpleNamespace(store=local, encoded_headers=encoded.HeaderCache())
+    state = SimpleNamespace(store=local, encoded_headers=encoded.HeaderCache(), geos=GeosThreads())
     service = DatabaseProductService(state, None)  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, "earthsignature.grpc_api.v2"):
         answer = service._polygons(product, aoi, frozenset())

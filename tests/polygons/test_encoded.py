@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,9 @@ import shapely
 from shapely.geometry import Polygon, box
 
 from earthsignature.polygons import encoded
+from earthsignature.polygons.area import Area
 from earthsignature.polygons.encoded import HeaderCache, finish, locate, read_encoded
+from earthsignature.polygons.threads import GeosThreads
 from earthsignature.storage import LocalStore
 
 #: A triangle (lon/lat) crossing a 6 x 6 grid of small squares.
@@ -80,25 +83,76 @@ def test_products_clipped_together_answer_as_each_alone(store: LocalStore) -> No
     for categories in (frozenset(), frozenset({311})):
         alone = [read_encoded(store, k, AOI, categories) for k in ("a.gbx", "b.gbx", "a.gbx")]
         located = [locate(store, k, AOI, categories) for k in ("a.gbx", "b.gbx", "a.gbx")]
-        assert finish(located, AOI) == alone
+        assert finish(located) == alone
         assert all(answer.bodies for answer in alone)
-    assert finish([], AOI) == []
+    assert finish([]) == []
 
 
-def test_box_triage_agrees_with_geos(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def _request(store: LocalStore, geos: GeosThreads) -> list[encoded.Encoded]:
+    """One V2-like request: its own area, three products located then finished."""
+    area = Area(shapely.from_wkb(AOI.wkb))
+    with geos.request():
+        return finish([locate(store, k, area, threads=geos) for k in ("a.gbx", "b.gbx", "a.gbx")])
+
+
+def test_a_lone_request_hands_its_intersections_off_and_answers_the_same(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = [read_encoded(store, k, AOI) for k in ("a.gbx", "b.gbx", "a.gbx")]
+    geos = GeosThreads(workers=1)
+    monkeypatch.setattr(geos, "_core_free", lambda: True)
+    try:
+        assert _request(store, geos) == expected
+        assert geos.handed_off == 3 and geos.in_place == 0
+        # two requests at once: neither hands work off
+        with geos.request():
+            assert _request(store, geos) == expected
+        assert geos.handed_off == 3 and geos.in_place == 3
+        # a busy machine (load average): none either
+        monkeypatch.setattr(geos, "_core_free", lambda: False)
+        assert _request(store, geos) == expected
+        assert geos.handed_off == 3 and geos.in_place == 6
+    finally:
+        geos.close()
+
+
+def test_concurrent_requests_handing_work_off_all_answer_the_same(store: LocalStore) -> None:
+    """Many requests' intersections in one pool at once (the case that crashed GEOS when a
+    prepared area was shared between threads): each task has its own copy of the area."""
+    expected = [read_encoded(store, k, AOI) for k in ("a.gbx", "b.gbx", "a.gbx")]
+    geos = GeosThreads(workers=3, lone_only=False)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: _request(store, geos), range(60)))
+    finally:
+        geos.close()
+    assert all(answer == expected for answer in answers)
+    assert geos.handed_off == 180
+
+
+@pytest.mark.parametrize(
+    "aoi",
+    [
+        AOI,
+        # long and thin, and in two parts with a hole: cells far from square, several rings
+        shapely.MultiPolygon([box(0.0, 0.02, 0.064, 0.024), box(0.03, 0.0, 0.05, 0.06)]),
+        box(0.0, 0.0, 0.06, 0.06).difference(box(0.02, 0.02, 0.03, 0.04)),
+    ],
+)
+def test_box_triage_agrees_with_geos(aoi: shapely.Geometry) -> None:
     rng = np.random.default_rng(3)
-    lo = rng.uniform(-0.01, 0.065, (400, 2))
-    boxes = np.column_stack([lo, lo + rng.uniform(0.0005, 0.01, (400, 2))])
-    inside, edge = encoded._classify(AOI, boxes)
-    geos = shapely.contains_properly(AOI, shapely.box(*boxes.T))
+    lo = rng.uniform(-0.01, 0.065, (2000, 2))
+    boxes = np.column_stack([lo, lo + rng.uniform(0.00005, 0.01, (2000, 2))])
+    inside, edge = Area(aoi).classify(boxes)
+    shapes = shapely.box(*boxes.T)
+    geos = shapely.contains_properly(aoi, shapes)
     assert (inside <= geos).all()  # never called inside when GEOS says otherwise
     assert (geos <= inside | edge).all()  # a box the area contains is kept
+    crossing = shapely.intersects(aoi, shapes) & ~geos
+    assert (crossing <= edge).all()  # every box crossing the edge is clipped
     outside = ~inside & ~edge
-    assert not shapely.intersects(AOI, shapely.box(*boxes[outside].T)).any()
+    assert not shapely.intersects(aoi, shapes[outside]).any()
     assert inside.sum() > 10 and edge.sum() > 10 and outside.sum() > 10
-    expected = read_encoded(store, "a.gbx", AOI)
-    monkeypatch.setattr(encoded, "MAX_COMPARISONS", 0)  # large areas: GEOS tests the boxes
-    assert read_encoded(store, "a.gbx", AOI) == expected
 
 
 def test_writing_in_chunks_gives_the_same_bytes(
