@@ -59,6 +59,7 @@ from earthsignature.functions.publish import (
     COG_MEDIA_TYPE,
     FGB_MEDIA_TYPE,
     PMTILES_MEDIA_TYPE,
+    POLYGON_WORKERS,
     child_pool,
     submit,
 )
@@ -326,6 +327,7 @@ def publish_vectors(
             as_product,
             mmu_m2=rt.settings.min_mapping_unit_m2,
             tolerance_m=rt.settings.simplify_tolerance_m,
+            workers=POLYGON_WORKERS if child else 1,
         ).result()
     if not written:  # nothing left after sieving: the composite has rasters only for now
         return {}
@@ -342,8 +344,10 @@ def write_vectors(
     *,
     mmu_m2: float,
     tolerance_m: float,
+    workers: int = 1,
 ) -> bool:
-    """Polygons and vector tiles of a composite raster (False: no polygon after sieving).
+    """Polygons and vector tiles of a composite raster (False: no polygon after sieving);
+    strips in ``workers`` threads, as publish's.
 
     A full tile's polygonization is the largest allocation of the stage (903 MiB on the
     learned model's full tile, in publish's strip polygonizer), so for a raster of at least
@@ -351,7 +355,9 @@ def write_vectors(
     peak stays that of its windows, and the memory is the system's again when the child
     exits."""
     try:
-        write_polygons(raster, fgb, as_product, mmu_m2=mmu_m2, tolerance_m=tolerance_m)
+        write_polygons(
+            raster, fgb, as_product, mmu_m2=mmu_m2, tolerance_m=tolerance_m, workers=workers
+        )
     except BadInput:
         return False
     write_pmtiles(fgb, pmtiles, name=as_product.product_id)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 import pyogrio.raw
 import rasterio
 import shapely
@@ -52,8 +53,9 @@ def write_polygons(
     border; each batch of complete polygons is kept as WKB and attributes (about the
     FlatGeobuf's own size) and all are written in one call at the end: GDAL's FlatGeobuf
     driver appends by rewriting the whole file, so appending batch by batch cost time
-    quadratic in the number of batches. ``workers`` > 1 vectorizes strips in that many
-    threads. With ``confidence``, each polygon's ``confidence`` is the mean of its pixels
+    quadratic in the number of batches; it is handed an Arrow table, which GDAL writes in
+    half the time of pyogrio's feature-by-feature path. ``workers`` > 1 vectorizes strips in
+    that many threads. With ``confidence``, each polygon's ``confidence`` is the mean of its pixels
     (percent), else null. Returns the number of polygons.
     """
     wkb: list[np.ndarray] = []
@@ -82,28 +84,36 @@ def write_polygons(
         raise BadInput("no polygon left after sieving", product_id=msg.product_id)
     codes = np.concatenate(codes_parts)
     n = len(codes)
-    labels = {code: corine.clc_class(int(code)).label for code in np.unique(codes)}
+    present = np.unique(codes)
+    labels = pa.array([corine.clc_class(int(code)).label for code in present], pa.string())
     mean = np.concatenate(mean_parts)
-    field_data = [
-        codes,
-        np.array([labels[c] for c in codes], dtype=object),
-        np.full(n, msg.product_id, dtype=object),
-        np.full(n, msg.date, dtype=object),
-        np.full(n, msg.model, dtype=object),
-        np.full(n, msg.version, dtype=np.int32),
-        np.concatenate(areas_parts),
-        mean,
-    ]
-    pyogrio.raw.write(
+    table = pa.table(
+        {
+            "code": codes,
+            "label": labels.take(np.searchsorted(present, codes)),
+            "product_id": _repeated(msg.product_id, n),
+            "date": _repeated(msg.date, n),
+            "model": _repeated(msg.model, n),
+            "version": np.full(n, msg.version, dtype=np.int32),
+            "area_m2": np.concatenate(areas_parts),
+            "confidence": pa.array(mean, mask=np.isnan(mean)),
+            "geometry": pa.array(np.concatenate(wkb), pa.binary()),
+        }
+    )
+    assert tuple(table.column_names[:-1]) == POLYGON_FIELDS
+    pyogrio.raw.write_arrow(
+        table,
         dst,
-        np.asarray(np.concatenate(wkb), dtype=object),
-        field_data,
-        fields=list(POLYGON_FIELDS),
-        field_mask=[None] * (len(POLYGON_FIELDS) - 1) + [np.isnan(mean)],
-        geometry_type="Polygon",
-        crs="EPSG:4326",
         driver="FlatGeobuf",
         layer=msg.product_id,
+        geometry_name="geometry",
+        geometry_type="Polygon",
+        crs="EPSG:4326",
         layer_options={"SPATIAL_INDEX": "YES"},
     )
     return n
+
+
+def _repeated(value: str, n: int) -> pa.Array:
+    """A string column of one value, n times (no n Python strings)."""
+    return pa.DictionaryArray.from_arrays(np.zeros(n, dtype=np.int32), [value]).cast(pa.string())
