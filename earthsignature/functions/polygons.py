@@ -25,8 +25,8 @@ polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
    that still touches the next border stays pending; every other polygon is complete, so
    only border-touching polygons are ever kept between strips.
 5. Measure areas (pixels times a pixel's area in the raster CRS, in m²) and map pixel
-   coordinates through the raster CRS to EPSG:4326. No-data (code 0) regions take part in steps 2-4, so edges along clouds are
-   simplified too, and are dropped before output.
+   coordinates through the raster CRS to EPSG:4326. No-data (code 0) regions take part in
+   steps 2-4, so edges along clouds are simplified too, and are dropped before output.
 
 With a confidence raster (uint8 percent on the same grid), each polygon also gets the mean
 confidence of its pixels (after sieving, before simplification): step 2 burns the strip's
