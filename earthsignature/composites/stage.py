@@ -349,7 +349,7 @@ def write_vectors(
     """Polygons and vector tiles of a composite raster (False: no polygon after sieving);
     strips in ``workers`` threads, as publish's.
 
-    A full tile's polygonization is the largest allocation of the stage (903 MiB on the
+    A full tile's polygonization is the largest allocation of the stage (1014 MiB on the
     learned model's full tile, in publish's strip polygonizer), so for a raster of at least
     ``CHILD_PROCESS_PIXELS`` it runs in a spawned child, as publish's does: the worker's own
     peak stays that of its windows, and the memory is the system's again when the child
