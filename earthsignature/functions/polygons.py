@@ -217,8 +217,8 @@ def _strip_executor(workers: int) -> Iterator[Executor]:
     """``workers`` threads (at least one) that run strips ahead of the merge.
 
     Threads, not processes: GDAL's polygonize, GEOS and numpy release the GIL for the bulk of
-    a strip, and threads spare the spawn and the pickling of every strip's geometries (9 %
-    less CPU on the baseline full tile than two spawned processes, same output).
+    a strip, and threads spare the spawn and the pickling of every strip's geometries (about a
+    tenth less CPU on the baseline full tile than two spawned processes, same output).
     """
     pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="earthsig-strip")
     try:
