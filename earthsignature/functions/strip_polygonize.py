@@ -83,10 +83,10 @@ def coverage_vertices(
     simplification and union need both sides to have it. With ``junctions``, every vertex of
     any ring lying inside another edge is inserted in that edge (numpy over the ragged
     coordinate arrays; on the baseline full tile 62 % of the vertices that a vertex at every
-    pixel corner made, and 39 % less simplification time). Along each row of ``dense_rows`` (the strip's borders with
-    its neighbours) every pixel corner is inserted, so the pieces of a polygon cut by the
-    border match whatever the other strip holds. Coordinates must be integers and edges
-    horizontal or vertical, as polygonize makes them.
+    pixel corner made, and 39 % less simplification time). Along each row of ``dense_rows``
+    (the strip's borders with its neighbours) every pixel corner is inserted, so the pieces
+    of a polygon cut by the border match whatever the other strip holds. Coordinates must be
+    integers and edges horizontal or vertical, as polygonize makes them.
     """
     if not len(geoms):
         return geoms
