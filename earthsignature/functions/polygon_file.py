@@ -87,20 +87,22 @@ def write_polygons(
     present = np.unique(codes)
     labels = pa.array([corine.clc_class(int(code)).label for code in present], pa.string())
     mean = np.concatenate(mean_parts)
+    columns = [
+        codes,
+        labels.take(np.searchsorted(present, codes)),
+        _repeated(msg.product_id, n),
+        _repeated(msg.date, n),
+        _repeated(msg.model, n),
+        np.full(n, msg.version, dtype=np.int32),
+        np.concatenate(areas_parts),
+        pa.array(mean, mask=np.isnan(mean)),
+    ]
     table = pa.table(
         {
-            "code": codes,
-            "label": labels.take(np.searchsorted(present, codes)),
-            "product_id": _repeated(msg.product_id, n),
-            "date": _repeated(msg.date, n),
-            "model": _repeated(msg.model, n),
-            "version": np.full(n, msg.version, dtype=np.int32),
-            "area_m2": np.concatenate(areas_parts),
-            "confidence": pa.array(mean, mask=np.isnan(mean)),
+            **dict(zip(POLYGON_FIELDS, columns, strict=True)),
             "geometry": pa.array(np.concatenate(wkb), pa.binary()),
         }
     )
-    assert tuple(table.column_names[:-1]) == POLYGON_FIELDS
     pyogrio.raw.write_arrow(
         table,
         dst,

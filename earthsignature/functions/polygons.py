@@ -136,9 +136,7 @@ def iter_polygon_batches(
         ):
             if len(inner):
                 yield inner
-            bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
-            touches_top = (bounds[:, 1] == row0) & (row0 > 0)
-            touches_bottom = (bounds[:, 3] == row1) & (row1 < height)
+            touches_top, touches_bottom = _touching_borders(geoms, row0, row1, height)
             merged, merged_codes, merged_bottom, merged_stats = _merge_across_border(
                 pending_geoms,
                 pending_codes,
@@ -199,17 +197,24 @@ def strip_polygons(
         # the strip's outline (its borders with the next strips and the raster's edges) is
         # kept vertex for vertex, so polygons cut by a border still match across it
         geoms = shapely.coverage_simplify(geoms, tolerance_px, simplify_boundary=False)
-    bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
-    border = np.isin(bounds[:, 1], borders) | np.isin(bounds[:, 3], borders)
+    border = np.logical_or(*_touching_borders(geoms, row0, row1, height))
     inner = ~border
     batch = _finish(
         geoms[inner],
         codes[inner],
         to_crs,
-        Transformer.from_crs(crs, WGS84, always_xy=True),  # one per thread
+        Transformer.from_crs(crs, WGS84, always_xy=True),  # its own: threads share none
         stats[inner] if confidence is not None else None,
     )
     return batch, geoms[border], codes[border], stats[border]
+
+
+def _touching_borders(
+    geoms: np.ndarray, row0: int, row1: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which of a strip's polygons touch its border with the strip above, and below."""
+    bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+    return (bounds[:, 1] == row0) & (row0 > 0), (bounds[:, 3] == row1) & (row1 < height)
 
 
 @contextmanager

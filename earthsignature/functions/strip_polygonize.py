@@ -73,17 +73,15 @@ def _raw_vrt(width: int, height: int, row0: int) -> str:
     )
 
 
-def coverage_vertices(
-    geoms: np.ndarray, *, junctions: bool = True, dense_rows: Sequence[int] = ()
-) -> np.ndarray:
+def coverage_vertices(geoms: np.ndarray, dense_rows: Sequence[int] = ()) -> np.ndarray:
     """Polygons whose shared edges match vertex for vertex: an exact coverage for GEOS.
 
     Polygonize puts vertices only where a ring turns, so where three regions meet along a
     straight edge (a T-junction) one side has a vertex the other lacks; GEOS's coverage
-    simplification and union need both sides to have it. With ``junctions``, every vertex of
-    any ring lying inside another edge is inserted in that edge (numpy over the ragged
-    coordinate arrays; on the baseline full tile 62 % of the vertices that a vertex at every
-    pixel corner made, and 39 % less simplification time). Along each row of ``dense_rows``
+    simplification and union need both sides to have it. Every vertex of any ring lying
+    inside another edge is inserted in that edge (numpy over the ragged coordinate arrays; on
+    the baseline full tile 62 % of the vertices that a vertex at every pixel corner made, and
+    39 % less simplification time). Along each row of ``dense_rows``
     (the strip's borders with its neighbours) every pixel corner is inserted, so the pieces
     of a polygon cut by the border match whatever the other strip holds. Coordinates must be
     integers and edges horizontal or vertical, as polygonize makes them.
@@ -103,12 +101,12 @@ def coverage_vertices(
     after = np.roll(local, -1, axis=0)
     horizontal = starts_edge & (local[:, 1] == after[:, 1]) & (local[:, 0] != after[:, 0])
     vertical = starts_edge & (local[:, 0] == after[:, 0]) & (local[:, 1] != after[:, 1])
-    row_points = [local[:, 1] * span + local[:, 0]] if junctions else []
+    row_points = [local[:, 1] * span + local[:, 0]]
     columns = np.arange(local[:, 0].max() + 1, dtype=np.int64)
     for row in dense_rows:
         row_points.append((row - origin[1]) * span + columns)
-    by_row = np.unique(np.concatenate(row_points)) if row_points else np.empty(0, np.int64)
-    by_column = np.unique(local[:, 0] * span + local[:, 1]) if junctions else np.empty(0, np.int64)
+    by_row = np.unique(np.concatenate(row_points))
+    by_column = np.unique(local[:, 0] * span + local[:, 1])
     extra = np.zeros(n, dtype=np.int64)
     inserted = []  # per kind of edge: its vertices' indices, and the inserted points (x, y)
     for mask, line, along, points in (
@@ -116,7 +114,7 @@ def coverage_vertices(
         (vertical, 0, 1, by_column),
     ):
         edges = np.flatnonzero(mask)
-        if not len(edges) or not len(points):
+        if not len(edges):
             continue
         a, b = local[edges, along], after[edges, along]
         base = local[edges, line] * span

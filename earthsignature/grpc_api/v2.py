@@ -157,7 +157,7 @@ class DatabaseProductService:
         return answers
 
     def _located(
-        self, product: IndexedProduct, aoi: BaseGeometry | Area, categories: frozenset[int]
+        self, product: IndexedProduct, aoi: Area, categories: frozenset[int]
     ) -> Located | None:
         """The product's pre-encoded polygons meeting ``aoi``; None when it has none or they
         are unusable (logged)."""
@@ -178,16 +178,6 @@ class DatabaseProductService:
     ) -> Encoded:
         table = vectors.read_table(self.state.store, product.asset("polygons"), aoi, categories)
         return Encoded(table.names, feature_bodies(table), PRECISION)
-
-    def _polygons(
-        self, product: IndexedProduct, aoi: BaseGeometry | None, categories: frozenset[int]
-    ) -> Encoded:
-        """One product's polygon bodies: pre-encoded when published so (and an area is given),
-        else from the FlatGeobuf; a broken pre-encoded object falls back to the FlatGeobuf."""
-        found = self._located(product, aoi, categories) if aoi is not None else None
-        if found is not None:
-            return finish([found])[0]
-        return self._flatgeobuf(product, aoi, categories)
 
     @handle_errors
     def ListProductIds(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:

@@ -14,10 +14,12 @@ import pytest
 import shapely
 from shapely.geometry import Polygon
 
+from earthsignature.grpc_api.errors import CorruptProducts
 from earthsignature.grpc_api.index import IndexedProduct, _parse_row
 from earthsignature.grpc_api.v2 import DatabaseProductService
 from earthsignature.grpc_api.vectors import read_table
 from earthsignature.polygons import encoded
+from earthsignature.polygons.area import Area
 from earthsignature.polygons.encoded import read_encoded, write_encoded
 from earthsignature.polygons.geobuf_encode import encode_bodies, feature_bodies
 from earthsignature.polygons.table import geodesic_area_m2
@@ -132,7 +134,8 @@ def test_a_broken_pre_encoded_object_is_refused_and_v2_falls_back(
     state = SimpleNamespace(store=local, encoded_headers=encoded.HeaderCache(), geos=GeosThreads())
     service = DatabaseProductService(state, None)  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, "earthsignature.grpc_api.v2"):
-        answer = service._polygons(product, aoi, frozenset())
+        [(_, answer)] = service._answers([product], Area(aoi), frozenset(), CorruptProducts())
+    assert answer is not None
     assert "pre-encoded polygons unusable" in caplog.text
     assert answer.bodies == feature_bodies(read_table(local, "p.fgb", aoi))
     assert answer.bodies

@@ -55,11 +55,12 @@ def test_coverage_vertices_fills_t_junctions_and_dense_rows() -> None:
     assert (4, 2) in _vertices(fixed[0])
     assert shapely.get_num_coordinates(fixed).tolist() == [6, 5, 5]  # nothing else added
     # a border row gets every pixel corner, on every polygon along it, nowhere else
-    dense = coverage_vertices(geoms, junctions=False, dense_rows=[5])
+    dense = coverage_vertices(geoms, dense_rows=[5])
     assert shapely.equals(dense, geoms).all()
     assert {(x, 5) for x in range(0, 5)} <= _vertices(dense[1])
     assert {(x, 5) for x in range(4, 11)} <= _vertices(dense[2])
-    assert (4, 2) not in _vertices(dense[0])  # junctions off: the T-junction is left alone
+    # the junction, then the row's inner corners (3 on the left, 5 on the right), no more
+    assert shapely.get_num_coordinates(dense).tolist() == [6, 5 + 3, 5 + 5]
 
 
 @pytest.mark.parametrize("make", [random_codes, speckle_codes])
