@@ -24,7 +24,7 @@ from pathlib import Path
 from earthsignature.functions import fetch
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.stac import AssetRef
-from earthsignature.generator.mgrs import tile_grid
+from earthsignature.mgrs import tile_grid
 
 _GENERATE = (
     "import sys; from pathlib import Path; from earthsignature.generator import generate_product;"

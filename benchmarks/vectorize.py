@@ -41,7 +41,6 @@ import pyogrio
 import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
-from scipy.ndimage import gaussian_filter, zoom
 
 PUBLISHED_POLYGONS = "polygons/model=bench/version=1/date=2020-02-19/BENCH.fgb"
 CODES = np.array([112, 211, 231, 311, 312, 324, 512, 333], dtype=np.uint16)
@@ -49,6 +48,9 @@ CODES = np.array([112, 211, 231, 311, 312, 324, 512, 333], dtype=np.uint16)
 
 def make_raster(path: Path, size: int, seed: int = 0) -> None:
     """Smooth random patches (a coarse noise field, upsampled) written block row by row."""
+    # here, not at the top: the methods run this file too, and must not pay for scipy.ndimage
+    from scipy.ndimage import gaussian_filter, zoom
+
     rng = np.random.default_rng(seed)
     coarse = gaussian_filter(rng.normal(size=(size // 8 + 1, size // 8 + 1)), 2.0)
     edges = np.quantile(coarse, np.linspace(0, 1, len(CODES) + 1)[1:-1])

@@ -34,7 +34,7 @@ from earthsignature.functions.cog import to_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
 from earthsignature.functions.stac import AOT, RESOLUTION, SCL, AssetRef
-from earthsignature.generator.mgrs import parse_tile, utm_epsg
+from earthsignature.mgrs import parse_tile, utm_epsg
 from earthsignature.models.errors import ModelError
 from earthsignature.models.repository import load_spec
 from earthsignature.runtime import Runtime

@@ -1,7 +1,8 @@
 """Raster classes to polygons in bounded strips: sieve, polygonize, merge, simplify, reproject.
 
 A full Sentinel-2 tile (10980 x 10980 px) is never held as one array or as one set of
-polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
+polygons. The raster is read in horizontal strips of at most ``strip_rows`` rows (an even
+number of near-equal strips, :func:`strip_bounds`):
 
 1. Sieve: each strip is read with a halo of rows above and below and sieved with GDAL in
    passes of growing size up to ``mmu_px`` (4-connectivity, no-data never filled; see
@@ -9,9 +10,10 @@ polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
    so whether a region is removed is decided as on the whole raster; only which neighbour
    absorbs it may differ when that neighbour is cut by the halo.
 2. Polygonize the strip's own rows with GDAL in pixel coordinates (integers, so edges on
-   both sides of a strip border are bit-identical; :mod:`strip_polygonize`, WKB arrays from
-   pyogrio's GDAL), then insert the vertices missing at T-junctions and every pixel corner
-   along the strip's borders (numpy) so the polygons form an exact coverage.
+   both sides of a strip border are bit-identical). Steps 1 and 2 are one GDALG pipeline in
+   pyogrio's GDAL (:mod:`strip_polygonize`, WKB arrays back, the GIL released throughout).
+   Then insert every pixel corner along the strip's borders, and, when simplifying, the
+   vertices missing at T-junctions (numpy), so the polygons form an exact coverage.
 3. Simplify the strip's polygons together with ``shapely.coverage_simplify``
    (Visvalingam-Whyatt on shared edges, topology kept). The strip's outline is kept as it
    is (``simplify_boundary=False``): an edge crossing a strip border keeps its vertex on the
@@ -26,7 +28,7 @@ polygons. The raster is read in horizontal strips of ``strip_rows`` rows:
    only border-touching polygons are ever kept between strips.
 5. Measure areas (pixels times a pixel's area in the raster CRS, in m²) and map pixel
    coordinates through the raster CRS to EPSG:4326. No-data (code 0) regions take part in
-   steps 2-4, so edges along clouds are simplified too, and are dropped before output.
+   steps 2-3, so edges along clouds are simplified too, and are dropped before the merge.
 
 With a confidence raster (uint8 percent on the same grid), each polygon also gets the mean
 confidence of its pixels (after sieving, before simplification): step 2 burns the strip's
@@ -44,7 +46,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any, TypeVar
 
 import numpy as np
@@ -52,7 +54,7 @@ import rasterio
 import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
-from rasterio.features import rasterize, sieve
+from rasterio.features import rasterize
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from scipy.sparse import coo_matrix
@@ -65,16 +67,14 @@ from earthsignature.functions.strip_polygonize import (
     polygonize_strip,
 )
 
-#: Held around rasterio's work on arrays (sieve, rasterize) in strip threads: rasterio wraps
-#: its in-memory datasets in ``warnings.catch_warnings``, which is not thread-safe, so two
-#: strips sieving at once leak its NotGeoreferencedWarning (an error under pytest's filter).
-#: The strips' polygonize and simplification, most of their time, still run side by side.
+#: Held around rasterio's work on arrays (rasterize) in strip threads: rasterio wraps its
+#: in-memory datasets in ``warnings.catch_warnings``, which is not thread-safe, so two strips
+#: rasterizing at once leak its NotGeoreferencedWarning (an error under pytest's filter).
 _RASTERIO_ARRAYS = threading.Lock()
 #: Rows polygonized at a time: bounds memory to a strip of the tile (plus its halo). On a
 #: speckled 5490 px wide map (benchmarks/vectorize.py) the whole publish-path vectorization
 #: peaked at 0.5 / 0.6 / 0.8 GiB RSS with 256 / 512 / 1024 rows, taking 47 / 37 / 33 s.
 DEFAULT_STRIP_ROWS = 1024
-CONNECTIVITY = 4
 WGS84 = CRS.from_epsg(4326)
 _T = TypeVar("_T")
 
@@ -127,7 +127,7 @@ def iter_polygon_batches(
     pending_codes = np.empty(0, dtype=np.int64)
     # per polygon: confidence sum and pixel count (zeros without a confidence raster)
     pending_stats = np.zeros((0, 2), dtype=np.float64)
-    rows = [(row0, min(height, row0 + strip_rows)) for row0 in range(0, height, strip_rows)]
+    rows = strip_bounds(height, strip_rows)
     conf_name = None if confidence is None else str(confidence.name)
     jobs = [(str(src.name), conf_name, row0, row1, mmu_px, tolerance_px) for row0, row1 in rows]
     with _strip_executor(workers) as pool:
@@ -163,6 +163,21 @@ def iter_polygon_batches(
     assert not len(pending_geoms)
 
 
+def strip_bounds(height: int, strip_rows: int) -> list[tuple[int, int]]:
+    """Rows (first, end) of each strip: at most ``strip_rows`` rows, as equal as can be, and
+    an even number of strips (one strip alone has none to pair with).
+
+    Two strip threads (publish's full tiles) then finish their last strips together: 11
+    strips of 1024 rows left the 11th alone on one core for 4.4 s of a full tile's ~35 s;
+    12 of 915 rows do not. The strips depend on the raster and ``strip_rows`` only, so the
+    polygons never depend on the number of threads.
+    """
+    count = math.ceil(height / strip_rows)
+    count += count % 2 if count > 1 else 0
+    edges = [height * i // count for i in range(count + 1)] if count else [0]
+    return list(pairwise(edges))
+
+
 def strip_polygons(
     path: str,
     confidence: str | None,
@@ -179,15 +194,20 @@ def strip_polygons(
     Takes paths, not datasets, so that it runs in another thread (a GDAL dataset is not
     shared between threads).
     """
+    sizes = sieve_thresholds(mmu_px)
     with rasterio.open(path) as src:
-        sieved = _sieved_strip(src, row0, row1, mmu_px)
+        # a halo of rows each side, the sum of the passes' sizes: a region below a pass's
+        # size spans fewer rows than that size, so each pass sees every region it may remove
+        halo = sum(sizes)
+        top, bottom = max(0, row0 - halo), min(src.height, row1 + halo)
+        block = src.read(1, window=Window(0, top, src.width, bottom - top))
         height, to_crs, crs = src.height, src.transform, src.crs
-    geoms, codes = polygonize_strip(sieved, row0)
-    del sieved
+    geoms, codes = polygonize_strip(block, top, rows=(row0, row1), sieve_sizes=sizes)
+    del block
     # an exact coverage for GEOS (simplification, union), whose borders with the
     # neighbouring strips have every pixel corner, for the merge
     borders = [row for row in (row0, row1) if 0 < row < height]
-    geoms = coverage_vertices(geoms, dense_rows=borders)
+    geoms = coverage_vertices(geoms, dense_rows=borders, junctions=tolerance_px > 0)
     if confidence is None:
         stats = np.zeros((len(geoms), 2), dtype=np.float64)
     else:
@@ -199,6 +219,7 @@ def strip_polygons(
         geoms = shapely.coverage_simplify(geoms, tolerance_px, simplify_boundary=False)
     border = np.logical_or(*_touching_borders(geoms, row0, row1, height))
     inner = ~border
+    border &= codes != NODATA  # no-data is never written: nothing to merge across a border
     batch = _finish(
         geoms[inner],
         codes[inner],
@@ -266,28 +287,6 @@ def sieve_thresholds(mmu_px: int) -> list[int]:
         sizes.append(size)
         size *= 4
     return [*sizes, mmu_px]
-
-
-def sieve_to_mmu(data: np.ndarray, mmu_px: int) -> np.ndarray:
-    """Regions below mmu_px pixels merged into neighbours (no-data never filled nor grown)."""
-    for size in sieve_thresholds(mmu_px):
-        data = sieve(data, size=size, mask=data != NODATA, connectivity=CONNECTIVITY)
-    return data
-
-
-def _sieved_strip(src: DatasetReader, row0: int, row1: int, mmu_px: int) -> np.ndarray:
-    """Rows row0..row1 of band 1, sieved to mmu_px using a halo of rows each side.
-
-    The halo is the sum of the sieve passes' sizes: a region below a pass's size spans fewer
-    rows than that size, so each pass sees every region it may remove in full.
-    """
-    halo = sum(sieve_thresholds(mmu_px))
-    top = max(0, row0 - halo)
-    bottom = min(src.height, row1 + halo)
-    data = src.read(1, window=Window(0, top, src.width, bottom - top))
-    with _RASTERIO_ARRAYS:
-        data = sieve_to_mmu(data, mmu_px)
-    return np.ascontiguousarray(data[row0 - top : row1 - top])
 
 
 def _confidence_sums(
@@ -363,10 +362,57 @@ def _merge_across_border(
     out_stats = np.zeros((len(sizes), 2), dtype=np.float64)
     if n:
         np.add.at(out_stats, roots, stats)
-    for group in np.flatnonzero(sizes > 1):
-        members = order[starts[group] : starts[group] + sizes[group]]
-        out_geoms[group] = shapely.coverage_union_all(items[members])  # keeps every vertex
+    groups = np.flatnonzero(sizes > 1)
+    if len(groups):
+        members = [items[order[starts[g] : starts[g] + sizes[g]]] for g in groups]
+        for group, union in zip(groups, _unions_at_row(members, row), strict=True):
+            out_geoms[group] = union
     return out_geoms, out_codes, out_bottom, out_stats
+
+
+def _unions_at_row(groups: list[np.ndarray], row: int) -> list[shapely.Geometry]:
+    """Per group, the union of the pieces of one polygon cut by pixel row ``row`` (a coverage:
+    GEOS's coverage union, which keeps every vertex).
+
+    Holes that do not reach the row cannot change: they are set aside and put back, so GEOS
+    nodes only the shells and the holes the border cuts (on the 2048² stress raster, whose
+    large regions are riddled with holes, 2.4x less union time). Rings are sorted out for all
+    groups at once: per piece in Python it cost more than it saved on a simplified full tile.
+    """
+    lengths = np.array([len(group) for group in groups])
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    pieces = np.concatenate(groups)
+    rings, owner = shapely.get_rings(pieces, return_index=True)
+    exterior = np.ones(len(rings), dtype=bool)  # a piece's rings: its exterior first
+    exterior[1:] = owner[1:] != owner[:-1]
+    bounds = shapely.bounds(rings) if len(rings) else np.empty((0, 4))
+    aside = ~exterior & ((bounds[:, 3] < row) | (bounds[:, 1] > row))
+    shells = pieces.copy()
+    rebuilt = np.unique(owner[aside])
+    if len(rebuilt):
+        keep = ~aside & np.isin(owner, rebuilt)
+        shells[rebuilt] = shapely.polygons(
+            rings[keep], indices=np.searchsorted(rebuilt, owner[keep])
+        )
+    aside_rings, aside_owner = rings[aside], owner[aside]
+    unions = []
+    for start, end, first, last in zip(
+        starts,
+        ends,
+        np.searchsorted(aside_owner, starts),
+        np.searchsorted(aside_owner, ends),
+        strict=True,
+    ):
+        union = shapely.coverage_union_all(shells[start:end])
+        if first < last:
+            if isinstance(union, shapely.Polygon):
+                holes = [*union.interiors, *aside_rings[first:last]]
+                union = shapely.polygons(union.exterior, holes)
+            else:  # pieces meeting at corners only: not expected, but then union them all
+                union = shapely.coverage_union_all(pieces[start:end])
+        unions.append(union)
+    return unions
 
 
 def _border_cells(geoms: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:

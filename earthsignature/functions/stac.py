@@ -25,7 +25,7 @@ from typing import Any
 import pystac
 
 from earthsignature.functions.errors import BadInput
-from earthsignature.generator.mgrs import parse_tile, utm_epsg
+from earthsignature.mgrs import parse_tile, utm_epsg
 from earthsignature.storage import layout
 from earthsignature.storage.errors import InvalidKey
 

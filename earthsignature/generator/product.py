@@ -28,7 +28,7 @@ from rasterio.warp import transform_geom
 from rasterio.windows import Window
 
 from earthsignature.generator import landcover, seasons, spectra
-from earthsignature.generator.mgrs import TILE_METRES, tile_grid
+from earthsignature.mgrs import TILE_METRES, tile_grid
 
 #: Window side at 10 m; a multiple of 6 x 128 so 20 m and 60 m windows are whole blocks.
 WINDOW_PX = 768

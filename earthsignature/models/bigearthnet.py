@@ -20,7 +20,7 @@ credited in anything built from it. Each patch is 1.2 x 1.2 km (120 x 120 px at 
 Georeference (for the ``sea`` post-processing): a patch name ends ``_<col>_<row>``, its index on
 the 120 px grid of its Sentinel-2 tile, so its upper-left corner is the tile's plus
 ``(1200 col, -1200 row)`` metres (checked on the georeferenced example patches bigearthnet-common
-2.8.0 ships: within ESA's 60 m tile-origin tolerance, :mod:`earthsignature.generator.mgrs`). v2
+2.8.0 ships: within ESA's 60 m tile-origin tolerance, :mod:`earthsignature.mgrs`). v2
 names carry the tile (``_T33UUP_``); v1 names do not, so :data:`V1_TILES` lists the tile of each
 v1 patch in configilm's lists, taken from BigEarthNet's S1/S2 name table (the S1 name holds the
 tile) as bigearthnet-common 2.8.0 ships it (``s1_s2_name_country_season.csv.bz2``)::
@@ -58,7 +58,7 @@ from rasterio.transform import Affine
 from scipy import ndimage
 
 from earthsignature import corine
-from earthsignature.generator.mgrs import tile_grid
+from earthsignature.mgrs import tile_grid
 
 CREDIT = "BigEarthNet (TU Berlin), CDLA-Permissive-1.0"
 V2_OFFSET = 0.0

@@ -15,7 +15,7 @@ from typing import Any
 from rasterio.warp import transform_geom
 
 from earthsignature.functions.stac import COMMON_NAMES, SCL, ProductRef, from_stac_item
-from earthsignature.generator.mgrs import tile_grid
+from earthsignature.mgrs import tile_grid
 
 #: ESA band id -> Earth Search v1 asset key.
 ASSET_KEYS = {band: key for key, band in COMMON_NAMES.items()}

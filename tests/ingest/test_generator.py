@@ -22,7 +22,7 @@ from earthsignature.generator import (
     seasons,
     spectra,
 )
-from earthsignature.generator.mgrs import KNOWN_ORIGINS, is_close_origin, square_south_west
+from earthsignature.mgrs import KNOWN_ORIGINS, is_close_origin, square_south_west
 from earthsignature.models import bigearthnet
 from earthsignature.storage import layout
 

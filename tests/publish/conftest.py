@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.features import sieve
 from rasterio.transform import from_origin
 from scipy.ndimage import gaussian_filter
 
+from earthsignature.corine import NODATA
 from earthsignature.functions.cog import to_cog
 from earthsignature.functions.messages import ProductMessage
+from earthsignature.functions.polygons import sieve_thresholds
 from earthsignature.runtime import Runtime
 from earthsignature.settings import load_settings
 from earthsignature.storage import ObjectStore, layout
@@ -148,3 +151,11 @@ def random_codes(seed: int) -> np.ndarray:
     codes = np.array([211, 311, 324, 512], dtype=np.uint16)[levels]
     codes[:30, :40] = 0  # a cloud
     return codes
+
+
+def sieve_to_mmu(data: np.ndarray, mmu_px: int) -> np.ndarray:
+    """The whole array sieved as the strips are (same passes, 4-connected, no-data never
+    filled), but with rasterio's GDAL in memory: the reference the strip pipeline is held to."""
+    for size in sieve_thresholds(mmu_px):
+        data = sieve(data, size=size, mask=data != NODATA, connectivity=4)
+    return data

@@ -18,11 +18,11 @@ from rasterio.warp import transform_geom
 from earthsignature.functions.cog import is_valid_cog
 from earthsignature.functions.errors import BadInput
 from earthsignature.functions.messages import ProductMessage
-from earthsignature.functions.polygons import mmu_pixels, sieve_to_mmu
+from earthsignature.functions.polygons import mmu_pixels
 from earthsignature.functions.publish import publish_product
 from earthsignature.runtime import Runtime
 from earthsignature.storage import ObjectStore, layout
-from tests.publish.conftest import CRS, TRANSFORM, scaled_codes, write_raster
+from tests.publish.conftest import CRS, TRANSFORM, scaled_codes, sieve_to_mmu, write_raster
 
 MessageFactory = Callable[..., ProductMessage]
 

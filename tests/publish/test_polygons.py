@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +15,19 @@ from rasterio.features import shapes
 
 from earthsignature.functions.polygons import (
     PolygonBatch,
+    _unions_at_row,
     iter_polygon_batches,
     mmu_pixels,
-    sieve_to_mmu,
+    strip_bounds,
 )
+from earthsignature.functions.strip_polygonize import coverage_vertices
 from tests.publish.conftest import (
     CRS,
     PIXEL_M2,
     TRANSFORM,
     block_codes,
     random_codes,
+    sieve_to_mmu,
     speckle_codes,
     write_raster,
 )
@@ -112,10 +116,16 @@ def test_strips_in_threads_give_the_same_polygons(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("strip_rows", [7, 45])
 def test_unsimplified_strips_keep_the_valid_area_exactly(tmp_path: Path, strip_rows: int) -> None:
-    """Without simplification every valid pixel is in exactly one polygon, whatever the strips."""
+    """Without simplification every valid pixel is in exactly one polygon, whatever the strips.
+
+    The polygons need not be an exact GEOS coverage here (no T-junction vertices, as in
+    ``gdal_polygonize``'s output): they overlap nowhere and cover every valid pixel.
+    """
     codes = random_codes(2)
     out = vectorize(write_raster(tmp_path / "c.tif", codes), strip_rows, tolerance_px=0)
-    assert shapely.coverage_is_valid(out.geometries)
+    assert shapely.is_valid(out.geometries).all()
+    union_area = shapely.area(shapely.union_all(out.geometries))
+    assert union_area == pytest.approx(shapely.area(out.geometries).sum(), rel=1e-9)
     assert utm_areas(out).sum() == pytest.approx((codes != 0).sum() * PIXEL_M2, rel=1e-9)
 
 
@@ -205,3 +215,34 @@ def test_real_corine_raster_matches_the_official_polygons(
         assert areas[out_codes == code].sum() == pytest.approx(raster, rel=0.01), code
         reference = official[official_codes == code].sum()
         assert areas[out_codes == code].sum() == pytest.approx(reference, rel=0.03), code
+
+
+def test_union_at_a_border_keeps_every_hole() -> None:
+    """Holes away from the border are set aside during the union and come back unchanged;
+    a hole the border cuts is closed by the union itself."""
+    holes = [shapely.box(2, 2, 4, 4), shapely.box(6, 8, 8, 12), shapely.box(2, 15, 4, 17)]
+    whole = shapely.Polygon(
+        shapely.box(0, 0, 10, 20).exterior, [h.exterior.coords[::-1] for h in holes]
+    )
+    pieces = shapely.intersection(whole, [shapely.box(0, 0, 10, 10), shapely.box(0, 10, 10, 20)])
+    pieces = coverage_vertices(pieces, dense_rows=[10], junctions=False)
+    (union,) = _unions_at_row([pieces], 10)
+    assert isinstance(union, shapely.Polygon) and union.is_valid
+    assert len(union.interiors) == 3
+    assert union.equals(whole)
+    assert union.equals(shapely.coverage_union_all(pieces))
+
+
+@pytest.mark.parametrize(("height", "strip_rows"), [(10980, 1024), (200, 7), (2048, 1024), (5, 2)])
+def test_strips_cover_every_row_in_an_even_count(height: int, strip_rows: int) -> None:
+    bounds = strip_bounds(height, strip_rows)
+    assert bounds[0][0] == 0 and bounds[-1][1] == height
+    assert all(end == nxt for (_, end), (nxt, _) in itertools.pairwise(bounds))
+    sizes = [end - first for first, end in bounds]
+    assert max(sizes) <= strip_rows and max(sizes) - min(sizes) <= 1
+    assert len(bounds) % 2 == 0
+
+
+def test_a_raster_within_one_strip_is_one_strip() -> None:
+    assert strip_bounds(200, 1024) == [(0, 200)]
+    assert strip_bounds(0, 1024) == []

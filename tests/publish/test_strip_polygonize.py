@@ -8,8 +8,9 @@ import shapely
 from rasterio.features import shapes
 from shapely.geometry import shape
 
+from earthsignature.functions.polygons import sieve_thresholds
 from earthsignature.functions.strip_polygonize import coverage_vertices, polygonize_strip
-from tests.publish.conftest import random_codes, speckle_codes
+from tests.publish.conftest import random_codes, sieve_to_mmu, speckle_codes
 
 
 def _rasterio_polygons(strip: np.ndarray, row0: int) -> set[tuple[int, bytes]]:
@@ -24,7 +25,7 @@ def _rasterio_polygons(strip: np.ndarray, row0: int) -> set[tuple[int, bytes]]:
 @pytest.mark.parametrize("make", [random_codes, speckle_codes])
 def test_strip_polygons_equal_rasterio_shapes(make) -> None:
     strip = make(0)[:64]  # a strip of the map, zeros (a cloud) included
-    geoms, codes = polygonize_strip(strip, row0=300)
+    geoms, codes = polygonize_strip(strip, top=300)
     ours = {
         (int(c), shapely.to_wkb(shapely.normalize(g))) for g, c in zip(geoms, codes, strict=True)
     }
@@ -33,8 +34,30 @@ def test_strip_polygons_equal_rasterio_shapes(make) -> None:
     assert shapely.area(geoms).sum() == strip.size  # an exact coverage of the strip
 
 
+@pytest.mark.parametrize("top", [0, 40])
+def test_sieved_rows_equal_rasterio_sieve_then_shapes(top: int) -> None:
+    """Sieve passes over the whole block, then only the asked rows polygonized: as rasterio's
+    sieve (in memory, another GDAL) then shapes of those rows. From the raster's first row
+    too, where GDAL would otherwise lose the rows' offset."""
+    block = speckle_codes(0)[:80]
+    sizes = [3, 12, 50]
+    geoms, codes = polygonize_strip(block, top=top, rows=(top + 20, top + 60), sieve_sizes=sizes)
+    ours = {
+        (int(c), shapely.to_wkb(shapely.normalize(g))) for g, c in zip(geoms, codes, strict=True)
+    }
+    sieved = sieve_to_mmu(block, 50)
+    assert sieve_thresholds(50) == sizes
+    assert ours == _rasterio_polygons(np.ascontiguousarray(sieved[20:60]), top + 20)
+    assert (sieved != block).any()  # the sieve had work to do
+
+
+def test_rows_outside_the_block_are_refused() -> None:
+    with pytest.raises(ValueError, match="not within the block"):
+        polygonize_strip(np.zeros((10, 5), dtype=np.uint16), top=100, rows=(95, 105))
+
+
 def test_empty_strip_has_no_polygon() -> None:
-    geoms, codes = polygonize_strip(np.zeros((0, 5), dtype=np.uint16), row0=0)
+    geoms, codes = polygonize_strip(np.zeros((0, 5), dtype=np.uint16), top=0)
     assert len(geoms) == len(codes) == 0
 
 
@@ -65,7 +88,7 @@ def test_coverage_vertices_fills_t_junctions_and_dense_rows() -> None:
 
 @pytest.mark.parametrize("make", [random_codes, speckle_codes])
 def test_coverage_vertices_make_polygonized_regions_an_exact_coverage(make) -> None:
-    geoms, _ = polygonize_strip(make(1)[:50], row0=0)
+    geoms, _ = polygonize_strip(make(1)[:50], top=0)
     fixed = coverage_vertices(geoms, dense_rows=[50])
     assert shapely.equals(fixed, geoms).all()
     assert shapely.coverage_is_valid(fixed)
