@@ -144,6 +144,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=5490, help="raster side in pixels")
     parser.add_argument("--keep", type=Path, help="keep the raster and outputs in this folder")
     parser.add_argument("--publish", action="store_true", help="also time the whole publish")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the methods this many rounds, one after another in each; report each "
+        "method's median wall time (a shared machine's speed drifts by tens of percent)",
+    )
     args = parser.parse_args()
     polygonize = shutil.which("gdal_polygonize.py") or shutil.which("gdal_polygonize")
     folder = Path(tempfile.mkdtemp(prefix="earthsig-bench-")) if args.keep is None else args.keep
@@ -176,16 +183,27 @@ def main() -> None:
         outputs["earthsig-publish"] = folder / "store" / PUBLISHED_POLYGONS
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"raster {args.size} x {args.size} px, uint16, {raster.stat().st_size / 2**20:.1f} MiB")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in methods}
+    for _ in range(max(1, args.repeat)):
+        for name, command in methods.items():
+            # a kept folder's earlier output would be appended to (gdal_polygonize) or replaced
+            outputs[name].unlink(missing_ok=True)
+            # a fresh measuring process per method, so RUSAGE_CHILDREN is that method's alone
+            out = subprocess.run([*me, "_measure", "--", *command], check=True, capture_output=True)
+            result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+            result["polygons"] = pyogrio.read_info(outputs[name])["features"]
+            runs[name].append(result)
+            print(f"{name:22s} {result}")
     results = {}
-    for name, command in methods.items():
-        # a kept folder's earlier output would be appended to (gdal_polygonize) or replaced
-        outputs[name].unlink(missing_ok=True)
-        # a fresh measuring process per method, so RUSAGE_CHILDREN is that method's alone
-        out = subprocess.run([*me, "_measure", "--", *command], check=True, capture_output=True)
-        result = json.loads(out.stdout.decode().strip().splitlines()[-1])
-        result["polygons"] = pyogrio.read_info(outputs[name])["features"]
-        results[name] = result
-        print(f"{name:22s} {result}")
+    for name, measured in runs.items():
+        results[name] = {
+            "wall_s": float(np.median([r["wall_s"] for r in measured])),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in measured),
+            "polygons": measured[-1]["polygons"],
+        }
+        if len(measured) > 1:
+            results[name]["wall_s_runs"] = [r["wall_s"] for r in measured]
+            print(f"{name:22s} median {results[name]}")
     if polygonize:
         gdal = results["gdal_polygonize"]["wall_s"]
         ratios = {

@@ -388,6 +388,8 @@ def _unions_at_row(groups: list[np.ndarray], row: int) -> list[shapely.Geometry]
     exterior[1:] = owner[1:] != owner[:-1]
     bounds = shapely.bounds(rings) if len(rings) else np.empty((0, 4))
     aside = ~exterior & ((bounds[:, 3] < row) | (bounds[:, 1] > row))
+    # a multipolygon's second exterior would pass for a hole: its rings all stay (not expected)
+    aside &= (shapely.get_type_id(pieces) == shapely.GeometryType.POLYGON)[owner]
     shells = pieces.copy()
     rebuilt = np.unique(owner[aside])
     if len(rebuilt):
