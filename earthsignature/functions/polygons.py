@@ -11,7 +11,7 @@ number of near-equal strips, :func:`strip_bounds`):
    absorbs it may differ when that neighbour is cut by the halo.
 2. Polygonize the strip's own rows with GDAL in pixel coordinates (integers, so edges on
    both sides of a strip border are bit-identical). Steps 1 and 2 are one GDALG pipeline in
-   pyogrio's GDAL (:mod:`strip_polygonize`, WKB arrays back, the GIL released throughout).
+   pyogrio's GDAL (:mod:`strip_polygonize`, WKB arrays back, the GIL mostly released).
    Then insert every pixel corner along the strip's borders, and, when simplifying, the
    vertices missing at T-junctions (numpy), so the polygons form an exact coverage.
 3. Simplify the strip's polygons together with ``shapely.coverage_simplify``

@@ -69,8 +69,8 @@ SEGMENTATION_BAND = "CORINE Land Cover level-3 code (0 = no data)"
 #: Rasters of at least this many pixels are published by two child processes: the COG
 #: alongside the polygons, the tiles' low and high zoom levels side by side (two cores
 #: instead of one). The worker process only waits, so GDAL calls that hold the GIL for
-#: seconds (polygonize, sieve, the FlatGeobuf and PMTiles writers) never starve its
-#: heartbeat thread (a job silent past the heartbeat grace is run a second time).
+#: seconds (the FlatGeobuf and PMTiles writers) never starve its heartbeat thread (a
+#: job silent past the heartbeat grace is run a second time).
 CHILD_PROCESS_PIXELS = 16_000_000
 #: Threads the polygons child vectorizes strips in (sieve, polygonize, simplify), beside
 #: the COG child: the strips are most of the polygons' time.
