@@ -376,8 +376,9 @@ def _unions_at_row(groups: list[np.ndarray], row: int) -> list[shapely.Geometry]
 
     Holes that do not reach the row cannot change: they are set aside and put back, so GEOS
     nodes only the shells and the holes the border cuts (on the 2048² stress raster, whose
-    large regions are riddled with holes, 2.4x less union time). Rings are sorted out for all
-    groups at once: per piece in Python it cost more than it saved on a simplified full tile.
+    large regions are riddled with holes, 0.76 -> 0.22 s of unions). Rings are sorted out for
+    all groups at once: per piece in Python it cost more than it saved on a simplified full
+    tile.
     """
     lengths = np.array([len(group) for group in groups])
     ends = np.cumsum(lengths)
