@@ -75,11 +75,9 @@ def polygonize_strip(
     steps.append(f"polygonize --attribute-name {CODE_FIELD}")
     with tempfile.TemporaryDirectory(prefix="earthsig-strip-") as tmp:
         folder = Path(tmp)
-        np.ascontiguousarray(block, dtype="<u2").tofile(folder / "strip.bin")
-        (folder / "strip.vrt").write_text(_raw_vrt("strip.bin", width, height, top, "UInt16"))
+        _write_raw(folder, "strip", block.astype("<u2", copy=False), top)
         if sieve_sizes:
-            np.not_equal(block, 0).astype(np.uint8).tofile(folder / "mask.bin")
-            (folder / "mask.vrt").write_text(_raw_vrt("mask.bin", width, height, top, "Byte"))
+            _write_raw(folder, "mask", np.not_equal(block, 0).astype(np.uint8), top)
         pipeline = {
             "type": "gdal_streamed_alg",
             "command_line": "gdal pipeline " + " ! ".join(steps),
@@ -91,16 +89,23 @@ def polygonize_strip(
     return shapely.from_wkb(wkb), fields[0].astype(np.int64)
 
 
-def _raw_vrt(filename: str, width: int, height: int, top: int, data_type: str) -> str:
-    """A VRT over a raw little-endian, row-major file; x = column, y = top + row."""
-    size = {"Byte": 1, "UInt16": 2}[data_type]
-    return (
+#: GDAL's names of the raw arrays' types.
+_GDAL_TYPES = {np.dtype(np.uint8): "Byte", np.dtype("<u2"): "UInt16"}
+
+
+def _write_raw(folder: Path, name: str, array: np.ndarray, top: int) -> None:
+    """``name``.bin (the 2-D array's bytes, row-major) and ``name``.vrt, GDAL's view of it:
+    x = column, y = top + row."""
+    height, width = array.shape
+    np.ascontiguousarray(array).tofile(folder / f"{name}.bin")
+    (folder / f"{name}.vrt").write_text(
         f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">'
         f"<GeoTransform>0, 1, 0, {top}, 0, 1</GeoTransform>"
-        f'<VRTRasterBand dataType="{data_type}" band="1" subClass="VRTRawRasterBand">'
-        f'<SourceFilename relativetoVRT="1">{filename}</SourceFilename>'
-        f"<ImageOffset>0</ImageOffset><PixelOffset>{size}</PixelOffset>"
-        f"<LineOffset>{size * width}</LineOffset><ByteOrder>LSB</ByteOrder>"
+        f'<VRTRasterBand dataType="{_GDAL_TYPES[array.dtype]}" band="1" '
+        'subClass="VRTRawRasterBand">'
+        f'<SourceFilename relativetoVRT="1">{name}.bin</SourceFilename>'
+        f"<ImageOffset>0</ImageOffset><PixelOffset>{array.itemsize}</PixelOffset>"
+        f"<LineOffset>{array.itemsize * width}</LineOffset><ByteOrder>LSB</ByteOrder>"
         "</VRTRasterBand></VRTDataset>"
     )
 
