@@ -39,6 +39,7 @@ from earthsignature.models.repository import SHIPPED
 from earthsignature.queue import EmbeddedRedis, status
 from earthsignature.queue.enqueue import discover_payload, enqueue_discover
 from earthsignature.queue.rq_setup import make_queue
+from earthsignature.queue.run import wait_for_drain
 from earthsignature.queue.stages import QUEUES
 from earthsignature.queue.worker import LocalWorkers
 from earthsignature.settings import load_settings
@@ -327,6 +328,9 @@ def outcome(tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedi
                 )
                 assert enqueue_discover(conn, enqueuer, payload) is not None
             pipeline.wait(lambda: _settled(conn), timeout=90, what="the corpus runs to settle")
+            # a product's status turns terminal inside its last job, before RQ files the job
+            # as finished: the snapshot reads the registries once every queue has drained
+            wait_for_drain(conn, QUEUES, workers, timeout=60)
             return _snapshot(conn, store, root, workers)
     finally:
         conn.close()
