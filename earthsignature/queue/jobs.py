@@ -37,7 +37,13 @@ from earthsignature.queue import fanin, status
 from earthsignature.queue.enqueue import enqueue_stage, start_product
 from earthsignature.queue.preflight import cannot_heal
 from earthsignature.queue.reprocess import for_model
-from earthsignature.queue.stages import AFTER_COMMIT_STAGES, Stage, get_stage, resolve_handler
+from earthsignature.queue.stages import (
+    AFTER_COMMIT_STAGES,
+    PRODUCT_STAGES,
+    Stage,
+    get_stage,
+    resolve_handler,
+)
 from earthsignature.runtime import Runtime
 from earthsignature.storage import catalog
 from earthsignature.storage.records import OutcomeRecord, clear_record, write_record
@@ -163,29 +169,78 @@ def _run_stage(stage: str, payload: dict[str, Any]) -> dict[str, Any]:
             log.warning("%s of %s: %s", stage, msg.product_id, exc.reason)
             return {"outcome": "failed", "reason": exc.reason}
         return {"outcome": "ok"}
+    if _already_committed(rt, msg):
+        return _repeated_delivery(conn, rt, msg, stage)
     status.stage_started(conn, msg, stage, retry=_is_retry(job))
     try:
         out = resolve_handler(stage, rt.settings.stage_handlers)(msg, rt)
-    except ProductSkipped as exc:
+    except Exception as exc:
+        if _already_committed(rt, msg):  # committed meanwhile: its cleanup took our inputs
+            return _repeated_delivery(conn, rt, msg, stage, _reason(exc))
+        return _stage_failed(conn, job, rt, msg, stage, exc)
+    return _hand_on(conn, rt, spec, msg, list(out or []))
+
+
+def _stage_failed(
+    conn: redis.Redis,
+    job: Job | None,
+    rt: Runtime,
+    msg: ProductMessage,
+    stage: str,
+    exc: Exception,
+) -> dict[str, Any]:
+    """Record a stage's exception as its outcome; re-raises what RQ should retry."""
+    if isinstance(exc, ProductSkipped):
         _record(rt, msg, stage, "skipped", exc.reason, exc.details)
         status.finished(conn, msg, stage, "skipped", exc.reason)
         return {"outcome": "skipped", "reason": exc.reason}
-    except BadInput as exc:
+    if isinstance(exc, BadInput):
         _record(rt, msg, stage, "failed", exc.reason, exc.details)
         status.failure(conn, msg, stage, _reason(exc), final=True)
         return {"outcome": "failed", "reason": exc.reason}
+    permanent = cannot_heal(exc)  # unknown host, permission denied, a 4xx: no retry
+    final = permanent is not None or _last_attempt(job)
+    reason = f"{_reason(exc)} ({permanent})" if permanent else _reason(exc)
+    status.failure(conn, msg, stage, reason, final=final)
+    if permanent is not None:
+        _record(rt, msg, stage, "failed", reason, {"attempts": "cannot heal"})
+        return {"outcome": "failed", "reason": reason}
+    if final:
+        _record(rt, msg, stage, "failed", reason, {"attempts": "exhausted"})
+    raise exc
+
+
+def _already_committed(rt: Runtime, msg: ProductMessage) -> bool:
+    """Whether the product's catalog record exists (False when the store cannot say: the
+    stage then runs and meets the store's trouble itself)."""
+    try:
+        return catalog.is_committed(rt.store, msg.model, msg.version, msg.date, msg.product_id)
     except Exception as exc:
-        permanent = cannot_heal(exc)  # unknown host, permission denied, a 4xx: no retry
-        final = permanent is not None or _last_attempt(job)
-        reason = f"{_reason(exc)} ({permanent})" if permanent else _reason(exc)
-        status.failure(conn, msg, stage, reason, final=final)
-        if permanent is not None:
-            _record(rt, msg, stage, "failed", reason, {"attempts": "cannot heal"})
-            return {"outcome": "failed", "reason": reason}
-        if final:
-            _record(rt, msg, stage, "failed", reason, {"attempts": "exhausted"})
-        raise
-    return _hand_on(conn, rt, spec, msg, list(out or []))
+        log.warning("could not check whether %s is committed: %s", msg.product_id, exc)
+        return False
+
+
+def _repeated_delivery(
+    conn: redis.Redis, rt: Runtime, msg: ProductMessage, stage: str, error: str = ""
+) -> dict[str, Any]:
+    """A stage job of a product already committed: RQ delivers at least once, so a worker
+    lost after the commit, or a Redis restart that lost the job's end, runs it again. The
+    product's outcome stays committed (no failure record, status set back to committed)
+    and whatever the repeat wrote under ``work/`` goes."""
+    log.info(
+        "%s of %s: already committed for %s v%d, a repeated delivery%s",
+        stage,
+        msg.product_id,
+        msg.model,
+        msg.version,
+        f" (it failed: {error})" if error else "",
+    )
+    status.finished(conn, msg, PRODUCT_STAGES[-1], "committed")
+    try:
+        rt.store.delete_prefix(msg.work_prefix)
+    except Exception as exc:  # the lifecycle rule on work/ is the second guard
+        log.warning("could not remove %s: %s", msg.work_prefix, exc)
+    return {"outcome": "duplicate"}
 
 
 def _hand_on(
@@ -319,7 +374,11 @@ def on_job_failure(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
         return
     if get_stage(stage).after_commit:  # not the product's outcome: retried by RQ, or lost
         return
+    rt = get_runtime()
+    if _already_committed(rt, msg):  # lost after the commit: the product is done
+        _repeated_delivery(connection, rt, msg, stage, reason)
+        return
     final = _last_attempt(job)
     status.failure(connection, msg, stage, reason, final=final)
     if final:
-        _record(get_runtime(), msg, stage, "failed", reason, {"job": job.id})
+        _record(rt, msg, stage, "failed", reason, {"job": job.id})

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 
 import pytest
+from rq.callbacks import Callback
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 
+from earthsignature.functions.messages import ProductMessage
 from earthsignature.queue import status
-from earthsignature.queue.enqueue import discover_payload, enqueue_discover
+from earthsignature.queue.enqueue import ON_FAILURE, RUN_STAGE, discover_payload, enqueue_discover
+from earthsignature.queue.rq_setup import make_queue
+from earthsignature.queue.stages import get_stage
 from earthsignature.storage import catalog
-from tests.queue.conftest import Pipeline, product, write_products
-
-DAY = dt.date(2026, 3, 1)
+from earthsignature.storage.records import read_record
+from tests.queue.conftest import DAY, Pipeline, product, start_day, terminal, write_products
 
 
 @pytest.mark.parametrize("stage", ["infer", "vectorize"])
@@ -69,3 +73,46 @@ def test_killed_worker_job_is_retried_elsewhere(pipeline: Pipeline, stage: str) 
     assert len(keys) == len(set(keys))
     killed_keys = [k for k in keys if "S2A_KILLED" in k]
     assert len(killed_keys) == 1 + 1 + 3 + 1 + 2 * 2  # raw, mask, 3 outputs, catalog, shards+preds
+
+
+@pytest.mark.parametrize("stage", ["fetch", "infer"])
+def test_a_job_delivered_again_after_the_commit_leaves_the_product_committed(
+    pipeline: Pipeline, stage: str
+) -> None:
+    """At-least-once delivery: a worker lost after the commit, or a Redis restart that lost a
+    job's end, runs a stage job again. The commit removed the product's ``work/`` inputs, so
+    the repeat must neither fail the product nor redo it."""
+    write_products(pipeline.store, [product("S2A_AGAIN", n_shards=2)])
+    pipeline.start_workers(2)
+    start_day(pipeline)
+    pipeline.wait(terminal(pipeline, "r1", 1), what="the product committed")
+    settings = pipeline.settings
+    model, version = settings.model_name, settings.model_version
+    assert catalog.is_committed(pipeline.store, model, version, DAY, "S2A_AGAIN")
+    queue = make_queue(get_stage(stage).queue, pipeline.conn)
+    done = [
+        Job.fetch(i, pipeline.conn, serializer=JSONSerializer)
+        for i in queue.finished_job_registry.get_job_ids()
+    ]
+    [first] = [j for j in done if j.args[0] == stage and j.args[1].get("shard") in (None, 0)]
+    work = ProductMessage.model_validate(first.args[1]).work_prefix
+    pipeline.store.delete_prefix(work)  # as the real vectorize does after the commit
+    runs = f"test:runs:{stage}:S2A_AGAIN:v{version}" + (":0" if stage == "infer" else "")
+    before = pipeline.count(runs)
+
+    again = queue.enqueue_call(
+        RUN_STAGE,
+        args=first.args,
+        retry=get_stage(stage).retry(0),
+        on_failure=Callback(ON_FAILURE),
+    )
+    pipeline.wait(
+        lambda: again.get_status(refresh=True) in (JobStatus.FINISHED, JobStatus.FAILED),
+        what="the repeated job",
+    )
+    assert again.return_value() == {"outcome": "duplicate"}
+    assert pipeline.count(runs) == before  # the stage did not run again
+    [state] = status.products(pipeline.conn, "r1")
+    assert state.state == "committed"
+    assert read_record(pipeline.store, model, version, DAY, "S2A_AGAIN") is None
+    assert not [i.key for i in pipeline.store.list_keys(work)]
