@@ -73,6 +73,7 @@ def polygonize_strip(
     if (first, end) != (top, top + height):
         steps.append(f"clip --window 0,{first - top},{width},{end - first}")
     steps.append(f"polygonize --attribute-name {CODE_FIELD}")
+    _gdal_temporary_files_in_tmp()
     with tempfile.TemporaryDirectory(prefix="earthsig-strip-") as tmp:
         folder = Path(tmp)
         _write_raw(folder, "strip", block.astype("<u2", copy=False), top)
@@ -87,6 +88,17 @@ def polygonize_strip(
     if wkb is None or not len(wkb):
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
     return shapely.from_wkb(wkb), fields[0].astype(np.int64)
+
+
+def _gdal_temporary_files_in_tmp() -> None:
+    """Point GDAL's temporary files at the system's temp folder unless ``CPL_TMPDIR`` is set.
+
+    The pipeline's polygonize step writes its polygons to a temporary GeoPackage first, in
+    ``CPL_TMPDIR`` or else the current directory: a worker started in a read-only or removed
+    directory failed every product's polygons (sqlite3_open ... unable to open database file).
+    """
+    if pyogrio.get_gdal_config_option("CPL_TMPDIR") is None:  # the environment's counts
+        pyogrio.set_gdal_config_options({"CPL_TMPDIR": tempfile.gettempdir()})
 
 
 #: GDAL's names of the raw arrays' types.

@@ -107,8 +107,12 @@ def parse_time(value: str) -> dt.datetime:
 
 
 def relative_href(item_key: str, asset_key: str) -> str:
-    """The href of an asset relative to its item, as STAC readers resolve it."""
-    return posixpath.relpath(asset_key, posixpath.dirname(item_key))
+    """The href of an asset relative to its item, as STAC readers resolve it.
+
+    Keys are rooted at "/" first: ``relpath`` would otherwise make them absolute with the
+    process's working directory, which need not exist (a worker started in a removed one).
+    """
+    return posixpath.relpath(f"/{asset_key}", posixpath.dirname(f"/{item_key}"))
 
 
 def asset_key_from_href(item_key: str, href: object) -> str | None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import shapely
@@ -11,6 +16,8 @@ from shapely.geometry import shape
 from earthsignature.functions.polygons import sieve_thresholds
 from earthsignature.functions.strip_polygonize import coverage_vertices, polygonize_strip
 from tests.publish.conftest import random_codes, sieve_to_mmu, speckle_codes
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rasterio_polygons(strip: np.ndarray, row0: int) -> set[tuple[int, bytes]]:
@@ -49,6 +56,29 @@ def test_sieved_rows_equal_rasterio_sieve_then_shapes(top: int) -> None:
     assert sieve_thresholds(50) == sizes
     assert ours == _rasterio_polygons(np.ascontiguousarray(sieved[20:60]), top + 20)
     assert (sieved != block).any()  # the sieve had work to do
+
+
+def test_polygonizes_from_a_directory_it_cannot_write(tmp_path: Path) -> None:
+    """GDAL's polygonize step writes a temporary GeoPackage, by default in the current
+    directory; a worker started in a read-only or removed one must still polygonize."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = (
+        "import os, numpy as np\n"
+        "from earthsignature.functions.strip_polygonize import polygonize_strip\n"
+        f"os.chdir({str(gone)!r}); os.rmdir({str(gone)!r})\n"
+        "block = np.arange(1, 61, dtype=np.uint16).reshape(6, 10) % 3 + 1\n"
+        "geoms, codes = polygonize_strip(block, 0, rows=(1, 5), sieve_sizes=[3])\n"
+        "print(len(geoms), sorted(set(codes.tolist())))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CPL_TMPDIR"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, _codes = done.stdout.split(" ", 1)
+    assert int(count) > 0
 
 
 def test_rows_outside_the_block_are_refused() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import pytest
@@ -56,6 +57,22 @@ def test_relative_hrefs_resolve_to_the_asset_keys(store: ObjectStore) -> None:
     item = make_item(store, "P1", "2024-06-01")
     href = item["assets"]["segmentation"]["href"]
     assert href == "../../../../segmentations/model=m/version=1/date=2024-06-01/P1.tif"
+
+
+def test_relative_hrefs_need_no_working_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys are not paths: a worker whose working directory was removed still publishes."""
+
+    def gone() -> str:
+        raise FileNotFoundError("the working directory was removed")
+
+    monkeypatch.setattr(os, "getcwd", gone)
+    item_key = layout.catalog_key("m", 1, "2024-06-01", "P1")
+    assert catalog.relative_href(item_key, "polygons/model=m/P1.fgb") == (
+        "../../../../polygons/model=m/P1.fgb"
+    )
+    assert catalog.asset_key_from_href(item_key, "../../../../polygons/model=m/P1.fgb") == (
+        "polygons/model=m/P1.fgb"
+    )
 
 
 def test_commit_refuses_records_naming_missing_assets(store: ObjectStore) -> None:
