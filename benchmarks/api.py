@@ -27,6 +27,7 @@ runs on the host.
 
     python -m benchmarks api [--products 100000] [--requests 1000] [--seconds 30]
         [--processes 2] [--client-processes 2] [--keep DIR] [--only v1|v2]
+        [--area utm-square|lonlat-box]
 """
 
 from __future__ import annotations
@@ -198,14 +199,39 @@ def server_rss(group: Any) -> float:
     return round(sum(_rss_mib(p.pid) for p in group.processes), 1)
 
 
+#: Environment variable naming the query area's shape (set by ``--area``; client processes
+#: inherit it): ``utm-square`` (default) or ``lonlat-box``.
+AREA_ENV = "EARTHSIG_BENCH_AREA"
+AREA_SHAPES = ("utm-square", "lonlat-box")
+
+
 def area(rng: np.random.Generator) -> shapely.Geometry:
-    """A 10 x 10 km lon/lat area around CENTRE, shifted by up to 1 km."""
+    """A 10 x 10 km lon/lat area around CENTRE, shifted by up to 1 km: a UTM square (edges
+    segmentized every 500 m, then in lon/lat), or with ``lonlat-box`` that square's lon/lat
+    bounding box (an axis-aligned rectangle, as a map view asks)."""
     dx, dy = rng.uniform(-1000, 1000, 2)
     x, y = CENTRE[0] + dx, CENTRE[1] + dy
     utm = shapely.segmentize(box(x - 5000, y - 5000, x + 5000, y + 5000), 500.0)
-    return shapely.transform(
+    lonlat = shapely.transform(
         utm, lambda xy: np.column_stack(TO_LONLAT.transform(xy[:, 0], xy[:, 1]))
     )
+    if os.environ.get(AREA_ENV, AREA_SHAPES[0]) == "lonlat-box":
+        return box(*lonlat.bounds)
+    return lonlat
+
+
+def add_area_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--area",
+        choices=AREA_SHAPES,
+        default=AREA_SHAPES[0],
+        help="query area: a 10 km UTM square (default) or its lon/lat bounding box",
+    )
+
+
+def use_area(shape: str) -> None:
+    """Make :func:`area` (here and in the client processes started later) give ``shape``."""
+    os.environ[AREA_ENV] = shape
 
 
 def month(i: int) -> tuple[dt.datetime, dt.datetime]:
@@ -398,7 +424,9 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["v1", "v2"], help="run only this API's load levels (profiling)"
     )
+    add_area_argument(parser)
     args = parser.parse_args()
+    use_area(args.area)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="earthsig-api-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     store = LocalStore(str(folder))

@@ -30,7 +30,7 @@ most ``--requests`` calls or ``--seconds`` each), with the load average at each 
 density (products per query) stays the 100,000-product catalog's; ``--europe`` keeps all Europe.
 
     python -m benchmarks postgis_peer [--products 100000] [--requests 600] [--seconds 15]
-        [--rounds 2] [--keep DIR] [--europe] [--plain]
+        [--rounds 2] [--keep DIR] [--europe] [--plain] [--area utm-square|lonlat-box]
 
 ``--plain`` leaves the pre-encoded polygons (``polygons/encoded``) out of the catalog, so V2
 answers from the FlatGeobuf as products published before them do (a side-by-side of the two).
@@ -329,7 +329,9 @@ def main() -> None:
         action="store_true",
         help="spread --products over all Europe (else over a region giving 100,000's density)",
     )
+    api.add_area_argument(parser)
     args = parser.parse_args()
+    api.use_area(args.area)
     try:
         import psycopg  # noqa: F401
     except ImportError:

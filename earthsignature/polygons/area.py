@@ -11,6 +11,8 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from earthsignature.polygons.table import rectangle
+
 #: Grid cells along the area's longer side (the edge's pieces are at most one cell long).
 GRID = 64
 #: Degrees added around each boundary piece's extent (about 0.1 mm): the pieces of a
@@ -50,6 +52,8 @@ class Area:
         self._counts = np.zeros((self.shape[0] + 1, self.shape[1] + 1), dtype=np.int32)
         self._counts[1:, 1:] = marked.cumsum(0).cumsum(1)
         self._wkb: bytes | None = None
+        #: Its bounds when it is an axis-aligned rectangle (clipped by GEOS's fast rectangle cut)
+        self.rectangle = rectangle(geometry)
 
     def _cells(self, lo: np.ndarray, hi: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
         """Grid columns (axis 1) or rows (axis 0) of [lo, hi], clamped to the grid: monotonic,

@@ -52,7 +52,7 @@ from earthsignature.polygons.geobuf_encode import (
     geometry_fields,
     value_field,
 )
-from earthsignature.polygons.table import PolygonTable, assemble, equal_area_m2
+from earthsignature.polygons.table import PolygonTable, assemble, equal_area_m2, intersect
 from earthsignature.polygons.table import crossing as table_crossing
 from earthsignature.polygons.threads import GeosThreads
 from earthsignature.storage.base import ObjectStore
@@ -356,9 +356,9 @@ def locate(
     inside_area, crossing = table_crossing(geometries, area.geometry)
     cut = geometries[crossing]
     if threads is not None:
-        intersections = threads.intersection(cut, area.geometry, lambda: area.wkb)
+        intersections = threads.intersection(cut, area.geometry, lambda: area.wkb, area.rectangle)
     else:
-        intersections = _now(shapely.intersection(cut, area.geometry))
+        intersections = _now(intersect(cut, area.geometry, area.rectangle))
     return Located(
         names, precision, bodies, edge, geometries, spans[edge, 4:6], inside_area, crossing,
         intersections,

@@ -135,4 +135,43 @@ def clip(geometries: np.ndarray, aoi: BaseGeometry) -> tuple[np.ndarray, np.ndar
     perhaps in another thread.)
     """
     inside, cross = crossing(geometries, aoi)
-    return assemble(geometries, inside, cross, shapely.intersection(geometries[cross], aoi))
+    cut = intersect(geometries[cross], aoi, rectangle(aoi))
+    return assemble(geometries, inside, cross, cut)
+
+
+Rectangle = tuple[float, float, float, float]
+
+
+def rectangle(aoi: BaseGeometry) -> Rectangle | None:
+    """The area's bounds when it is an axis-aligned rectangle (a map view's box), else None."""
+    if aoi.geom_type != "Polygon" or aoi.is_empty:
+        return None
+    bounds = tuple(float(v) for v in aoi.bounds)
+    return bounds if shapely.equals(aoi, shapely.box(*bounds)) else None  # type: ignore[return-value]
+
+
+def intersect(
+    geometries: np.ndarray, aoi: BaseGeometry, rectangle: Rectangle | None = None
+) -> np.ndarray:
+    """``shapely.intersection(geometries, aoi)``; cut by GEOS's rectangle clipping when the
+    area is the axis-aligned ``rectangle`` (from :func:`rectangle`).
+
+    The rectangle clipping costs ~2.5 µs a polygon against ~30 µs for the general overlay
+    (600 edge polygons of a query: 1.5 against 17 ms), and gives the same polygons. It is
+    "fast but possibly dirty" (GEOS): its output is checked valid, and a polygon with a
+    vertex on one of the rectangle's side lines is left to the overlay, because there it can
+    return the wrong side of the rectangle (GEOS 3.14: ``POLYGON ((10 0, 10 60, 50 20, 90 60,
+    90 0, 10 0))`` by (30, 20, 70, 40)). Checked against the overlay on 110,000 random
+    polygons, a third of them snapped to a grid with the rectangle, for the same areas.
+    """
+    if rectangle is None or not len(geometries):
+        return shapely.intersection(geometries, aoi)
+    xmin, ymin, xmax, ymax = rectangle
+    xy, owner = shapely.get_coordinates(geometries, return_index=True)
+    on_side = (xy[:, 0] == xmin) | (xy[:, 0] == xmax) | (xy[:, 1] == ymin) | (xy[:, 1] == ymax)
+    out = shapely.clip_by_rect(geometries, xmin, ymin, xmax, ymax)
+    redo = np.bincount(owner[on_side], minlength=len(geometries)) > 0
+    redo |= ~shapely.is_valid(out)
+    if redo.any():
+        out[redo] = shapely.intersection(geometries[redo], aoi)
+    return out

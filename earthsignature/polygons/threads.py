@@ -26,6 +26,8 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from earthsignature.polygons.table import Rectangle, intersect
+
 
 def _cores() -> int:
     try:
@@ -34,9 +36,11 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _intersection(geometries: np.ndarray, area_wkb: bytes) -> np.ndarray:
+def _intersection(
+    geometries: np.ndarray, area_wkb: bytes, rectangle: Rectangle | None
+) -> np.ndarray:
     """A task: the polygons against the task's own copy of the area."""
-    return shapely.intersection(geometries, shapely.from_wkb(area_wkb))
+    return intersect(geometries, shapely.from_wkb(area_wkb), rectangle)
 
 
 class GeosThreads:
@@ -82,18 +86,23 @@ class GeosThreads:
             return True
 
     def intersection(
-        self, geometries: np.ndarray, area: BaseGeometry, area_wkb: Callable[[], bytes]
+        self,
+        geometries: np.ndarray,
+        area: BaseGeometry,
+        area_wkb: Callable[[], bytes],
+        rectangle: Rectangle | None = None,
     ) -> Callable[[], np.ndarray]:
-        """``shapely.intersection(geometries, area)``, later: call the returned function (from
-        the calling thread) for the result. Runs in the pool when the process is otherwise
-        idle (against a copy of ``area`` from ``area_wkb()``), else at once in this thread."""
+        """:func:`~earthsignature.polygons.table.intersect` of ``geometries`` and ``area``,
+        later: call the returned function (from the calling thread) for the result. Runs in the
+        pool when the process is otherwise idle (against a copy of ``area`` from
+        ``area_wkb()``), else at once in this thread."""
         pool = self._executor() if len(geometries) else None
         if pool is None:
             self.in_place += 1
-            result = shapely.intersection(geometries, area)
+            result = intersect(geometries, area, rectangle)
             return lambda: result
         self.handed_off += 1
-        return pool.submit(_intersection, geometries, area_wkb()).result
+        return pool.submit(_intersection, geometries, area_wkb(), rectangle).result
 
     def close(self) -> None:
         with self._lock:

@@ -40,6 +40,8 @@ AREAS = {
     "within one": aoi_box(500_100.0, 4_980_850.0, 500_200.0, 4_980_950.0),
     "beside": aoi_box(700_000.0, 4_980_000.0, 700_500.0, 4_980_500.0),
 }
+#: A map view's lon/lat box (cut by GEOS's rectangle clipping, polygons/table.py).
+AREAS["lon/lat box"] = shapely.box(*AREAS["box"].bounds)
 CATEGORIES = [frozenset(), frozenset({311, 512}), frozenset({999})]
 
 
@@ -87,10 +89,11 @@ def test_pre_encoded_polygons_match_the_flatgeobuf_path(
     assert (served > 0) == (area != "beside")
 
 
+@pytest.mark.parametrize("area", ["triangle", "lon/lat box"])
 def test_clipped_polygons_get_their_clipped_area(
-    api_store: ObjectStore, catalog: dict[str, Any]
+    api_store: ObjectStore, catalog: dict[str, Any], area: str
 ) -> None:
-    aoi = AREAS["triangle"]
+    aoi = AREAS[area]
     clipped = 0
     for _product, entry in catalog.values():
         table = read_table(api_store, entry.assets["polygons"], None)
