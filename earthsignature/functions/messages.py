@@ -124,7 +124,8 @@ class ProductMessage(BaseModel):
 
     @property
     def work_prefix(self) -> str:
-        return layout.work_prefix(self.product_id, self.run)
+        """This model version's scratch objects of the product in this run."""
+        return layout.work_prefix(self.product_id, self.run, self.model, self.version)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

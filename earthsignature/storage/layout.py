@@ -244,9 +244,22 @@ def composite_prefix(model: str, version: int | str, period: str, tile: str) -> 
     return f"{composites_prefix(model, version, period)}tile={tile_id(tile)}/"
 
 
-def work_prefix(product: str, run: str) -> str:
-    """``work/<product_id>/<run>/``: intermediate chips and shard predictions."""
-    return f"{WORK}/{product_id(product)}/{run_id(run)}/"
+def work_prefix(
+    product: str, run: str, model: str | None = None, version: int | str | None = None
+) -> str:
+    """``work/<product_id>/<run>/``: intermediate chips and shard predictions; with a model
+    version, its own ``model=<name>/version=<n>/`` below it.
+
+    Two versions of one product can run under one run id (the scheduler's ``daily-<day>``
+    fired again after a rollout switched the version): each needs its own chips, shard
+    predictions and clean-up, or one version's vectorize would read the other's predictions
+    and remove its inputs."""
+    prefix = f"{WORK}/{product_id(product)}/{run_id(run)}/"
+    if model is None and version is None:
+        return prefix
+    if model is None or version is None:
+        raise InvalidKey(f"{model}/{version}", "a model version needs both name and version")
+    return f"{prefix}model={model_name(model)}/version={model_version(version)}/"
 
 
 @dataclass(frozen=True)

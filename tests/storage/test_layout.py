@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from earthsignature.functions.messages import ProductMessage
 from earthsignature.storage import InvalidKey, layout
 
 
@@ -25,6 +26,28 @@ def test_keys_follow_the_architecture_layout() -> None:
     assert layout.catalog_key("clc-baseline", 2, day, pid) == f"catalog/{part}/{pid}.json"
     assert layout.record_key("clc-baseline", 2, day, pid) == f"records/{part}/{pid}.json"
     assert layout.work_prefix(pid, "run-1") == f"work/{pid}/run-1/"
+    assert layout.work_prefix(pid, "run-1", "clc-baseline", 2) == (
+        f"work/{pid}/run-1/model=clc-baseline/version=2/"
+    )
+
+
+def test_two_versions_of_a_product_in_one_run_share_no_scratch_object() -> None:
+    """A version's clean-up (a prefix delete) must not reach the other's chips/predictions."""
+    one, two = (
+        ProductMessage(
+            product_id="S2A_MSIL2A_20240601T103031_N0510_R108_T31TCJ_20240601T140001",
+            date="2024-06-01",
+            tile="31TCJ",
+            model="clc-baseline",
+            version=version,
+            run="daily-2024-06-01",
+        ).work_prefix
+        for version in (1, 2)
+    )
+    assert not one.startswith(two) and not two.startswith(one)
+    assert one.startswith(layout.work_prefix(one.split("/")[1], "daily-2024-06-01"))
+    with pytest.raises(InvalidKey):
+        layout.work_prefix("P1", "run-1", "clc-baseline")
 
 
 def test_datetime_partitions_by_its_utc_date() -> None:
