@@ -225,8 +225,9 @@ def _repeated_delivery(
 ) -> dict[str, Any]:
     """A stage job of a product already committed: RQ delivers at least once, so a worker
     lost after the commit, or a Redis restart that lost the job's end, runs it again. The
-    product's outcome stays committed (no failure record, status set back to committed)
-    and whatever the repeat wrote under ``work/`` goes."""
+    product's outcome stays committed (no failure record, status set back to committed),
+    whatever the repeat wrote under ``work/`` goes, and the commit's bookkeeping is done
+    (again: it is idempotent)."""
     log.info(
         "%s of %s: already committed for %s v%d, a repeated delivery%s",
         stage,
@@ -235,12 +236,26 @@ def _repeated_delivery(
         msg.version,
         f" (it failed: {error})" if error else "",
     )
-    status.finished(conn, msg, PRODUCT_STAGES[-1], "committed")
     try:
         rt.store.delete_prefix(msg.work_prefix)
     except Exception as exc:  # the lifecycle rule on work/ is the second guard
         log.warning("could not remove %s: %s", msg.work_prefix, exc)
-    return {"outcome": "duplicate"}
+    # the worker lost may have been the committing one, before it finished the bookkeeping
+    return {**_committed(conn, rt, msg, PRODUCT_STAGES[-1]), "outcome": "duplicate"}
+
+
+def _committed(conn: redis.Redis, rt: Runtime, msg: ProductMessage, stage: str) -> dict[str, Any]:
+    """What follows a commit, each step idempotent: an earlier run's failure record cleared,
+    the status committed, the after-commit stages enqueued (each job at most once; a
+    composite already holding the product does nothing)."""
+    clear_record(rt.store, msg.model, msg.version, msg.date, msg.product_id)
+    status.finished(conn, msg, stage, "committed")
+    after = [
+        j.id
+        for s in (AFTER_COMMIT_STAGES if rt.settings.composites else ())
+        if (j := enqueue_stage(conn, rt.settings, s, msg))
+    ]
+    return {"outcome": "committed", **({"enqueued": after} if after else {})}
 
 
 def _hand_on(
@@ -249,14 +264,7 @@ def _hand_on(
     """Enqueue what follows ``spec`` (as its fan-out/fan-in flags say) and update the status."""
     stage, next_stage = spec.name, spec.next
     if next_stage is None:
-        clear_record(rt.store, msg.model, msg.version, msg.date, msg.product_id)
-        status.finished(conn, msg, stage, "committed")
-        after = [
-            j.id
-            for s in (AFTER_COMMIT_STAGES if rt.settings.composites else ())
-            if (j := enqueue_stage(conn, rt.settings, s, msg))
-        ]
-        return {"outcome": "committed", **({"enqueued": after} if after else {})}
+        return _committed(conn, rt, msg, stage)
     if spec.fans_in:
         done = fanin.mark_shard_done(conn, msg)
         status.shards_progress(conn, msg, done)

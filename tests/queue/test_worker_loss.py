@@ -16,7 +16,7 @@ from earthsignature.queue.enqueue import ON_FAILURE, RUN_STAGE, discover_payload
 from earthsignature.queue.rq_setup import make_queue
 from earthsignature.queue.stages import get_stage
 from earthsignature.storage import catalog
-from earthsignature.storage.records import read_record
+from earthsignature.storage.records import OutcomeRecord, read_record, write_record
 from tests.queue.conftest import DAY, Pipeline, product, start_day, terminal, write_products
 
 
@@ -75,13 +75,14 @@ def test_killed_worker_job_is_retried_elsewhere(pipeline: Pipeline, stage: str) 
     assert len(killed_keys) == 1 + 1 + 3 + 1 + 2 * 2  # raw, mask, 3 outputs, catalog, shards+preds
 
 
-@pytest.mark.parametrize("stage", ["fetch", "infer"])
+@pytest.mark.parametrize("stage", ["fetch", "infer", "vectorize"])
 def test_a_job_delivered_again_after_the_commit_leaves_the_product_committed(
     pipeline: Pipeline, stage: str
 ) -> None:
     """At-least-once delivery: a worker lost after the commit, or a Redis restart that lost a
     job's end, runs a stage job again. The commit removed the product's ``work/`` inputs, so
-    the repeat must neither fail the product nor redo it."""
+    the repeat must neither fail the product nor redo it; and as the committing worker may
+    be the one lost, it finishes the commit's bookkeeping (a stale failure record goes)."""
     write_products(pipeline.store, [product("S2A_AGAIN", n_shards=2)])
     pipeline.start_workers(2)
     start_day(pipeline)
@@ -99,6 +100,8 @@ def test_a_job_delivered_again_after_the_commit_leaves_the_product_committed(
     pipeline.store.delete_prefix(work)  # as the real vectorize does after the commit
     runs = f"test:runs:{stage}:S2A_AGAIN:v{version}" + (":0" if stage == "infer" else "")
     before = pipeline.count(runs)
+    stale = OutcomeRecord("S2A_AGAIN", DAY.isoformat(), model, version, "failed", stage, "lost")
+    write_record(pipeline.store, stale)  # as if the commit's worker died before clearing it
 
     again = queue.enqueue_call(
         RUN_STAGE,
