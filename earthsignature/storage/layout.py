@@ -140,11 +140,13 @@ def _bad(value: object) -> dt.date:
     raise InvalidKey(str(value), "dates are YYYY-MM-DD")
 
 
+def _model_partition(model: str, version: int | str) -> str:
+    """``model=<name>/version=<v>``, checked."""
+    return f"model={model_name(model)}/version={model_version(version)}"
+
+
 def _partition(model: str, version: int | str, date: dt.date | str) -> str:
-    return (
-        f"model={model_name(model)}/version={model_version(version)}"
-        f"/date={acquisition_date(date).isoformat()}"
-    )
+    return f"{_model_partition(model, version)}/date={acquisition_date(date).isoformat()}"
 
 
 def raw_prefix(date: dt.date | str, tile: str, product: str) -> str:
@@ -232,7 +234,7 @@ def period_id(value: str) -> str:
 def composites_prefix(model: str, version: int | str, period: str | None = None) -> str:
     """``composites/model=.../version=.../[period=.../]``: every composite of a model version
     (of one period)."""
-    prefix = f"{COMPOSITES}/model={model_name(model)}/version={model_version(version)}/"
+    prefix = f"{COMPOSITES}/{_model_partition(model, version)}/"
     return prefix if period is None else f"{prefix}period={period_id(period)}/"
 
 
@@ -259,7 +261,7 @@ def work_prefix(
         return prefix
     if model is None or version is None:
         raise InvalidKey(f"{model}/{version}", "a model version needs both name and version")
-    return f"{prefix}model={model_name(model)}/version={model_version(version)}/"
+    return f"{prefix}{_model_partition(model, version)}/"
 
 
 @dataclass(frozen=True)
