@@ -15,9 +15,8 @@ from shapely.geometry import shape
 
 from earthsignature.functions.polygons import sieve_thresholds
 from earthsignature.functions.strip_polygonize import coverage_vertices, polygonize_strip
+from tests.conftest import ROOT
 from tests.publish.conftest import random_codes, sieve_to_mmu, speckle_codes
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rasterio_polygons(strip: np.ndarray, row0: int) -> set[tuple[int, bytes]]:
